@@ -1,0 +1,31 @@
+# Rethinking ImageNet Pre-training (He, Girshick, Dollar, ICCV 2019) as a Snakemake workflow.
+#   snakemake --cores all                 # the default study (config.yaml)
+#   snakemake --cores all --configfile X  # another study (real data, other schedules, ...)
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config.yaml"
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+# The rules call our package as `python -m rethink.<module>`: make it importable for them.
+PACKAGE_DIR = os.path.join(workflow.basedir, "workflow")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, PACKAGE_DIR)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/detection.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        FIGURES,

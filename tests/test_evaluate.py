@@ -1,0 +1,76 @@
+"""pycocotools evaluation on hand-made detections."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from rethink.data import encode_mask
+from rethink.evaluate import SUMMARY_KEYS, evaluate_results
+
+H, W = 64, 80
+
+
+def square(x, y, s):
+    m = np.zeros((H, W), np.uint8)
+    m[y:y + s, x:x + s] = 1
+    return m
+
+
+def ground_truth():
+    objects = [(1, 1, square(5, 5, 20)), (1, 2, square(40, 10, 30)), (2, 1, square(10, 30, 25)),
+               (2, 2, square(50, 40, 12))]
+    anns = []
+    for i, (img, cat, m) in enumerate(objects, start=1):
+        ys, xs = np.nonzero(m)
+        bbox = [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]
+        anns.append({"id": i, "image_id": img, "category_id": cat, "bbox": bbox,
+                     "area": float(m.sum()), "iscrowd": 0, "segmentation": encode_mask(m)})
+    gt = COCO()
+    gt.dataset = {"images": [{"id": i, "width": W, "height": H, "file_name": f"{i}.jpg"} for i in (1, 2)],
+                  "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+                  "annotations": anns}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
+def as_detections(gt, score=0.9):
+    bbox, segm = [], []
+    for a in gt.dataset["annotations"]:
+        common = {"image_id": a["image_id"], "category_id": a["category_id"], "score": score}
+        bbox.append({**common, "bbox": a["bbox"]})
+        segm.append({**common, "segmentation": a["segmentation"]})
+    return bbox, segm
+
+
+def test_perfect_detections_score_one():
+    gt = ground_truth()
+    m = evaluate_results(gt, *as_detections(gt))
+    for task in ("bbox", "segm"):
+        assert set(m[task]) == set(SUMMARY_KEYS)
+        assert m[task]["AP"] == pytest.approx(1.0)
+        assert m[task]["AP50"] == pytest.approx(1.0)
+        assert m[task]["AR100"] == pytest.approx(1.0)
+        assert m["per_category"][task] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+
+
+def test_no_detections_score_zero():
+    gt = ground_truth()
+    m = evaluate_results(gt, [], [])
+    for task in ("bbox", "segm"):
+        assert m[task]["AP"] == 0.0 and m[task]["AR100"] == 0.0
+        assert m["per_category"][task] == {"a": 0.0, "b": 0.0}
+
+
+def test_wrong_category_and_shifted_boxes_score_in_between():
+    gt = ground_truth()
+    bbox, segm = as_detections(gt)
+    bbox[0]["category_id"] = 2           # one false positive + one miss
+    segm[0]["category_id"] = 2
+    bbox[1]["bbox"] = [b + 3 for b in bbox[1]["bbox"][:2]] + bbox[1]["bbox"][2:]  # IoU .68
+    m = evaluate_results(gt, bbox, segm)
+    assert 0.0 < m["bbox"]["AP"] < 1.0
+    assert m["bbox"]["AP50"] > m["bbox"]["AP75"]
+    assert m["per_category"]["bbox"]["a"] < 1.0

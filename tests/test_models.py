@@ -1,0 +1,68 @@
+import torch
+import yaml
+from torch import nn
+
+from conftest import ROOT
+from rethink import models
+
+CFG = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
+
+
+def norm_types(module):
+    return {type(m).__name__ for m in module.modules()
+            if isinstance(m, (nn.GroupNorm, nn.modules.batchnorm._NormBase))
+            or "BatchNorm" in type(m).__name__}
+
+
+def test_gn_detector_has_groupnorm_everywhere_and_no_batchnorm():
+    det = models.build_mask_rcnn(CFG, num_classes=8)
+    assert norm_types(det) == {"GroupNorm"}
+    # GN in backbone, FPN and the mask head (the paper's from-scratch recipe).
+    for part in (det.backbone.body, det.backbone.fpn, det.roi_heads.mask_head):
+        assert any(isinstance(m, nn.GroupNorm) for m in part.modules()), part
+    # Nothing is frozen.
+    assert all(p.requires_grad for p in det.parameters())
+
+
+def test_bn_option_gives_batchnorm():
+    det = models.build_mask_rcnn({**CFG, "norm": "BN"}, num_classes=3)
+    assert "BatchNorm2d" in norm_types(det) and "GroupNorm" not in norm_types(det)
+
+
+def test_pretrained_classifier_weights_load_into_detector_backbone():
+    clf = models.build_classifier(CFG, num_classes=5)
+    for p in clf.parameters():
+        nn.init.normal_(p)
+    det = models.build_mask_rcnn(CFG, num_classes=3)
+    models.load_backbone(det, models.backbone_state(clf))
+    body = det.backbone.body.state_dict()
+    for k, v in models.backbone_state(clf).items():
+        assert torch.equal(body[k], v), k
+
+
+def test_backbone_of_another_depth_is_rejected():
+    clf = models.build_classifier({**CFG, "depth": 18}, num_classes=5)
+    det = models.build_mask_rcnn(CFG, num_classes=3)
+    try:
+        models.load_backbone(det, models.backbone_state(clf))
+    except ValueError as e:
+        assert "does not fit" in str(e)
+    else:
+        raise AssertionError("mismatched backbone loaded")
+
+
+def test_detector_trains_and_predicts_on_a_tiny_batch():
+    torch.manual_seed(0)
+    det = models.build_mask_rcnn(CFG, num_classes=2)
+    img = torch.rand(3, 100, 140)
+    mask = torch.zeros(1, 100, 140, dtype=torch.uint8)
+    mask[0, 20:60, 30:90] = 1
+    target = {"boxes": torch.tensor([[30.0, 20, 90, 60]]), "labels": torch.tensor([1]), "masks": mask}
+    losses = det([img], [target])
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
+                           "loss_rpn_box_reg"}
+    sum(losses.values()).backward()
+    det.eval()
+    with torch.no_grad():
+        out = det([img])[0]
+    assert out["masks"].shape[-2:] == (100, 140)

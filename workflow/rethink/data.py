@@ -1,0 +1,152 @@
+"""COCO-format detection data for training and evaluation, with randomness keyed by
+(seed, iteration) so that a resumed or forked run sees exactly the batches and flips an
+uninterrupted run would.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+SPLITS = {"train": ("instances_train2017.json", "train2017"),
+          "val": ("instances_val2017.json", "val2017")}
+
+
+def load_coco(coco_root: str | Path, split: str) -> tuple[COCO, Path]:
+    ann_name, img_dir = SPLITS[split]
+    ann_file = Path(coco_root) / "annotations" / ann_name
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timing chatter
+        coco = COCO(str(ann_file))
+    return coco, Path(coco_root) / img_dir
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers, stable across processes and Python versions."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def train_transforms(flip_prob: float) -> v2.Compose:
+    return v2.Compose([v2.RandomHorizontalFlip(flip_prob), v2.ToDtype(torch.float32, scale=True)])
+
+
+def eval_transforms() -> v2.Compose:
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True)])
+
+
+class CocoInstances(torch.utils.data.Dataset):
+    """Images and Mask R-CNN targets (XYXY boxes, labels 1..K, binary masks).
+
+    Crowd annotations are left out of training targets (as in Detectron); evaluation
+    handles them through pycocotools. Items are fetched as (index, aug_seed): the seed
+    drives the transforms, so augmentation depends on the iteration, not on the worker.
+    """
+
+    def __init__(self, coco_root: str | Path, split: str, transforms=None,
+                 image_ids: list[int] | None = None):
+        self.coco, self.img_dir = load_coco(coco_root, split)
+        self.ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
+        self.cat_ids = sorted(self.coco.getCatIds())
+        self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.cat_ids)
+
+    def load_image(self, image_id: int) -> torch.Tensor:
+        info = self.coco.imgs[image_id]
+        path = self.img_dir / info["file_name"]
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")  # grayscale and CMYK JPEGs exist in real COCO
+        except (OSError, SyntaxError) as e:
+            raise RuntimeError(f"cannot read image {path} (image id {image_id}): {e}") from e
+        return tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+
+    def target(self, image_id: int, height: int, width: int) -> dict:
+        anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
+        boxes, labels, masks = [], [], []
+        for a in anns:
+            x, y, w, h = a["bbox"]
+            if w < 1 or h < 1:
+                continue
+            boxes.append([x, y, x + w, y + h])
+            labels.append(self.label_of[a["category_id"]])
+            masks.append(self.coco.annToMask(a))
+        box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        mask_t = (torch.from_numpy(np.stack(masks)) if masks
+                  else torch.zeros((0, height, width), dtype=torch.uint8))
+        return {
+            "boxes": tv_tensors.BoundingBoxes(box_t, format="XYXY", canvas_size=(height, width)),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "masks": tv_tensors.Mask(mask_t),
+            "image_id": image_id,
+        }
+
+    def __getitem__(self, item):
+        index, aug_seed = item if isinstance(item, tuple) else (item, 0)
+        image_id = self.ids[index]
+        img = self.load_image(image_id)
+        target = self.target(image_id, img.shape[-2], img.shape[-1])
+        if self.transforms is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(aug_seed)
+                img, target = self.transforms(img, target)
+        return img, target
+
+
+def batch_indices(iteration: int, batch_size: int, n: int, seed: int) -> list[int]:
+    """Dataset indices of the batch at `iteration`: epochs of seeded permutations."""
+    out = []
+    for pos in range(iteration * batch_size, (iteration + 1) * batch_size):
+        epoch, offset = divmod(pos, n)
+        perm = _permutation(seed, epoch, n)
+        out.append(int(perm[offset]))
+    return out
+
+
+_PERMS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    key = (seed, epoch, n)
+    if key not in _PERMS:
+        _PERMS.clear()
+        _PERMS[key] = np.random.default_rng(mix_seed(seed, epoch, 1)).permutation(n)
+    return _PERMS[key]
+
+
+class IterationBatches(torch.utils.data.Sampler):
+    """Yields, for iterations [start, end), the list of (index, aug_seed) of each batch."""
+
+    def __init__(self, start: int, end: int, batch_size: int, n: int, seed: int):
+        self.start, self.end, self.batch_size, self.n, self.seed = start, end, batch_size, n, seed
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __iter__(self):
+        for it in range(self.start, self.end):
+            idx = batch_indices(it, self.batch_size, self.n, self.seed)
+            yield [(i, mix_seed(self.seed, it, j, 2)) for j, i in enumerate(idx)]
+
+
+def collate(batch):
+    return tuple(zip(*batch))
+
+
+def encode_mask(binary: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle

@@ -1,0 +1,132 @@
+"""COCO evaluation (pycocotools COCOeval, bbox and segm) of a detection checkpoint.
+
+Writes the detections as COCO results files (bbox and segm, re-scorable by anyone) and a
+metrics JSON with all 12 summary numbers per task and per-category AP.
+
+    python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
+        --out-metrics m.json --out-bbox bbox.json --out-segm segm.json
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from . import checkpoint
+from .data import CocoInstances, collate, encode_mask, eval_transforms
+from .models import build_mask_rcnn
+from .runtime import Progress, json_arg, setup
+
+SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
+                "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+
+
+@torch.no_grad()
+def predict(model, dataset, device, batch_size=4, log_every=50):
+    """Run the model on every image; return (bbox results, segm results) in COCO format."""
+    model.eval()
+    cat_of = {label: cat for cat, label in dataset.label_of.items()}
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    bbox_res, segm_res = [], []
+    progress = Progress(len(dataset), log_every, "img")
+    for images, targets in loader:
+        outputs = model([im.to(device) for im in images])
+        for target, out in zip(targets, outputs):
+            boxes = out["boxes"].cpu().numpy()
+            masks = (out["masks"][:, 0] > 0.5).cpu().numpy()
+            for box, score, label, mask in zip(boxes, out["scores"].tolist(),
+                                               out["labels"].tolist(), masks):
+                x0, y0, x1, y1 = (float(v) for v in box)
+                common = {"image_id": target["image_id"], "category_id": cat_of[label],
+                          "score": round(score, 5)}
+                bbox_res.append({**common, "bbox": [round(x0, 2), round(y0, 2),
+                                                    round(x1 - x0, 2), round(y1 - y0, 2)]})
+                segm_res.append({**common, "segmentation": encode_mask(mask)})
+        line = progress.step(len(images))
+        if line:
+            print(f"eval {line}", flush=True)
+    return bbox_res, segm_res
+
+
+def load_results(gt: COCO, results: list) -> COCO:
+    """COCO.loadRes, plus the empty case it cannot handle (no detections at all)."""
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return gt.loadRes(results)
+    dt = COCO()
+    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
+                  "annotations": []}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt.createIndex()
+    return dt
+
+
+def coco_metrics(gt: COCO, results: list, iou_type: str) -> dict:
+    """The 12 COCOeval summary numbers and per-category AP (IoU .50:.95, all areas)."""
+    ev = COCOeval(gt, load_results(gt, results), iou_type)
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    summary = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats)}
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, maxDets 100
+    per_cat = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[:, :, k]
+        p = p[p > -1]
+        per_cat[gt.cats[cat_id]["name"]] = float(p.mean()) if p.size else -1.0
+    return {"summary": summary, "per_category": per_cat, "text": text.getvalue()}
+
+
+def evaluate_results(gt: COCO, bbox_res: list, segm_res: list) -> dict:
+    out = {"bbox": {}, "segm": {}, "per_category": {}}
+    for task, res in (("bbox", bbox_res), ("segm", segm_res)):
+        m = coco_metrics(gt, res, task)
+        out[task] = m["summary"]
+        out["per_category"][task] = m["per_category"]
+        print(f"{task}:\n{m['text']}", flush=True)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--coco", required=True)
+    p.add_argument("--model", required=True, help="model config as JSON")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--out-bbox", required=True)
+    p.add_argument("--out-segm", required=True)
+    p.add_argument("--init", default="", help="recorded in the metrics file")
+    p.add_argument("--branch", default="", help="recorded in the metrics file")
+    p.add_argument("--iteration", type=int, default=-1, help="recorded in the metrics file")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    device = setup(args.threads, args.device, deterministic=False)
+    dataset = CocoInstances(args.coco, "val", eval_transforms())
+    model = build_mask_rcnn(json_arg(args.model, "model"), dataset.num_classes)
+    state = checkpoint.load(args.checkpoint, required=("model",))
+    model.load_state_dict(state["model"])
+    model.to(device)
+    print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device})", flush=True)
+    bbox_res, segm_res = predict(model, dataset, device, args.batch_size)
+    metrics = {"init": args.init, "branch": args.branch, "iteration": args.iteration,
+               **evaluate_results(dataset.coco, bbox_res, segm_res),
+               "num_images": len(dataset), "num_detections": len(bbox_res),
+               "checkpoint": str(args.checkpoint)}
+    checkpoint.save_json(bbox_res, args.out_bbox)
+    checkpoint.save_json(segm_res, args.out_segm)
+    checkpoint.save_json(metrics, args.out_metrics)  # last: its presence means all is written
+    print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

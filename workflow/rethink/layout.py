@@ -1,0 +1,434 @@
+"""Checks that a dataset folder has the real ImageNet / COCO-2017 layout.
+
+The same checks run on the synthetic data and on the real datasets, so a
+pipeline pointed at a real ImageNet or COCO copy fails early with a message
+naming the file (and record) at fault instead of crashing inside training.
+
+CLI::
+
+    python -m rethink.layout [--imagenet DIR] [--coco DIR] \
+        [--verify-images header|full|none] --out stats.json
+
+writes the stats JSON (atomically) only if every check passes; otherwise it
+prints the error to stderr and exits 1 without writing ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from numbers import Real
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+COCO_SPLITS = ("train", "val")
+VERIFY_MODES = ("header", "full", "none")
+BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
+MAX_ERRORS_LISTED = 20
+
+
+class DatasetError(Exception):
+    """A dataset folder or annotation file does not have the expected layout/content."""
+
+
+# --------------------------------------------------------------------------- #
+# ImageNet
+# --------------------------------------------------------------------------- #
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _join(problems):
+    if len(problems) > MAX_ERRORS_LISTED:
+        extra = len(problems) - MAX_ERRORS_LISTED
+        problems = problems[:MAX_ERRORS_LISTED] + [f"... and {extra} more"]
+    return "; ".join(problems)
+
+
+def check_imagenet(root) -> dict:
+    """Check ``root/{train,val}/<class>/<images>``; return image counts.
+
+    Raises DatasetError listing every problem found (missing splits, splits
+    without class folders, empty class folders, class sets that differ).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"ImageNet folder {root}: does not exist or is not a directory")
+    problems = []
+    classes = {}
+    for split in ("train", "val"):
+        d = root / split
+        if not d.is_dir():
+            problems.append(f"missing {split}/")
+            continue
+        subdirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not subdirs:
+            problems.append(f"{split}/ has no class folders")
+            continue
+        counts = {}
+        for sd in subdirs:
+            n = sum(1 for p in sd.iterdir() if _is_image(p))
+            if n == 0:
+                problems.append(f"{split}/{sd.name}/ has no image files")
+            counts[sd.name] = n
+        classes[split] = counts
+    if "train" in classes and "val" in classes:
+        only_train = sorted(set(classes["train"]) - set(classes["val"]))
+        only_val = sorted(set(classes["val"]) - set(classes["train"]))
+        if only_train:
+            problems.append(f"class folders in train/ but not in val/: {_short(only_train)}")
+        if only_val:
+            problems.append(f"class folders in val/ but not in train/: {_short(only_val)}")
+    if problems:
+        raise DatasetError(f"ImageNet folder {root}: " + _join(problems))
+    stats = {"root": str(root), "classes": len(classes["train"]), "wnids": sorted(classes["train"])}
+    names = _read_class_names(root / "classes.txt")
+    if names is not None:
+        stats["class_names"] = [names.get(w, w) for w in stats["wnids"]]
+    for split, counts in classes.items():
+        v = list(counts.values())
+        stats[split] = {
+            "images": sum(v),
+            "min_per_class": min(v),
+            "max_per_class": max(v),
+        }
+    return stats
+
+
+def _short(names, n=10):
+    s = ", ".join(names[:n])
+    return s + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def _read_class_names(path: Path):
+    """Optional ``wnid<TAB>name`` file (classes.txt / LOC_synset_mapping style)."""
+    if not path.is_file():
+        return None
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
+        out[parts[0]] = parts[1].strip() if len(parts) > 1 else parts[0]
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# COCO
+# --------------------------------------------------------------------------- #
+def _is_num(x) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _load_json(path: Path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read: {e}") from None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise DatasetError(
+            f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text: {e}") from None
+
+
+def _index_images(img_dir: Path) -> dict:
+    """stem -> [paths] for every image file under img_dir (recursively)."""
+    index = {}
+    for dirpath, _dirs, files in os.walk(img_dir):
+        for fn in files:
+            stem, ext = os.path.splitext(fn)
+            if ext.lower() in IMAGE_EXTENSIONS:
+                index.setdefault(stem, []).append(Path(dirpath) / fn)
+    return index
+
+
+def resolve_image(root: Path, split_dir: Path, file_name: str, index=None):
+    """Locate an image named by a COCO record; None when it is not on disk.
+
+    ``file_name`` may be a bare name (``000000000139.jpg``), carry a subfolder
+    (``train2017/000000000139.jpg``, relative to the split folder or to the
+    dataset root) or have a different extension than the file on disk.
+    """
+    for cand in (split_dir / file_name, root / file_name):
+        if cand.is_file():
+            return cand
+    stem = os.path.splitext(os.path.basename(file_name))[0]
+    if index is not None:
+        hits = index.get(stem)
+        if hits:
+            return sorted(hits)[0]
+        return None
+    for ext in IMAGE_EXTENSIONS:
+        for e in (ext, ext.upper()):
+            cand = split_dir / (stem + e)
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _verify_image(path: Path, mode: str, width, height):
+    """Return a problem string or None."""
+    from PIL import Image, ImageFile
+
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # a global some libraries flip; we want strict decoding
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            if mode == "header":
+                im.verify()
+            else:
+                im.load()
+    except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
+        return f"unreadable image ({type(e).__name__}: {e})"
+    if _is_num(width) and _is_num(height) and size != (int(width), int(height)):
+        return f"image is {size[0]}x{size[1]} but the record says {width}x{height}"
+    return None
+
+
+def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str):
+    """Check one annotation file and its images; return (stats, category map)."""
+    doc = _load_json(ann_path)
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{ann_path}: top level must be a JSON object, got {type(doc).__name__}")
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(doc.get(k), list)]
+    if missing:
+        raise DatasetError(f"{ann_path}: missing or non-list field(s): {', '.join(missing)}")
+
+    errors = []
+
+    # categories
+    cats = {}
+    for i, c in enumerate(doc["categories"]):
+        if not isinstance(c, dict) or not _is_int(c.get("id")):
+            errors.append(f"categories[{i}]: needs an integer id")
+            continue
+        if c["id"] in cats:
+            errors.append(f"category id {c['id']}: duplicate id")
+        if not isinstance(c.get("name"), str):
+            errors.append(f"category id {c['id']}: needs a string name")
+        cats[c["id"]] = c.get("name")
+
+    # images
+    images = {}
+    for i, im in enumerate(doc["images"]):
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            errors.append(f"images[{i}]: needs an integer id")
+            continue
+        iid = im["id"]
+        if iid in images:
+            errors.append(f"image id {iid}: duplicate id")
+        bad = [k for k in ("width", "height") if not (_is_num(im.get(k)) and im.get(k) > 0)]
+        if bad:
+            errors.append(f"image id {iid}: {' and '.join(bad)} must be positive numbers")
+        if not isinstance(im.get("file_name"), str) or not im.get("file_name"):
+            errors.append(f"image id {iid}: needs a file_name")
+        images[iid] = im
+
+    # annotations
+    ann_ids = set()
+    annotated = set()
+    n_crowd = 0
+    for i, a in enumerate(doc["annotations"]):
+        if not isinstance(a, dict):
+            errors.append(f"annotations[{i}]: not an object")
+            continue
+        aid = a.get("id")
+        where = f"annotation id {aid}" if aid is not None else f"annotations[{i}]"
+        if not _is_int(aid):
+            errors.append(f"{where}: needs an integer id")
+        elif aid in ann_ids:
+            errors.append(f"{where}: duplicate id")
+        else:
+            ann_ids.add(aid)
+        img = images.get(a.get("image_id"))
+        if img is None:
+            errors.append(f"{where}: image_id {a.get('image_id')!r} is not in images")
+        else:
+            annotated.add(a["image_id"])
+        if a.get("category_id") not in cats:
+            errors.append(f"{where}: category_id {a.get('category_id')!r} is not in categories")
+        iscrowd = a.get("iscrowd", 0)
+        if iscrowd not in (0, 1):
+            errors.append(f"{where}: iscrowd must be 0 or 1, got {iscrowd!r}")
+        elif iscrowd == 1:
+            n_crowd += 1
+        if "area" in a and not (_is_num(a["area"]) and a["area"] >= 0):
+            errors.append(f"{where}: area must be a non-negative number, got {a['area']!r}")
+        # bbox
+        bbox = a.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+            errors.append(f"{where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
+        else:
+            x, y, w, h = bbox
+            if w < 0 or h < 0:
+                errors.append(f"{where}: bbox {bbox} has negative width or height")
+            elif img is not None and _is_num(img.get("width")) and _is_num(img.get("height")):
+                W, H = img["width"], img["height"]
+                t = BBOX_TOLERANCE
+                if x < -t or y < -t or x + w > W + t or y + h > H + t:
+                    errors.append(
+                        f"{where}: bbox {bbox} lies outside image id {img['id']} ({W}x{H})"
+                    )
+        # segmentation
+        seg = a.get("segmentation")
+        if seg is None:
+            pass
+        elif isinstance(seg, list):
+            if not seg:
+                errors.append(f"{where}: empty polygon segmentation list")
+            for j, poly in enumerate(seg):
+                if not (isinstance(poly, list) and all(_is_num(v) for v in poly)):
+                    errors.append(f"{where}: polygon {j} must be a list of numbers")
+                elif len(poly) < 6 or len(poly) % 2:
+                    errors.append(
+                        f"{where}: polygon {j} has {len(poly)} coordinates; "
+                        "needs an even count of at least 6 (3 points)"
+                    )
+        elif isinstance(seg, dict):
+            size, counts = seg.get("size"), seg.get("counts")
+            if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+                errors.append(f"{where}: RLE segmentation needs size [h, w], got {size!r}")
+            elif img is not None and size != [img.get("height"), img.get("width")]:
+                errors.append(
+                    f"{where}: RLE size {size} does not match image id {img['id']} "
+                    f"[{img.get('height')}, {img.get('width')}]"
+                )
+            if not isinstance(counts, (str, list)):
+                errors.append(f"{where}: RLE segmentation needs counts (string or list)")
+        else:
+            errors.append(f"{where}: segmentation must be a polygon list or an RLE object")
+        if len(errors) > 5 * MAX_ERRORS_LISTED:
+            break
+
+    if errors:
+        raise DatasetError(f"{ann_path}: " + _join(errors))
+
+    # image files
+    index = _index_images(img_dir)
+    file_errors = []
+    for iid, im in images.items():
+        path = resolve_image(root, img_dir, im["file_name"], index)
+        if path is None:
+            file_errors.append(f"image id {iid}: file {im['file_name']!r} not found under {img_dir}")
+            continue
+        if verify_images != "none":
+            problem = _verify_image(path, verify_images, im.get("width"), im.get("height"))
+            if problem:
+                file_errors.append(f"image id {iid} ({path}): {problem}")
+        if len(file_errors) > MAX_ERRORS_LISTED:
+            break
+    if file_errors:
+        raise DatasetError(f"{ann_path}: " + _join(file_errors))
+
+    stats = {
+        "images": len(images),
+        "annotations": len(doc["annotations"]),
+        "categories": len(cats),
+        "crowd_annotations": n_crowd,
+        "images_without_annotations": len(set(images) - annotated),
+    }
+    return stats, cats
+
+
+def check_coco(root, verify_images: str = "header") -> dict:
+    """Check a COCO-2017 folder; return per-split stats.
+
+    ``verify_images``: "header" opens every image with PIL and runs verify(),
+    "full" decodes every image (catches truncated JPEGs), "none" only checks
+    the files exist.
+    """
+    if verify_images not in VERIFY_MODES:
+        raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {verify_images!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"COCO folder {root}: does not exist or is not a directory")
+    need = []
+    for split in COCO_SPLITS:
+        need.append((f"annotations/instances_{split}2017.json", "file"))
+    for split in COCO_SPLITS:
+        need.append((f"{split}2017/", "dir"))
+    missing = [
+        rel for rel, kind in need
+        if not ((root / rel).is_file() if kind == "file" else (root / rel).is_dir())
+    ]
+    if missing:
+        raise DatasetError(f"COCO folder {root}: missing " + ", ".join(missing))
+
+    stats = {"root": str(root), "verify_images": verify_images}
+    cat_maps = {}
+    for split in COCO_SPLITS:
+        ann = root / "annotations" / f"instances_{split}2017.json"
+        stats[split], cat_maps[split] = _check_split(
+            root, split, ann, root / f"{split}2017", verify_images
+        )
+    if cat_maps["train"] != cat_maps["val"]:
+        raise DatasetError(
+            f"COCO folder {root}: annotations/instances_train2017.json and "
+            "annotations/instances_val2017.json have different categories"
+        )
+    stats["category_names"] = [cat_maps["train"][k] for k in sorted(cat_maps["train"])]
+    return stats
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def _write_json_atomic(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m rethink.layout",
+        description="Check ImageNet / COCO-2017 folder layouts and annotations.",
+    )
+    ap.add_argument("--imagenet", metavar="DIR")
+    ap.add_argument("--coco", metavar="DIR")
+    ap.add_argument("--verify-images", choices=VERIFY_MODES, default="header")
+    ap.add_argument("--out", required=True, metavar="STATS_JSON")
+    args = ap.parse_args(argv)
+    if not args.imagenet and not args.coco:
+        ap.error("give --imagenet and/or --coco")
+    result = {}
+    try:
+        if args.imagenet:
+            result["imagenet"] = check_imagenet(args.imagenet)
+        if args.coco:
+            result["coco"] = check_coco(args.coco, verify_images=args.verify_images)
+    except DatasetError as e:
+        print(f"DatasetError: {e}", file=sys.stderr)
+        return 1
+    _write_json_atomic(args.out, result)
+    print(f"layout ok -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""ResNet backbones and Mask R-CNN with FPN, built from config.
+
+The ResNet reuses torchvision's BasicBlock/Bottleneck but takes its stem width from
+config (torchvision's ResNet fixes it at 64), so the default study can run a narrow net
+on a CPU. Normalisation is GroupNorm by default, in backbone, FPN and heads, as in the
+paper's from-scratch models.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.resnet import BasicBlock, Bottleneck
+from torchvision.ops import misc as misc_ops
+
+DEPTHS = {
+    10: (BasicBlock, [1, 1, 1, 1]),
+    18: (BasicBlock, [2, 2, 2, 2]),
+    34: (BasicBlock, [3, 4, 6, 3]),
+    50: (Bottleneck, [3, 4, 6, 3]),
+    101: (Bottleneck, [3, 4, 23, 3]),
+}
+NORMS = ("GN", "BN", "SyncBN", "FrozenBN")
+
+
+def norm_factory(norm: str, gn_groups: int = 32):
+    """A callable channels -> normalisation layer."""
+    if norm == "GN":
+        def group_norm(channels: int) -> nn.GroupNorm:
+            groups = math.gcd(gn_groups, channels)
+            return nn.GroupNorm(groups, channels)
+        return group_norm
+    if norm in ("BN", "SyncBN"):  # SyncBN is converted when running distributed
+        return nn.BatchNorm2d
+    if norm == "FrozenBN":
+        return misc_ops.FrozenBatchNorm2d
+    raise ValueError(f"model.norm must be one of {NORMS}, got {norm!r}")
+
+
+class ResNet(nn.Module):
+    """Stem + 4 stages named like torchvision's, so checkpoints use the usual keys."""
+
+    def __init__(self, depth: int = 50, width: int = 64, norm: str = "GN", gn_groups: int = 32,
+                 num_classes: int | None = None):
+        super().__init__()
+        if depth not in DEPTHS:
+            raise ValueError(f"model.depth must be one of {sorted(DEPTHS)}, got {depth}")
+        block, layers = DEPTHS[depth]
+        norm_layer = norm_factory(norm, gn_groups)
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = norm_layer(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.inplanes = width
+        self.layer1 = self._stage(block, width, layers[0], 1, norm_layer)
+        self.layer2 = self._stage(block, width * 2, layers[1], 2, norm_layer)
+        self.layer3 = self._stage(block, width * 4, layers[2], 2, norm_layer)
+        self.layer4 = self._stage(block, width * 8, layers[3], 2, norm_layer)
+        self.stage_channels = [width * m * block.expansion for m in (1, 2, 4, 8)]
+        self.fc = None
+        if num_classes is not None:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(self.stage_channels[-1], num_classes)
+        for m in self.modules():  # He init, as for training from scratch
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        # Zero-init the last norm of each residual branch (Goyal et al.), helps scratch training.
+        for m in self.modules():
+            if isinstance(m, Bottleneck) and isinstance(m.bn3, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock) and isinstance(m.bn2, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.zeros_(m.bn2.weight)
+
+    def _stage(self, block, planes, blocks, stride, norm_layer):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                norm_layer(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample, norm_layer=norm_layer)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes, norm_layer=norm_layer) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if self.fc is None:
+            return x
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def backbone_state(classifier: ResNet) -> dict:
+    """The classifier's weights without its fc head: what detection loads."""
+    return {k: v for k, v in classifier.state_dict().items() if not k.startswith(("fc.", "avgpool."))}
+
+
+def build_classifier(model_cfg: dict, num_classes: int) -> ResNet:
+    return ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"],
+                  model_cfg["gn_groups"], num_classes=num_classes)
+
+
+def build_mask_rcnn(model_cfg: dict, num_classes: int) -> MaskRCNN:
+    """Mask R-CNN, FPN on the config's ResNet; num_classes excludes background."""
+    norm_layer = norm_factory(model_cfg["norm"], model_cfg["gn_groups"])
+    resnet = ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"])
+    fpn_ch = model_cfg["fpn_channels"]
+    backbone = BackboneWithFPN(
+        resnet,
+        return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+        in_channels_list=resnet.stage_channels,
+        out_channels=fpn_ch,
+        norm_layer=norm_layer,
+    )
+    box = model_cfg["box_head"]
+    box_head = FastRCNNConvFCHead((fpn_ch, 7, 7), [box["conv_channels"]] * box["convs"],
+                                  [box["fc"]], norm_layer=norm_layer)
+    mask = model_cfg["mask_head"]
+    mask_head = MaskRCNNHeads(fpn_ch, [mask["channels"]] * mask["convs"], 1, norm_layer=norm_layer)
+    rpn = model_cfg["rpn"]
+    return MaskRCNN(
+        backbone,
+        num_classes=None,
+        min_size=model_cfg["min_size"],
+        max_size=model_cfg["max_size"],
+        rpn_pre_nms_top_n_train=rpn["pre_nms_train"],
+        rpn_post_nms_top_n_train=rpn["post_nms_train"],
+        rpn_pre_nms_top_n_test=rpn["pre_nms_test"],
+        rpn_post_nms_top_n_test=rpn["post_nms_test"],
+        rpn_batch_size_per_image=rpn["batch_per_image"],
+        box_batch_size_per_image=model_cfg["rois_per_image"],
+        box_head=box_head,
+        box_predictor=FastRCNNPredictor(box["fc"], num_classes + 1),
+        box_score_thresh=model_cfg.get("score_thresh", 0.05),  # inference-only keys:
+        box_detections_per_img=model_cfg.get("detections_per_img", 100),  # training omits them
+        mask_head=mask_head,
+        mask_predictor=MaskRCNNPredictor(mask["channels"], mask["channels"], num_classes + 1),
+    )
+
+
+def load_backbone(detector: MaskRCNN, state: dict) -> None:
+    """Put pre-trained ResNet weights into the detector's backbone; every key must match."""
+    body = detector.backbone.body
+    missing, unexpected = body.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"backbone checkpoint does not fit model config: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")

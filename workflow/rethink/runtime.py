@@ -1,0 +1,47 @@
+"""Process setup shared by the training and evaluation entry points."""
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+
+
+def setup(threads: int, device: str = "auto", deterministic: bool = True) -> torch.device:
+    """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), device,
+    and deterministic kernels on CPU (bitwise-reproducible resume and forks)."""
+    torch.set_num_threads(max(1, int(threads)))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if deterministic and dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    return dev
+
+
+def json_arg(text: str, name: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--{name}: not valid JSON ({e})")
+    if not isinstance(value, dict):
+        raise SystemExit(f"--{name}: expected a JSON object")
+    return value
+
+
+class Progress:
+    """Prints one progress line every `every` steps: rate and time left."""
+
+    def __init__(self, total: int, every: int, unit: str = "it"):
+        self.total, self.every, self.unit = total, max(1, every), unit
+        self.t0 = time.perf_counter()
+        self.done = 0
+
+    def step(self, n: int = 1) -> str | None:
+        before, self.done = self.done, self.done + n
+        if self.done // self.every == before // self.every and self.done != self.total:
+            return None
+        elapsed = time.perf_counter() - self.t0
+        rate = self.done / elapsed if elapsed > 0 else float("inf")
+        left = (self.total - self.done) / rate if rate > 0 else 0.0
+        return f"{self.done}/{self.total} {rate:.2f} {self.unit}/s, {left:.0f}s left"

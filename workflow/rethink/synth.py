@@ -1,0 +1,696 @@
+"""Deterministic synthetic "world" in the real ImageNet and COCO-2017 on-disk formats.
+
+The world is made of flat objects whose *category* is a (shape, texture) pair,
+e.g. ``striped_triangle``.  Everything else is nuisance: object colour, scale,
+rotation, position, texture phase/orientation/period, lighting and a cluttered
+background (smooth noise, random lines, irregular non-category blobs, sensor
+noise).
+
+* ``generate_imagenet`` writes an ImageNet-layout classification set
+  (``train/<wnid>/<wnid>_<k>.JPEG``, ``val/<wnid>/<wnid>_<k>.JPEG``,
+  ``classes.txt``) with one object-centric object per image.
+* ``generate_coco`` writes a COCO-2017-layout instance-segmentation set
+  (``annotations/instances_{train,val}2017.json``, ``{train,val}2017/%012d.jpg``)
+  whose categories are the first ``detection_classes`` classification classes,
+  so features learned on the classification set transfer (like ImageNet->COCO).
+
+Object masks are rasterised with pycocotools from the (rounded) polygon that is
+stored in the annotation, so ``COCO.annToMask`` reproduces the rendered pixels
+exactly.  Occluded objects (later objects are drawn over earlier ones) get a
+compressed RLE of their visible part instead of a polygon.
+
+Determinism: every image has its own ``numpy.random.Generator`` seeded from
+``(seed, dataset, split, index)``; no global RNG is touched, and no timestamps
+are written, so the same seed gives byte-identical files.
+
+Each dataset is written into a hidden temporary sibling folder and renamed into
+place only when complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils
+
+# --------------------------------------------------------------------------- #
+# vocabulary
+# --------------------------------------------------------------------------- #
+SHAPES = ("circle", "triangle", "square", "star", "cross", "hexagon")
+TEXTURES = ("solid", "stripes", "checker", "dots", "rings", "grid")
+TEXTURE_ADJ = {
+    "solid": "solid",
+    "stripes": "striped",
+    "checker": "checkered",
+    "dots": "dotted",
+    "rings": "ringed",
+    "grid": "gridded",
+}
+MAX_CLASSES = len(SHAPES) * len(TEXTURES)
+
+REQUIRED_KEYS = (
+    "classes",
+    "detection_classes",
+    "cls_image_size",
+    "cls_train_per_class",
+    "cls_val_per_class",
+    "det_train_images",
+    "det_val_images",
+    "det_min_size",
+    "det_max_size",
+    "det_max_objects",
+    "jpeg_quality",
+)
+
+# object placement / annotation rules for the detection scenes
+MIN_VISIBLE_FRACTION = 0.3  # an object must keep >= 30% of its area visible
+MIN_VISIBLE_PIXELS = 16  # ... and at least this many pixels
+PLACEMENT_TRIES = 12
+
+_DATASET_CODE = {"imagenet": 1, "coco": 2}
+_SPLIT_CODE = {"train": 1, "val": 2}
+COCO_VAL_ID_OFFSET = 1_000_000  # COCO image ids of val are disjoint from train
+
+
+class ConfigError(ValueError):
+    """Invalid or incomplete generator configuration."""
+
+
+def wnid(index: int) -> str:
+    """WordNet-id-like folder name of class ``index`` (0-based): n90000001, ..."""
+    return f"n9{index + 1:07d}"
+
+
+def class_vocabulary(n_classes: int) -> list[dict]:
+    """Ordered class list: ``[{index, wnid, name, shape, texture}, ...]``.
+
+    With ``k = ceil(sqrt(n))`` shapes and textures the (shape, texture) grid is
+    enumerated by diagonals (shape s gets texture (s + d) mod k on diagonal d),
+    so any prefix of length >= k -- in particular the detection categories --
+    covers every shape and every texture.
+    """
+    if not 2 <= n_classes <= MAX_CLASSES:
+        raise ConfigError(f"classes must be in [2, {MAX_CLASSES}], got {n_classes}")
+    k = max(2, math.ceil(math.sqrt(n_classes)))
+    out = []
+    for d in range(k):
+        for s in range(k):
+            if len(out) == n_classes:
+                break
+            t = (s + d) % k
+            shape, texture = SHAPES[s], TEXTURES[t]
+            i = len(out)
+            out.append(
+                {
+                    "index": i,
+                    "wnid": wnid(i),
+                    "name": f"{TEXTURE_ADJ[texture]}_{shape}",
+                    "shape": shape,
+                    "texture": texture,
+                }
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# configuration
+# --------------------------------------------------------------------------- #
+def validate_config(cfg) -> dict:
+    """Check the generator config; returns a plain dict with the required keys.
+
+    A pipeline config that keeps the keys under a ``synth:`` section is accepted.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"synth config must be a mapping, got {type(cfg).__name__}")
+    if any(k not in cfg for k in REQUIRED_KEYS) and isinstance(cfg.get("synth"), dict):
+        cfg = cfg["synth"]
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise ConfigError("synth config: missing required key(s): " + ", ".join(missing))
+    out = {}
+    for k in REQUIRED_KEYS:
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
+            isinstance(v, float) and v.is_integer()
+        ):
+            raise ConfigError(f"synth config: {k} must be an integer, got {v!r}")
+        out[k] = int(v)
+    lo = {
+        "classes": 2,
+        "detection_classes": 1,
+        "cls_image_size": 16,
+        "cls_train_per_class": 1,
+        "cls_val_per_class": 1,
+        "det_train_images": 1,
+        "det_val_images": 1,
+        "det_min_size": 32,
+        "det_max_size": 32,
+        "det_max_objects": 1,
+        "jpeg_quality": 1,
+    }
+    for k, m in lo.items():
+        if out[k] < m:
+            raise ConfigError(f"synth config: {k} must be >= {m}, got {out[k]}")
+    if out["classes"] > MAX_CLASSES:
+        raise ConfigError(f"synth config: classes must be <= {MAX_CLASSES}, got {out['classes']}")
+    if out["detection_classes"] > out["classes"]:
+        raise ConfigError(
+            f"synth config: detection_classes ({out['detection_classes']}) "
+            f"must be <= classes ({out['classes']})"
+        )
+    if out["det_min_size"] > out["det_max_size"]:
+        raise ConfigError(
+            f"synth config: det_min_size ({out['det_min_size']}) "
+            f"must be <= det_max_size ({out['det_max_size']})"
+        )
+    if out["jpeg_quality"] > 100:
+        raise ConfigError(f"synth config: jpeg_quality must be <= 100, got {out['jpeg_quality']}")
+    return out
+
+
+def load_config(spec) -> dict:
+    """Config from a dict, a .json/.yaml/.yml file path, or an inline JSON string."""
+    if isinstance(spec, dict):
+        return validate_config(spec)
+    spec = str(spec)
+    p = Path(spec)
+    if p.is_file():
+        text = p.read_text()
+        if p.suffix.lower() in (".yaml", ".yml"):
+            cfg = _load_yaml(text, p)
+        else:
+            try:
+                cfg = json.loads(text)
+            except json.JSONDecodeError as e:
+                if p.suffix.lower() == ".json":
+                    raise ConfigError(f"{p}: malformed JSON: {e}") from None
+                cfg = _load_yaml(text, p)
+        return validate_config(cfg)
+    try:
+        cfg = json.loads(spec)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--config {spec!r}: not an existing file and not valid inline JSON ({e})"
+        ) from None
+    return validate_config(cfg)
+
+
+def _load_yaml(text, path):
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover
+        raise ConfigError(f"{path}: PyYAML is needed to read YAML configs") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+
+
+# --------------------------------------------------------------------------- #
+# rendering
+# --------------------------------------------------------------------------- #
+def _unit_polygon(shape: str) -> np.ndarray:
+    """Vertices (N, 2) of a shape with circumradius 1, centred at the origin."""
+    if shape == "circle":
+        a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if shape == "triangle":
+        a = -np.pi / 2 + np.arange(3) * 2 * np.pi / 3
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if shape == "square":
+        a = np.pi / 4 + np.arange(4) * np.pi / 2
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if shape == "hexagon":
+        a = np.arange(6) * np.pi / 3
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if shape == "star":
+        a = -np.pi / 2 + np.arange(10) * np.pi / 5
+        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+        return np.stack([r * np.cos(a), r * np.sin(a)], 1)
+    if shape == "cross":
+        h = 0.36  # half arm width; arm tips at distance sqrt(1 - h^2) ~ 0.93
+        e = math.sqrt(1 - h * h)
+        pts = [(h, -e), (h, -h), (e, -h), (e, h), (h, h), (h, e),
+               (-h, e), (-h, h), (-e, h), (-e, -h), (-h, -h), (-h, -e)]
+        return np.array(pts, dtype=np.float64)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+_UNIT = {s: _unit_polygon(s) for s in SHAPES}
+
+
+def _polygon(shape, cx, cy, radius, angle) -> list:
+    """Rotated, scaled and translated polygon as a flat COCO list, rounded to 0.01."""
+    u = _UNIT[shape]
+    c, s = math.cos(angle), math.sin(angle)
+    x = cx + radius * (c * u[:, 0] - s * u[:, 1])
+    y = cy + radius * (s * u[:, 0] + c * u[:, 1])
+    flat = np.stack([x, y], 1).reshape(-1)
+    return [round(float(v), 2) for v in flat]
+
+
+def _poly_mask(poly, h, w):
+    """(bool mask, rle) exactly as ``COCO.annToMask`` rasterises the polygon."""
+    rle = mask_utils.merge(mask_utils.frPyObjects([poly], h, w))
+    with warnings.catch_warnings():
+        # pycocotools 2.0.x + numpy 2: harmless "__array__ ... copy keyword" notice
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = mask_utils.decode(rle)
+    return m.astype(bool), rle
+
+
+def _random_colour(rng):
+    return rng.uniform(0, 255, 3)
+
+
+def _contrasting_colour(rng, c1):
+    for _ in range(20):
+        c2 = rng.uniform(0, 255, 3)
+        if np.abs(c2 - c1).sum() >= 180:
+            return c2
+    return 255.0 - c1
+
+
+def _bilinear_noise(rng, h, w, grid, amp):
+    """Smooth low-frequency noise (h, w, 3) by bilinear upsampling of a small grid."""
+    g = rng.normal(0.0, amp, (grid, grid, 3)).astype(np.float32)
+
+    def weights(n):
+        pos = np.linspace(0, grid - 1, n)
+        i0 = np.clip(np.floor(pos).astype(int), 0, grid - 2)
+        f = pos - i0
+        m = np.zeros((n, grid), np.float32)
+        m[np.arange(n), i0] = 1 - f
+        m[np.arange(n), i0 + 1] += f
+        return m
+
+    wy, wx = weights(h), weights(w)
+    return np.einsum("hi,ijc,wj->hwc", wy, g, wx, optimize=True)
+
+
+def _background(rng, h, w) -> np.ndarray:
+    """Cluttered background (h, w, 3) float32: gradient, smooth noise, blobs, lines."""
+    c1 = rng.uniform(20, 235, 3).astype(np.float32)
+    c2 = rng.uniform(20, 235, 3).astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    t = xs * math.cos(ang) + ys * math.sin(ang)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
+    img = c1 + (c2 - c1) * t[..., None]
+    img += _bilinear_noise(rng, h, w, 5, 22.0)
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    side = min(h, w)
+    area = h * w
+    # irregular, non-category blobs (smooth random radial profile)
+    n_blobs = int(rng.integers(1, 3 + area // 8000))
+    for _ in range(n_blobs):
+        r0 = rng.uniform(0.06, 0.17) * side
+        bx, by = rng.uniform(0, w), rng.uniform(0, h)
+        n_v = 18
+        a = np.sort(rng.uniform(0, 2 * np.pi, n_v))
+        prof = np.ones(n_v)
+        for k in (2, 3, 5):
+            prof += rng.uniform(0.05, 0.3) * np.cos(k * a + rng.uniform(0, 2 * np.pi))
+        r = r0 * np.clip(prof, 0.3, None)
+        pts = list(zip((bx + r * np.cos(a)).tolist(), (by + r * np.sin(a)).tolist()))
+        draw.polygon(pts, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    # random lines
+    n_lines = int(rng.integers(2, 5 + area // 5000))
+    for _ in range(n_lines):
+        x0, x1 = rng.uniform(-0.1 * w, 1.1 * w, 2)
+        y0, y1 = rng.uniform(-0.1 * h, 1.1 * h, 2)
+        draw.line(
+            [(float(x0), float(y0)), (float(x1), float(y1))],
+            fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
+            width=int(rng.integers(1, 3)),
+        )
+    return np.asarray(pil, dtype=np.float32).copy()
+
+
+def _sample_object(rng, shape, texture, cx, cy, radius):
+    """Nuisance parameters of one object (everything except where it is)."""
+    angle = float(rng.uniform(0, 2 * np.pi))
+    c1 = _random_colour(rng)
+    c2 = _contrasting_colour(rng, c1)
+    return {
+        "shape": shape,
+        "texture": texture,
+        "cx": float(cx),
+        "cy": float(cy),
+        "radius": float(radius),
+        "angle": angle,
+        "tex_angle": float(rng.uniform(0, np.pi)),
+        "period": float(max(3.6, 2 * radius * rng.uniform(0.16, 0.26))),
+        "phase": rng.uniform(0, 1, 2),
+        "c1": c1.astype(np.float32),
+        "c2": c2.astype(np.float32),
+        "light": rng.uniform(-0.15, 0.15, 2),
+    }
+
+
+def _paint(img, mask, obj):
+    """Paint a textured object into ``img`` (float32 h, w, 3) where ``mask``."""
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    m = mask[y0:y1, x0:x1]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] - obj["cy"]
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] - obj["cx"]
+    ca, sa = math.cos(obj["tex_angle"]), math.sin(obj["tex_angle"])
+    u = xs * ca + ys * sa
+    v = -xs * sa + ys * ca
+    p = obj["period"]
+    ph0, ph1 = obj["phase"]
+    tex = obj["texture"]
+    if tex == "solid":
+        pat = None
+    elif tex == "stripes":
+        pat = np.mod(u / p + ph0, 1.0) < 0.5
+    elif tex == "checker":
+        cell = 0.6 * p
+        pat = (np.floor(u / cell + ph0) + np.floor(v / cell + ph1)) % 2 == 0
+    elif tex == "dots":
+        q = 1.15 * p
+        fu = np.mod(u / q + ph0, 1.0) - 0.5
+        fv = np.mod(v / q + ph1, 1.0) - 0.5
+        pat = fu * fu + fv * fv < 0.3 ** 2
+    elif tex == "rings":
+        pat = np.mod(np.sqrt(u * u + v * v) / p + ph0, 1.0) < 0.5
+    elif tex == "grid":
+        q = 1.2 * p
+        fu = np.abs(np.mod(u / q + ph0, 1.0) - 0.5)
+        fv = np.abs(np.mod(v / q + ph1, 1.0) - 0.5)
+        pat = (fu > 0.32) | (fv > 0.32)
+    else:  # pragma: no cover
+        raise ValueError(f"unknown texture {tex!r}")
+    if pat is None:
+        col = np.broadcast_to(obj["c1"], m.shape + (3,))
+    else:
+        col = np.where(pat[..., None], obj["c2"], obj["c1"])
+    # smooth lighting gradient over the object (nuisance)
+    la, lb = obj["light"]
+    shade = 1.0 + (la * xs + lb * ys) / max(obj["radius"], 1.0)
+    col = col * shade[..., None]
+    region = img[y0:y1, x0:x1]
+    region[m] = col[m]
+
+
+def _finish(img, rng) -> Image.Image:
+    img = img + rng.normal(0.0, 4.0, img.shape).astype(np.float32)
+    return Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+
+
+def render_classification_image(rng, size, shape, texture) -> Image.Image:
+    """One object-centric image: a single object over a cluttered background."""
+    img = _background(rng, size, size)
+    radius = 0.5 * size * rng.uniform(0.4, 0.8)
+    cx = rng.uniform(radius, size - radius)
+    cy = rng.uniform(radius, size - radius)
+    obj = _sample_object(rng, shape, texture, cx, cy, radius)
+    poly = _polygon(shape, obj["cx"], obj["cy"], radius, obj["angle"])
+    m, _ = _poly_mask(poly, size, size)
+    _paint(img, m, obj)
+    return _finish(img, rng)
+
+
+def render_detection_scene(rng, cfg, vocab):
+    """A scene and its per-object annotations (without ids).
+
+    Objects are placed one after another; a placement is rejected (and retried)
+    if it would leave an earlier object with less than MIN_VISIBLE_FRACTION of
+    its area (or fewer than MIN_VISIBLE_PIXELS pixels) visible, so every drawn
+    object is annotated.  Returns (PIL image, list of annotation dicts, skipped).
+    """
+    w = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
+    h = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
+    img = _background(rng, h, w)
+    side = min(h, w)
+    n_obj = int(rng.integers(1, cfg["det_max_objects"] + 1))
+    objs = []  # dict(obj, poly, full, vis, rle, area)
+    skipped = 0
+    for _ in range(n_obj):
+        cat = int(rng.integers(cfg["detection_classes"]))
+        placed = False
+        for _try in range(PLACEMENT_TRIES):
+            radius = min(max(0.5 * side * rng.uniform(0.2, 0.55), 6.0), side / 2 - 1)
+            cx = rng.uniform(radius, w - radius)
+            cy = rng.uniform(radius, h - radius)
+            obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius)
+            poly = _polygon(obj["shape"], obj["cx"], obj["cy"], radius, obj["angle"])
+            full, rle = _poly_mask(poly, h, w)
+            area = int(full.sum())
+            if area < MIN_VISIBLE_PIXELS:
+                continue
+            new_vis = [o["vis"] & ~full for o in objs]
+            if all(
+                nv.sum() >= max(MIN_VISIBLE_FRACTION * o["area"], MIN_VISIBLE_PIXELS)
+                for nv, o in zip(new_vis, objs)
+            ):
+                for nv, o in zip(new_vis, objs):
+                    o["vis"] = nv
+                objs.append(
+                    {"cat": cat, "obj": obj, "poly": poly, "full": full, "vis": full.copy(),
+                     "rle": rle, "area": area}
+                )
+                placed = True
+                break
+        if not placed:
+            skipped += 1
+    for o in objs:
+        _paint(img, o["full"], o["obj"])
+    anns = []
+    for o in objs:
+        vis_area = int(o["vis"].sum())
+        if vis_area == o["area"]:
+            seg = [o["poly"]]
+            rle = o["rle"]
+        else:
+            rle = mask_utils.encode(np.asfortranarray(o["vis"].astype(np.uint8)))
+            seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+        bbox = [round(float(v), 2) for v in mask_utils.toBbox(rle)]
+        anns.append(
+            {
+                "category_id": o["cat"] + 1,
+                "segmentation": seg,
+                "area": float(mask_utils.area(rle)),
+                "bbox": bbox,
+                "iscrowd": 0,
+            }
+        )
+    return _finish(img, rng), anns, skipped
+
+
+# --------------------------------------------------------------------------- #
+# writing
+# --------------------------------------------------------------------------- #
+@contextmanager
+def _atomic_dir(out_dir):
+    """Yield a hidden temporary sibling folder; rename it to ``out_dir`` on success."""
+    out = Path(out_dir)
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists() or out.is_symlink():
+        old = parent / f".{out.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def _rng(seed, dataset, split, *idx):
+    return np.random.default_rng([int(seed), _DATASET_CODE[dataset], _SPLIT_CODE[split], *idx])
+
+
+def _progress(log, every, label, done, total):
+    if log is not None and every and (done % every == 0 or done == total):
+        log(f"[synth] {label}: {done}/{total} images")
+
+
+def generate_imagenet(
+    out_dir,
+    cfg: dict,
+    seed: int,
+    log: Optional[Callable[[str], None]] = None,
+    progress_every: int = 500,
+) -> dict:
+    """Write the ImageNet-layout classification set to ``out_dir``; return stats."""
+    cfg = validate_config(cfg)
+    t0 = time.time()
+    vocab = class_vocabulary(cfg["classes"])
+    size, q = cfg["cls_image_size"], cfg["jpeg_quality"]
+    per_split = {"train": cfg["cls_train_per_class"], "val": cfg["cls_val_per_class"]}
+    total = sum(per_split.values()) * len(vocab)
+    done = 0
+    with _atomic_dir(out_dir) as tmp:
+        with open(tmp / "classes.txt", "w") as f:
+            for c in vocab:
+                f.write(f"{c['wnid']}\t{c['name']}\n")
+        for split, n in per_split.items():
+            for c in vocab:
+                d = tmp / split / c["wnid"]
+                d.mkdir(parents=True)
+                for k in range(n):
+                    rng = _rng(seed, "imagenet", split, c["index"], k)
+                    im = render_classification_image(rng, size, c["shape"], c["texture"])
+                    im.save(d / f"{c['wnid']}_{k + 1}.JPEG", format="JPEG", quality=q)
+                    done += 1
+                    _progress(log, progress_every, "imagenet", done, total)
+    return {
+        "out_dir": str(out_dir),
+        "seed": int(seed),
+        "classes": len(vocab),
+        "class_names": [c["name"] for c in vocab],
+        "wnids": [c["wnid"] for c in vocab],
+        "image_size": size,
+        "train_images": per_split["train"] * len(vocab),
+        "val_images": per_split["val"] * len(vocab),
+        "seconds": round(time.time() - t0, 3),
+    }
+
+
+def coco_categories(cfg) -> list[dict]:
+    vocab = class_vocabulary(cfg["classes"])[: cfg["detection_classes"]]
+    return [{"id": c["index"] + 1, "name": c["name"], "supercategory": c["shape"]} for c in vocab]
+
+
+def generate_coco(
+    out_dir,
+    cfg: dict,
+    seed: int,
+    log: Optional[Callable[[str], None]] = None,
+    progress_every: int = 500,
+) -> dict:
+    """Write the COCO-2017-layout instance segmentation set to ``out_dir``; return stats."""
+    cfg = validate_config(cfg)
+    t0 = time.time()
+    vocab = class_vocabulary(cfg["classes"])
+    categories = coco_categories(cfg)
+    q = cfg["jpeg_quality"]
+    splits = {"train": cfg["det_train_images"], "val": cfg["det_val_images"]}
+    total = sum(splits.values())
+    done = 0
+    stats = {"out_dir": str(out_dir), "seed": int(seed), "categories": [c["name"] for c in categories]}
+    with _atomic_dir(out_dir) as tmp:
+        (tmp / "annotations").mkdir()
+        for split, n in splits.items():
+            img_dir = tmp / f"{split}2017"
+            img_dir.mkdir()
+            images, annotations = [], []
+            n_poly = n_rle = n_skipped = 0
+            per_cat = [0] * len(categories)
+            id_offset = COCO_VAL_ID_OFFSET if split == "val" else 0
+            for k in range(n):
+                image_id = id_offset + k + 1
+                rng = _rng(seed, "coco", split, k)
+                im, anns, skipped = render_detection_scene(rng, cfg, vocab)
+                fname = f"{image_id:012d}.jpg"
+                im.save(img_dir / fname, format="JPEG", quality=q)
+                images.append(
+                    {"id": image_id, "file_name": fname, "width": im.width,
+                     "height": im.height, "license": 1}
+                )
+                for a in anns:
+                    annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
+                    if isinstance(a["segmentation"], list):
+                        n_poly += 1
+                    else:
+                        n_rle += 1
+                    per_cat[a["category_id"] - 1] += 1
+                n_skipped += skipped
+                done += 1
+                _progress(log, progress_every, "coco", done, total)
+            doc = {
+                "info": {
+                    "description": "Synthetic shape-texture world in COCO 2017 format (rethink.synth)",
+                    "version": "1.0",
+                    "year": 2017,
+                    "contributor": "rethink.synth",
+                    "date_created": "2017/09/01",
+                    "seed": int(seed),
+                },
+                "licenses": [{"id": 1, "name": "synthetic data, no restrictions", "url": ""}],
+                "images": images,
+                "annotations": annotations,
+                "categories": categories,
+            }
+            with open(tmp / "annotations" / f"instances_{split}2017.json", "w") as f:
+                json.dump(doc, f)
+            stats[split] = {
+                "images": len(images),
+                "annotations": len(annotations),
+                "polygon_annotations": n_poly,
+                "rle_annotations": n_rle,
+                "objects_skipped": n_skipped,
+                "annotations_per_category": dict(zip(stats["categories"], per_cat)),
+            }
+    stats["seconds"] = round(time.time() - t0, 3)
+    return stats
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m rethink.synth",
+        description="Generate the synthetic ImageNet-layout and COCO-layout datasets.",
+    )
+    ap.add_argument("--imagenet", metavar="OUT", help="output folder of the classification set")
+    ap.add_argument("--coco", metavar="OUT", help="output folder of the detection set")
+    ap.add_argument("--config", required=True,
+                    help="generator config: .json/.yaml file or inline JSON")
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--progress-every", type=int, default=500, metavar="N")
+    args = ap.parse_args(argv)
+    if not args.imagenet and not args.coco:
+        ap.error("give --imagenet and/or --coco")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def log(msg):
+        print(msg, flush=True)
+
+    if args.imagenet:
+        s = generate_imagenet(args.imagenet, cfg, args.seed, log=log, progress_every=args.progress_every)
+        log(f"[synth] imagenet done: {s['train_images']} train / {s['val_images']} val images, "
+            f"{s['classes']} classes in {s['seconds']:.1f}s -> {args.imagenet}")
+    if args.coco:
+        s = generate_coco(args.coco, cfg, args.seed, log=log, progress_every=args.progress_every)
+        log(f"[synth] coco done: {s['train']['images']} train / {s['val']['images']} val images, "
+            f"{s['train']['annotations']} / {s['val']['annotations']} annotations "
+            f"in {s['seconds']:.1f}s -> {args.coco}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

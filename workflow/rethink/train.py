@@ -1,0 +1,140 @@
+"""Train one segment [start, end) of Mask R-CNN on a COCO-format set.
+
+A segment starts from the initialisation (start == 0: random, or a pre-trained backbone)
+or from the checkpoint of the previous segment, and writes a checkpoint at `end`. Data
+order, flips and the RoI samplers' randomness are keyed by (seed, iteration), and the
+checkpoint holds the optimizer state, so segments chained in any way give the same
+weights as one uninterrupted run.
+
+    python -m rethink.train --coco DIR --model JSON --train JSON --init scratch \
+        --start 0 --end 30 --schedule-iters 90 --out ckpt.pt
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+
+from . import checkpoint, schedule
+from .data import CocoInstances, IterationBatches, collate, mix_seed, train_transforms
+from .models import build_mask_rcnn, load_backbone
+from .runtime import Progress, json_arg, setup
+
+
+def scaled_lr(train_cfg: dict) -> float:
+    """Linear scaling rule: LR grows with batch size from the reference batch."""
+    return train_cfg["base_lr"] * train_cfg["batch_size"] / train_cfg["reference_batch"]
+
+
+def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict) -> None:
+    total = sum(float(v) for v in loss_terms.values())
+    if math.isfinite(total):
+        return
+    terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss_terms.items())
+    raise FloatingPointError(
+        f"loss is not finite at iteration {iteration}: {terms}. LR was {lr:.4g} "
+        f"(base_lr {train_cfg['base_lr']} at batch {train_cfg['batch_size']}, "
+        f"warm-up {train_cfg['warmup_iters']} iterations): try a lower base_lr or a longer warm-up.")
+
+
+def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
+                  resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
+                  num_workers=0, meta=None):
+    dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]))
+    if len(dataset) == 0:
+        raise SystemExit(f"{coco_root}: the train split has no images")
+    model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
+                                weight_decay=train_cfg["weight_decay"])
+    if resume is not None:
+        state = checkpoint.load(resume, required=("model", "optimizer", "iteration"))
+        if state["iteration"] != start:
+            raise SystemExit(f"{resume} is at iteration {state['iteration']}, segment starts at {start}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        print(f"resumed from {resume} at iteration {start}", flush=True)
+    elif start != 0:
+        raise SystemExit(f"segment starts at {start} but no --resume checkpoint was given")
+    elif init == "pretrained":
+        if backbone is None:
+            raise SystemExit("--init pretrained needs --backbone")
+        load_backbone(model, checkpoint.load(backbone, required=("model",))["model"])
+        print(f"backbone initialised from {backbone}", flush=True)
+    else:
+        print("random initialisation", flush=True)
+
+    seed, bs = train_cfg["seed"], train_cfg["batch_size"]
+    sampler = IterationBatches(start, end, bs, len(dataset), seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=num_workers)
+    base_lr = scaled_lr(train_cfg)
+    progress = Progress(end - start, log_every)
+    model.train()
+    t_data = 0.0
+    t0 = time.perf_counter()
+    for it, (images, targets) in zip(range(start, end), loader):
+        t_data += time.perf_counter() - t0
+        torch.manual_seed(mix_seed(seed, it, 3))  # RPN / RoI sampling draws
+        lr = schedule.lr_at(it, base_lr, total, train_cfg["one_x"], train_cfg["warmup_iters"],
+                            train_cfg["warmup_factor"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        images = [im.to(device) for im in images]
+        targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()}
+                   for t in targets]
+        loss_terms = model(images, targets)
+        check_finite(loss_terms, it, lr, train_cfg)
+        loss = sum(loss_terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        line = progress.step()
+        if line:
+            terms = " ".join(f"{k.removeprefix('loss_')}={float(v):.3f}" for k, v in loss_terms.items())
+            print(f"iter {it + 1}/{end} loss={float(loss):.3f} {terms} lr={lr:.4g} | {line} "
+                  f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
+                  f"data wait {t_data:.1f}s)", flush=True)
+        t0 = time.perf_counter()
+    checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "iteration": end, "meta": meta or {}}, out)
+    print(f"wrote {out}", flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--coco", required=True, help="COCO-format root (annotations/, train2017/)")
+    p.add_argument("--model", required=True, help="model config as JSON")
+    p.add_argument("--train", required=True, help="detection training config as JSON")
+    p.add_argument("--init", choices=["scratch", "pretrained"], required=True)
+    p.add_argument("--backbone", help="pre-trained backbone checkpoint (init=pretrained, start=0)")
+    p.add_argument("--resume", help="checkpoint at iteration --start")
+    p.add_argument("--start", type=int, required=True)
+    p.add_argument("--end", type=int, required=True)
+    p.add_argument("--schedule-iters", type=int, default=0,
+                   help="length T of the schedule this segment belongs to; 0 = trunk (no LR drops)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--log-every", type=int, default=10)
+    args = p.parse_args(argv)
+    if not 0 <= args.start < args.end:
+        p.error(f"need 0 <= --start < --end, got {args.start}, {args.end}")
+    model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
+    device = setup(args.threads, args.device)
+    total = args.schedule_iters or None
+    print(f"training {args.init} iterations {args.start}->{args.end} "
+          f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "
+          f"{args.threads} threads", flush=True)
+    train_segment(args.coco, model_cfg, train_cfg, args.init, args.start, args.end, total, args.out,
+                  resume=args.resume, backbone=args.backbone, device=device,
+                  log_every=args.log_every, num_workers=args.workers,
+                  meta={"init": args.init, "schedule_iters": total})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+# Paths, the training plan and small helpers shared by the rule files.
+import json
+import shlex
+
+from snakemake.exceptions import WorkflowError
+
+from rethink import config as study_config
+from rethink.schedule import TRUNK
+
+try:
+    study_config.check(config)
+except study_config.ConfigError as e:
+    raise WorkflowError(f"config: {e}")
+
+R = config["results"].rstrip("/")
+PLAN = study_config.detection_plan(config)
+INITS = config["detection"]["inits"]
+BRANCHES = [TRUNK] + [s.name for s in PLAN.schedules]
+
+SYNTHETIC_IMAGENET = f"{R}/data/imagenet"
+SYNTHETIC_COCO = f"{R}/data/coco"
+IMAGENET = config["data"]["imagenet"] or SYNTHETIC_IMAGENET
+COCO = config["data"]["coco"] or SYNTHETIC_COCO
+COCO_CHECKED = f"{R}/data/coco_layout.json"
+IMAGENET_CHECKED = f"{R}/data/imagenet_layout.json"
+BACKBONE = config["pretrain"]["checkpoint"] or f"{R}/pretrain/backbone.pt"
+PRETRAIN_METRICS = f"{R}/pretrain/metrics.json"
+RUNS_PRETRAINING = "pretrained" in INITS and not config["pretrain"]["checkpoint"]
+
+CKPT = R + "/detection/{init}/{branch}/iter_{iteration}.pt"
+EVAL_DIR = R + "/eval/{init}/{branch}/iter_{iteration}"
+
+
+wildcard_constraints:
+    init="scratch|pretrained",
+    branch=r"trunk|[0-9.]+x",
+    iteration=r"\d{6}",
+
+
+def as_json(obj):
+    """Compact, key-order-stable JSON for passing a config section on the command line."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def ckpt_path(init, branch, iteration):
+    return CKPT.format(init=init, branch=branch, iteration=f"{iteration:06d}")
+
+
+def eval_path(init, branch, iteration, name="metrics.json"):
+    return EVAL_DIR.format(init=init, branch=branch, iteration=f"{iteration:06d}") + "/" + name
+
+
+def all_checkpoints():
+    return [(init, branch, it) for init in INITS for branch in BRANCHES for it in PLAN.checkpoints(branch)]
+
+
+def threads_for(kind):
+    return config["threads"][kind]
+
+
+def resources_for(kind):
+    res = config["resources"][kind]
+    return {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}

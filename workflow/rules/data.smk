@@ -1,0 +1,78 @@
+# Dataset prep: write the synthetic world (when no real folder is configured), then check
+# the ImageNet and COCO layouts. Downstream rules depend on the check's stats file.
+
+
+rule synthesize_imagenet:
+    output:
+        directory(SYNTHETIC_IMAGENET),
+    params:
+        synthetic=as_json(config["data"]["synthetic"]),
+        seed=config["data"]["synthetic"]["seed"],
+    log:
+        f"{R}/logs/data/synthesize_imagenet.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.synth --imagenet {output:q} --config {params.synthetic:q} "
+        "--seed {params.seed} > {log:q} 2>&1"
+
+
+rule synthesize_coco:
+    output:
+        directory(SYNTHETIC_COCO),
+    params:
+        synthetic=as_json(config["data"]["synthetic"]),
+        seed=config["data"]["synthetic"]["seed"],
+    log:
+        f"{R}/logs/data/synthesize_coco.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.synth --coco {output:q} --config {params.synthetic:q} "
+        "--seed {params.seed} > {log:q} 2>&1"
+
+
+rule check_imagenet:
+    input:
+        [] if config["data"]["imagenet"] else SYNTHETIC_IMAGENET,
+    output:
+        IMAGENET_CHECKED,
+    params:
+        root=IMAGENET,
+        verify=config["data"]["verify_images"],
+    log:
+        f"{R}/logs/data/check_imagenet.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.layout --imagenet {params.root:q} --verify-images {params.verify} "
+        "--out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+
+
+rule check_coco:
+    input:
+        [] if config["data"]["coco"] else SYNTHETIC_COCO,
+    output:
+        COCO_CHECKED,
+    params:
+        root=COCO,
+        verify=config["data"]["verify_images"],
+    log:
+        f"{R}/logs/data/check_coco.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.layout --coco {params.root:q} --verify-images {params.verify} "
+        "--out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

@@ -1,0 +1,74 @@
+# Mask R-CNN training as segments of the forked plan: one trunk at base LR per init, and
+# a tail per schedule forked from the trunk checkpoint where its first LR drop falls.
+# Each segment resumes from the checkpoint before it and writes the next one.
+
+
+def segment(wildcards):
+    """(start branch, start iteration, end iteration, schedule length or 0) of a segment."""
+    end = int(wildcards.iteration)
+    from_branch, start = PLAN.segment_start(wildcards.branch, end)
+    total = 0 if wildcards.branch == TRUNK else PLAN.schedule(wildcards.branch).iters
+    return from_branch, start, end, total
+
+
+def segment_inputs(wildcards):
+    from_branch, start, _, _ = segment(wildcards)
+    inputs = {"checked": COCO_CHECKED}
+    if start > 0:
+        inputs["resume"] = ckpt_path(wildcards.init, from_branch, start)
+    elif wildcards.init == "pretrained":
+        inputs["backbone"] = BACKBONE
+    return inputs
+
+
+def segment_args(wildcards, input):
+    _, start, end, total = segment(wildcards)
+    args = f"--start {start} --end {end} --schedule-iters {total}"
+    if "resume" in input.keys():
+        args += f" --resume {shlex.quote(input.resume)}"
+    if "backbone" in input.keys():
+        args += f" --backbone {shlex.quote(input.backbone)}"
+    return args
+
+
+rule train_segment:
+    input:
+        unpack(segment_inputs),
+    output:
+        CKPT,
+    params:
+        segment=segment_args,
+        root=COCO,
+        model=as_json(study_config.model_settings(config, for_eval=False)),
+        train=as_json(study_config.train_settings(config)),
+        workers=config["detection"]["workers"],
+        log_every=config["detection"]["log_every"],
+        device=config["device"],
+    log:
+        R + "/logs/detection/{init}/{branch}/iter_{iteration}.log",
+    threads: threads_for("train")
+    resources:
+        **resources_for("train"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.train --coco {params.root:q} --model {params.model:q} "
+        "--train {params.train:q} --init {wildcards.init} {params.segment} --out {output:q} "
+        "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
+        "--device {params.device} > {log:q} 2>&1"
+
+
+rule plan:
+    output:
+        f"{R}/detection/plan.json",
+    params:
+        plan=as_json({**PLAN.to_dict(), "inits": INITS, "batch_size": config["detection"]["batch_size"]}),
+    log:
+        f"{R}/logs/detection/plan.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    run:
+        from rethink.checkpoint import save_json
+
+        save_json(json.loads(params.plan), output[0])

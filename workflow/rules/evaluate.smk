@@ -1,0 +1,47 @@
+# COCO evaluation of every checkpoint (pycocotools, bbox and segm), then one tidy table
+# of all metrics that the figure rules read.
+
+
+rule evaluate:
+    input:
+        checkpoint=CKPT,
+        checked=COCO_CHECKED,
+    output:
+        metrics=EVAL_DIR + "/metrics.json",
+        bbox=EVAL_DIR + "/bbox_results.json",
+        segm=EVAL_DIR + "/segm_results.json",
+    params:
+        root=COCO,
+        model=as_json(study_config.model_settings(config, for_eval=True)),
+        batch_size=config["evaluate"]["batch_size"],
+        device=config["device"],
+    log:
+        R + "/logs/eval/{init}/{branch}/iter_{iteration}.log",
+    threads: threads_for("evaluate")
+    resources:
+        **resources_for("evaluate"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
+        "--checkpoint {input.checkpoint:q} --out-metrics {output.metrics:q} "
+        "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --init {wildcards.init} "
+        "--branch {wildcards.branch} --iteration {wildcards.iteration} "
+        "--batch-size {params.batch_size} --threads {threads} --device {params.device} > {log:q} 2>&1"
+
+
+rule collect_metrics:
+    input:
+        plan=f"{R}/detection/plan.json",
+        metrics=[eval_path(init, branch, it) for init, branch, it in all_checkpoints()],
+    output:
+        f"{R}/metrics/all_metrics.csv",
+    log:
+        f"{R}/logs/metrics/collect_metrics.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.results --plan {input.plan:q} --out {output:q} {input.metrics:q} > {log:q} 2>&1"

@@ -12,10 +12,10 @@ configfile: "config.yaml"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
-# The rules call our package as `python -m rethink.<module>`: make it importable for them.
+# Our package (workflow/rethink): imported here, and by the jobs through PYTHONPATH.
 PACKAGE_DIR = os.path.join(workflow.basedir, "workflow")
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, PACKAGE_DIR)
+os.environ.update(PYTHONPATH=PACKAGE_DIR)  # set for the jobs, not read
 
 
 include: "workflow/rules/common.smk"

@@ -283,20 +283,21 @@ def _contrasting_colour(rng, c1):
 
 
 def _bilinear_noise(rng, h, w, grid, amp):
-    """Smooth low-frequency noise (h, w, 3) by bilinear upsampling of a small grid."""
+    """Smooth low-frequency noise (h, w, 3) by bilinear upsampling of a small grid.
+
+    Element-wise only (no BLAS), so the result does not depend on thread counts.
+    """
     g = rng.normal(0.0, amp, (grid, grid, 3)).astype(np.float32)
 
-    def weights(n):
-        pos = np.linspace(0, grid - 1, n)
-        i0 = np.clip(np.floor(pos).astype(int), 0, grid - 2)
-        f = pos - i0
-        m = np.zeros((n, grid), np.float32)
-        m[np.arange(n), i0] = 1 - f
-        m[np.arange(n), i0 + 1] += f
-        return m
+    def coords(n):
+        pos = np.linspace(0, grid - 1, n, dtype=np.float32)
+        i0 = np.clip(np.floor(pos).astype(np.intp), 0, grid - 2)
+        return i0, (pos - i0).astype(np.float32)[:, None]
 
-    wy, wx = weights(h), weights(w)
-    return np.einsum("hi,ijc,wj->hwc", wy, g, wx, optimize=True)
+    iy, fy = coords(h)
+    rows = g[iy] * (1 - fy)[..., None] + g[iy + 1] * fy[..., None]  # (h, grid, 3)
+    ix, fx = coords(w)
+    return rows[:, ix] * (1 - fx) + rows[:, ix + 1] * fx  # (h, w, 3)
 
 
 def _background(rng, h, w) -> np.ndarray:

@@ -30,10 +30,10 @@ def scaled_lr(train_cfg: dict) -> float:
 
 
 def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict) -> None:
-    total = sum(float(v) for v in loss_terms.values())
+    total = sum(float(v.detach()) for v in loss_terms.values())
     if math.isfinite(total):
         return
-    terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss_terms.items())
+    terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_terms.items())
     raise FloatingPointError(
         f"loss is not finite at iteration {iteration}: {terms}. LR was {lr:.4g} "
         f"(base_lr {train_cfg['base_lr']} at batch {train_cfg['batch_size']}, "
@@ -46,6 +46,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]))
     if len(dataset) == 0:
         raise SystemExit(f"{coco_root}: the train split has no images")
+    torch.manual_seed(mix_seed(train_cfg["seed"], 4))  # the random init depends on the seed only
     model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
@@ -94,8 +95,8 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         optimizer.step()
         line = progress.step()
         if line:
-            terms = " ".join(f"{k.removeprefix('loss_')}={float(v):.3f}" for k, v in loss_terms.items())
-            print(f"iter {it + 1}/{end} loss={float(loss):.3f} {terms} lr={lr:.4g} | {line} "
+            terms = " ".join(f"{k.removeprefix('loss_')}={v.item():.3f}" for k, v in loss_terms.items())
+            print(f"iter {it + 1}/{end} loss={loss.item():.3f} {terms} lr={lr:.4g} | {line} "
                   f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
                   f"data wait {t_data:.1f}s)", flush=True)
         t0 = time.perf_counter()

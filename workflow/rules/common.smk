@@ -21,14 +21,14 @@ SYNTHETIC_IMAGENET = f"{R}/data/imagenet"
 SYNTHETIC_COCO = f"{R}/data/coco"
 IMAGENET = config["data"]["imagenet"] or SYNTHETIC_IMAGENET
 COCO = config["data"]["coco"] or SYNTHETIC_COCO
-COCO_CHECKED = f"{R}/data/coco_layout.json"
-IMAGENET_CHECKED = f"{R}/data/imagenet_layout.json"
+COCO_CHECKED = f"{R}/checks/coco_layout.json"
+IMAGENET_CHECKED = f"{R}/checks/imagenet_layout.json"
 BACKBONE = config["pretrain"]["checkpoint"] or f"{R}/pretrain/backbone.pt"
 PRETRAIN_METRICS = f"{R}/pretrain/metrics.json"
 RUNS_PRETRAINING = "pretrained" in INITS and not config["pretrain"]["checkpoint"]
 
-CKPT = R + "/detection/{init}/{branch}/iter_{iteration}.pt"
-EVAL_DIR = R + "/eval/{init}/{branch}/iter_{iteration}"
+CKPT = f"{R}/detection/{{init}}/{{branch}}/iter_{{iteration}}.pt"
+EVAL_DIR = f"{R}/eval/{{init}}/{{branch}}/iter_{{iteration}}"
 
 
 wildcard_constraints:
@@ -47,7 +47,8 @@ def ckpt_path(init, branch, iteration):
 
 
 def eval_path(init, branch, iteration, name="metrics.json"):
-    return EVAL_DIR.format(init=init, branch=branch, iteration=f"{iteration:06d}") + "/" + name
+    folder = EVAL_DIR.format(init=init, branch=branch, iteration=f"{iteration:06d}")
+    return f"{folder}/{name}"
 
 
 def all_checkpoints():
@@ -61,3 +62,42 @@ def threads_for(kind):
 def resources_for(kind):
     res = config["resources"][kind]
     return {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
+
+
+# Training segments of the forked plan (rule train_segment).
+
+def segment(wildcards):
+    """(start branch, start iteration, end iteration, schedule length or 0) of a segment."""
+    end = int(wildcards.iteration)
+    from_branch, start = PLAN.segment_start(wildcards.branch, end)
+    total = 0 if wildcards.branch == TRUNK else PLAN.schedule(wildcards.branch).iters
+    return from_branch, start, end, total
+
+
+def segment_inputs(wildcards):
+    from_branch, start, _, _ = segment(wildcards)
+    inputs = {"checked": COCO_CHECKED}
+    if start > 0:
+        inputs["resume"] = ckpt_path(wildcards.init, from_branch, start)
+    elif wildcards.init == "pretrained":
+        inputs["backbone"] = BACKBONE
+    return inputs
+
+
+def segment_args(wildcards, input):
+    _, start, end, total = segment(wildcards)
+    args = f"--start {start} --end {end} --schedule-iters {total}"
+    if "resume" in input.keys():
+        args += f" --resume {shlex.quote(input.resume)}"
+    if "backbone" in input.keys():
+        args += f" --backbone {shlex.quote(input.backbone)}"
+    return args
+
+
+def figure_params():
+    return {k: config["figures"][k] for k in ("dpi", "style", "context", "palette")}
+
+
+def data_root(configured, synthetic):
+    """The dataset folder a job reads: the configured real one, or the synthetic one."""
+    return lambda wildcards: configured or synthetic

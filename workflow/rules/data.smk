@@ -44,7 +44,7 @@ rule check_imagenet:
     output:
         IMAGENET_CHECKED,
     params:
-        root=IMAGENET,
+        root=data_root(config["data"]["imagenet"], SYNTHETIC_IMAGENET),
         verify=config["data"]["verify_images"],
     log:
         f"{R}/logs/data/check_imagenet.log",
@@ -64,7 +64,7 @@ rule check_coco:
     output:
         COCO_CHECKED,
     params:
-        root=COCO,
+        root=data_root(config["data"]["coco"], SYNTHETIC_COCO),
         verify=config["data"]["verify_images"],
     log:
         f"{R}/logs/data/check_coco.log",

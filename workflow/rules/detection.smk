@@ -3,34 +3,6 @@
 # Each segment resumes from the checkpoint before it and writes the next one.
 
 
-def segment(wildcards):
-    """(start branch, start iteration, end iteration, schedule length or 0) of a segment."""
-    end = int(wildcards.iteration)
-    from_branch, start = PLAN.segment_start(wildcards.branch, end)
-    total = 0 if wildcards.branch == TRUNK else PLAN.schedule(wildcards.branch).iters
-    return from_branch, start, end, total
-
-
-def segment_inputs(wildcards):
-    from_branch, start, _, _ = segment(wildcards)
-    inputs = {"checked": COCO_CHECKED}
-    if start > 0:
-        inputs["resume"] = ckpt_path(wildcards.init, from_branch, start)
-    elif wildcards.init == "pretrained":
-        inputs["backbone"] = BACKBONE
-    return inputs
-
-
-def segment_args(wildcards, input):
-    _, start, end, total = segment(wildcards)
-    args = f"--start {start} --end {end} --schedule-iters {total}"
-    if "resume" in input.keys():
-        args += f" --resume {shlex.quote(input.resume)}"
-    if "backbone" in input.keys():
-        args += f" --backbone {shlex.quote(input.backbone)}"
-    return args
-
-
 rule train_segment:
     input:
         unpack(segment_inputs),
@@ -45,7 +17,7 @@ rule train_segment:
         log_every=config["detection"]["log_every"],
         device=config["device"],
     log:
-        R + "/logs/detection/{init}/{branch}/iter_{iteration}.log",
+        f"{R}/logs/detection/{{init}}/{{branch}}/iter_{{iteration}}.log",
     threads: threads_for("train")
     resources:
         **resources_for("train"),

@@ -7,16 +7,16 @@ rule evaluate:
         checkpoint=CKPT,
         checked=COCO_CHECKED,
     output:
-        metrics=EVAL_DIR + "/metrics.json",
-        bbox=EVAL_DIR + "/bbox_results.json",
-        segm=EVAL_DIR + "/segm_results.json",
+        metrics=f"{EVAL_DIR}/metrics.json",
+        bbox=f"{EVAL_DIR}/bbox_results.json",
+        segm=f"{EVAL_DIR}/segm_results.json",
     params:
         root=COCO,
         model=as_json(study_config.model_settings(config, for_eval=True)),
         batch_size=config["evaluate"]["batch_size"],
         device=config["device"],
     log:
-        R + "/logs/eval/{init}/{branch}/iter_{iteration}.log",
+        f"{R}/logs/eval/{{init}}/{{branch}}/iter_{{iteration}}.log",
     threads: threads_for("evaluate")
     resources:
         **resources_for("evaluate"),

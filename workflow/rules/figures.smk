@@ -12,17 +12,14 @@ FIGURES = [
     f"{R}/tables/final_metrics.md",
     f"{R}/tables/final_metrics.tex",
 ]
-STYLE = "--dpi {params.dpi} --style {params.style} --context {params.context} --palette {params.palette:q}"
 
-
-def figure_params():
-    return {k: config["figures"][k] for k in ("dpi", "style", "context", "palette")}
 
 
 rule fig_ap_curves:
     input:
         script=f"{FIG_SRC}/ap_curves.py",
         common=f"{FIG_SRC}/common.py",
+        results_module=f"{PACKAGE_DIR}/rethink/results.py",
         plan=f"{R}/detection/plan.json",
         metrics=f"{R}/metrics/all_metrics.csv",
         pretrain=PRETRAIN_METRICS if RUNS_PRETRAINING else [],
@@ -41,13 +38,15 @@ rule fig_ap_curves:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.ap_curves --plan {input.plan:q} --metrics {input.metrics:q} "
-        "{params.pretrain} --out-png {output.png:q} --out-pdf {output.pdf:q} " + STYLE + " > {log:q} 2>&1"
+        "{params.pretrain} --out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} "
+        "--style {params.style} --context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule fig_final_ap:
     input:
         script=f"{FIG_SRC}/final_ap.py",
         common=f"{FIG_SRC}/common.py",
+        results_module=f"{PACKAGE_DIR}/rethink/results.py",
         plan=f"{R}/detection/plan.json",
         metrics=f"{R}/metrics/all_metrics.csv",
     output:
@@ -64,13 +63,15 @@ rule fig_final_ap:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.final_ap --plan {input.plan:q} --metrics {input.metrics:q} "
-        "--out-png {output.png:q} --out-pdf {output.pdf:q} " + STYLE + " > {log:q} 2>&1"
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule table_final_metrics:
     input:
         script=f"{FIG_SRC}/final_table.py",
         common=f"{FIG_SRC}/common.py",
+        results_module=f"{PACKAGE_DIR}/rethink/results.py",
         plan=f"{R}/detection/plan.json",
         metrics=f"{R}/metrics/all_metrics.csv",
     output:

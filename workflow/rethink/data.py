@@ -148,5 +148,4 @@ def collate(batch):
 
 def encode_mask(binary: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -58,8 +58,8 @@ def predict(model, dataset, device, batch_size=4, log_every=50):
 def load_results(gt: COCO, results: list) -> COCO:
     """COCO.loadRes, plus the empty case it cannot handle (no detections at all)."""
     if results:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return gt.loadRes(results)
+        with contextlib.redirect_stdout(io.StringIO()):  # loadRes adds keys: give it copies
+            return gt.loadRes([dict(r) for r in results])
     dt = COCO()
     dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
                   "annotations": []}

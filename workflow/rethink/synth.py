@@ -1,7 +1,9 @@
 """Deterministic synthetic "world" in the real ImageNet and COCO-2017 on-disk formats.
 
 The world is made of flat objects whose *category* is a (shape, texture) pair,
-e.g. ``striped_triangle``.  Everything else is nuisance: object colour, scale,
+e.g. ``striped_triangle``, with a characteristic colour (each class has its own
+hue, jittered; saturation and brightness vary), as real categories tend to have.
+Everything else is nuisance: pattern colour, scale,
 rotation, position, texture phase/orientation/period, lighting and a cluttered
 background (smooth noise, random lines, irregular non-category blobs, sensor
 noise).
@@ -29,6 +31,7 @@ place only when complete.
 from __future__ import annotations
 
 import argparse
+import colorsys
 import json
 import math
 import os
@@ -74,6 +77,7 @@ REQUIRED_KEYS = (
 )
 
 # object placement / annotation rules for the detection scenes
+HUE_JITTER = 0.025  # class colours vary by this much hue (of 1.0) around their own
 MIN_VISIBLE_FRACTION = 0.3  # an object must keep >= 30% of its area visible
 MIN_VISIBLE_PIXELS = 16  # ... and at least this many pixels
 PLACEMENT_TRIES = 12
@@ -118,6 +122,9 @@ def class_vocabulary(n_classes: int) -> list[dict]:
                     "name": f"{TEXTURE_ADJ[texture]}_{shape}",
                     "shape": shape,
                     "texture": texture,
+                    # A characteristic colour per class, as real categories have
+                    # (golden-ratio hue spacing keeps any prefix of classes apart).
+                    "hue": (i * 0.6180339887) % 1.0,
                 }
             )
     return out
@@ -270,8 +277,10 @@ def _poly_mask(poly, h, w):
     return m.astype(bool), rle
 
 
-def _random_colour(rng):
-    return rng.uniform(0, 255, 3)
+def _class_colour(rng, hue):
+    """The class's colour with jitter in hue, saturation and brightness."""
+    h = (hue + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
+    return np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))) * 255.0
 
 
 def _contrasting_colour(rng, c1):
@@ -341,10 +350,10 @@ def _background(rng, h, w) -> np.ndarray:
     return np.asarray(pil, dtype=np.float32).copy()
 
 
-def _sample_object(rng, shape, texture, cx, cy, radius):
+def _sample_object(rng, shape, texture, cx, cy, radius, hue):
     """Nuisance parameters of one object (everything except where it is)."""
     angle = float(rng.uniform(0, 2 * np.pi))
-    c1 = _random_colour(rng)
+    c1 = _class_colour(rng, hue)
     c2 = _contrasting_colour(rng, c1)
     return {
         "shape": shape,
@@ -416,13 +425,13 @@ def _finish(img, rng) -> Image.Image:
     return Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8))
 
 
-def render_classification_image(rng, size, shape, texture) -> Image.Image:
+def render_classification_image(rng, size, shape, texture, hue) -> Image.Image:
     """One object-centric image: a single object over a cluttered background."""
     img = _background(rng, size, size)
     radius = 0.5 * size * rng.uniform(0.4, 0.8)
     cx = rng.uniform(radius, size - radius)
     cy = rng.uniform(radius, size - radius)
-    obj = _sample_object(rng, shape, texture, cx, cy, radius)
+    obj = _sample_object(rng, shape, texture, cx, cy, radius, hue)
     poly = _polygon(shape, obj["cx"], obj["cy"], radius, obj["angle"])
     m, _ = _poly_mask(poly, size, size)
     _paint(img, m, obj)
@@ -451,7 +460,8 @@ def render_detection_scene(rng, cfg, vocab):
             radius = min(max(0.5 * side * rng.uniform(0.2, 0.55), 6.0), side / 2 - 1)
             cx = rng.uniform(radius, w - radius)
             cy = rng.uniform(radius, h - radius)
-            obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius)
+            obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
+                                 vocab[cat]["hue"])
             poly = _polygon(obj["shape"], obj["cx"], obj["cy"], radius, obj["angle"])
             full, rle = _poly_mask(poly, h, w)
             area = int(full.sum())
@@ -559,7 +569,7 @@ def generate_imagenet(
                 d.mkdir(parents=True)
                 for k in range(n):
                     rng = _rng(seed, "imagenet", split, c["index"], k)
-                    im = render_classification_image(rng, size, c["shape"], c["texture"])
+                    im = render_classification_image(rng, size, c["shape"], c["texture"], c["hue"])
                     im.save(d / f"{c['wnid']}_{k + 1}.JPEG", format="JPEG", quality=q)
                     done += 1
                     _progress(log, progress_every, "imagenet", done, total)

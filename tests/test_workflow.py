@@ -1,0 +1,147 @@
+"""The Snakemake workflow: planning, lint, config validation, an end-to-end smoke run of
+the tiny config, and what reruns after edits."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SMOKE = ROOT / "tests" / "smoke_config.yaml"
+FIGURE_FILES = ["figures/ap_curves.png", "figures/ap_curves.pdf", "figures/final_ap.png",
+                "figures/final_ap.pdf", "tables/final_metrics.csv", "tables/final_metrics.md",
+                "tables/final_metrics.tex"]
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(*args, cwd=ROOT) -> dict:
+    """{rule: count} of a dry run."""
+    out = snakemake("-n", "--quiet", "rules", *args, cwd=cwd).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+def test_dry_run_plans_every_stage(tmp_path):
+    jobs = planned_jobs("--config", f"results={tmp_path}/results")
+    assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
+                         "pretrain", "plan", "train_segment", "evaluate", "collect_metrics",
+                         "fig_ap_curves", "fig_final_ap", "table_final_metrics", "all"}
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["detection"]
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from rethink.schedule import make_plan
+    plan = make_plan(cfg["one_x"], cfg["schedules"], cfg["checkpoint_every"])
+    per_init = sum(len(plan.checkpoints(b)) for b in ["trunk"] + [s.name for s in plan.schedules])
+    assert jobs["train_segment"] == jobs["evaluate"] == 2 * per_init
+
+
+def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
+    ckpt = tmp_path / "my backbone.pt"
+    ckpt.write_bytes(b"x")
+    jobs = planned_jobs("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
+    assert "pretrain" not in jobs and "synthesize_imagenet" not in jobs and "check_imagenet" not in jobs
+    assert "train_segment" in jobs
+
+
+def test_lint_passes():
+    proc = snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("override, key", [
+    ("detectionn={batch_size: 2}", "detectionn"),
+    ("detection={batch_size: eight}", "batch_size"),
+    ("model={depth: 12}", "depth"),
+    ("detection={warmup_iters: 500}", "warmup_iters"),
+])
+def test_bad_config_fails_before_anything_runs_naming_the_key(tmp_path, override, key):
+    proc = snakemake("-n", "--config", f"results={tmp_path}/results", override, check=False)
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A copy of the workflow in a temp dir, after a complete run of the tiny config."""
+    work = tmp_path_factory.mktemp("smoke")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    for name in ("workflow", "envs"):
+        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    t0 = time.perf_counter()
+    snakemake("--cores", "2", "--configfile", str(SMOKE), cwd=work)
+    print(f"\nsmoke run: {time.perf_counter() - t0:.1f} s wall")
+    return work
+
+
+def test_smoke_run_produces_every_figure_and_table(smoke):
+    results = smoke / "results"
+    for name in FIGURE_FILES:
+        path = results / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    with Image.open(results / "figures/ap_curves.png") as im:
+        assert im.size[0] > 300 and im.size[1] > 200
+    assert (results / "figures/final_ap.pdf").read_bytes().startswith(b"%PDF")
+    table = (results / "tables/final_metrics.md").read_text()
+    assert "1x" in table and "2x" in table and "scratch" in table
+    pre = json.loads((results / "pretrain/metrics.json").read_text())
+    assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
+
+
+def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
+    from rethink.evaluate import SUMMARY_KEYS, coco_metrics
+    from rethink.data import load_coco
+    gt, _ = load_coco(smoke / "results/data/coco", "val")
+    final = smoke / "results/eval/pretrained/2x/iter_000012"
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert set(metrics["bbox"]) == set(metrics["segm"]) == set(SUMMARY_KEYS)
+    assert set(metrics["per_category"]["bbox"]) == {c["name"] for c in gt.dataset["categories"]}
+    for task in ("bbox", "segm"):
+        results = json.loads((final / f"{task}_results.json").read_text())
+        assert len(results) == metrics["num_detections"]
+        rescored = coco_metrics(gt, results, task)["summary"]
+        assert rescored == pytest.approx(metrics[task], abs=1e-9)
+
+
+def test_second_run_has_nothing_to_do(smoke):
+    t0 = time.perf_counter()
+    jobs = planned_jobs("--configfile", str(SMOKE), cwd=smoke)
+    print(f"\nno-op dry run: {time.perf_counter() - t0:.2f} s")
+    assert jobs == {}
+
+
+def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
+    override = tmp_path / "dpi.yaml"
+    override.write_text("figures: {dpi: 72}\n")
+    jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
+    assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "all"}
+
+
+def test_editing_a_figure_script_reruns_only_that_figure(smoke):
+    results = smoke / "results"
+    before = {name: (results / name).stat().st_mtime_ns for name in FIGURE_FILES}
+    script = smoke / "workflow/rethink/figures/final_ap.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    assert set(planned_jobs("--configfile", str(SMOKE), cwd=smoke)) == {"fig_final_ap", "all"}
+    snakemake("--cores", "2", "--configfile", str(SMOKE), cwd=smoke)
+    after = {name: (results / name).stat().st_mtime_ns for name in FIGURE_FILES}
+    changed = {name for name in FIGURE_FILES if after[name] != before[name]}
+    assert changed == {"figures/final_ap.png", "figures/final_ap.pdf"}
+    assert planned_jobs("--configfile", str(SMOKE), cwd=smoke) == {}

@@ -145,3 +145,28 @@ def test_editing_a_figure_script_reruns_only_that_figure(smoke):
     changed = {name for name in FIGURE_FILES if after[name] != before[name]}
     assert changed == {"figures/final_ap.png", "figures/final_ap.pdf"}
     assert planned_jobs("--configfile", str(SMOKE), cwd=smoke) == {}
+
+
+def test_missing_real_dataset_folder_fails_naming_it(tmp_path):
+    missing = tmp_path / "no such coco"
+    results = tmp_path / "results"
+    proc = snakemake("--cores", "1", f"{results}/checks/coco_layout.json", "--config",
+                     f"results={results}", f"data={{coco: '{missing}'}}", check=False)
+    assert proc.returncode != 0
+    assert str(missing) in proc.stderr and "missing" in proc.stderr
+    assert not (results / "checks/coco_layout.json").exists()
+
+
+def test_corrupt_image_in_real_coco_fails_naming_the_file(tmp_path):
+    from rethink import synth
+    from tiny import tiny
+    coco = tmp_path / "coco"
+    synth.generate_coco(coco, tiny()[0], seed=1)
+    victim = sorted((coco / "val2017").iterdir())[2]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
+    results = tmp_path / "results"
+    proc = snakemake("--cores", "1", f"{results}/checks/coco_layout.json", "--config",
+                     f"results={results}", f"data={{coco: '{coco}'}}", check=False)
+    assert proc.returncode != 0
+    assert victim.name in proc.stderr
+    assert not (results / "checks/coco_layout.json").exists()

@@ -1,13 +1,11 @@
 """The Snakemake workflow: planning, lint, config validation, an end-to-end smoke run of
 the tiny config, and what reruns after edits."""
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml

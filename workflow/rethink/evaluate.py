@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 
-import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from . import checkpoint
+from .atomic import write_json
 from .data import CocoInstances, collate, encode_mask, eval_transforms
 from .models import build_mask_rcnn
 from .runtime import Progress, json_arg, setup
@@ -122,9 +121,9 @@ def main(argv=None):
                **evaluate_results(dataset.coco, bbox_res, segm_res),
                "num_images": len(dataset), "num_detections": len(bbox_res),
                "checkpoint": str(args.checkpoint)}
-    checkpoint.save_json(bbox_res, args.out_bbox)
-    checkpoint.save_json(segm_res, args.out_segm)
-    checkpoint.save_json(metrics, args.out_metrics)  # last: its presence means all is written
+    write_json(args.out_bbox, bbox_res)
+    write_json(args.out_segm, segm_res)
+    write_json(args.out_metrics, metrics)  # last: its presence means all is written
     print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}", flush=True)
 
 

@@ -19,9 +19,10 @@ import json
 import math
 import os
 import sys
-import tempfile
 from numbers import Real
 from pathlib import Path
+
+from .atomic import write_json
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 COCO_SPLITS = ("train", "val")
@@ -387,23 +388,6 @@ def check_coco(root, verify_images: str = "header") -> dict:
 # --------------------------------------------------------------------------- #
 # CLI
 # --------------------------------------------------------------------------- #
-def _write_json_atomic(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m rethink.layout",
@@ -425,7 +409,7 @@ def main(argv=None) -> int:
     except DatasetError as e:
         print(f"DatasetError: {e}", file=sys.stderr)
         return 1
-    _write_json_atomic(args.out, result)
+    write_json(args.out, result)
     print(f"layout ok -> {args.out}")
     return 0
 

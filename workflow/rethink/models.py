@@ -8,7 +8,6 @@ paper's from-scratch models.
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import nn

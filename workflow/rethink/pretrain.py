@@ -19,6 +19,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from . import checkpoint
+from .atomic import write_json
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
 
@@ -99,7 +100,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
                "train_images": len(train_set), "val_images": len(val_set),
                "seconds": round(time.perf_counter() - t0, 1)}
     checkpoint.save({"model": backbone_state(model), "meta": {"model": model_cfg, **metrics}}, out)
-    checkpoint.save_json(metrics, out_metrics)
+    write_json(out_metrics, metrics)
     print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
 
 

@@ -25,11 +25,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
+
+from rethink.atomic import write_text
 
 TASKS = ("bbox", "segm")
 METRICS = (
@@ -42,41 +43,6 @@ TIDY_COLUMNS = ["init", "branch", "iteration", "task", "metric", "value"]
 
 class MetricsError(ValueError):
     """Raised for malformed metrics / plan files or missing checkpoints."""
-
-
-# --------------------------------------------------------------------------
-# atomic writes (shared with rethink.figures)
-# --------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, write, suffix: str | None = None) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to *path*, then os.replace.
-
-    The temp file is removed if ``write`` fails, so *path* is either the old
-    file (or absent) or the complete new one, never half-written.
-    """
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix is None:
-        suffix = path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
-                               dir=str(path.parent))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    def _write(tmp):
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-    atomic_write(path, _write)
 
 
 # --------------------------------------------------------------------------
@@ -370,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = load_plan(args.plan)
         df = load_metrics(args.metrics)
         check_against_plan(df, plan)
-        atomic_write_text(args.out, df.to_csv(index=False, lineterminator="\n"))
+        write_text(args.out, df.to_csv(index=False, lineterminator="\n"))
     except MetricsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -41,6 +41,6 @@ rule plan:
     resources:
         **resources_for("data"),
     run:
-        from rethink.checkpoint import save_json
+        from rethink.atomic import write_json
 
-        save_json(json.loads(params.plan), output[0])
+        write_json(output[0], json.loads(params.plan))

@@ -23,7 +23,8 @@ matplotlib.use("Agg")  # before pyplot/seaborn import
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from rethink.results import MetricsError, atomic_write  # noqa: E402
+from rethink.atomic import atomic_write  # noqa: E402
+from rethink.results import MetricsError  # noqa: E402
 
 INIT_LABELS = {"scratch": "random init (scratch)", "pretrained": "ImageNet pre-trained"}
 TASK_LABELS = {"bbox": "bbox AP", "segm": "mask AP"}

@@ -16,9 +16,10 @@ import sys
 
 import pandas as pd
 
+from rethink.atomic import write_text
 from rethink.figures.common import base_parser, init_label, run_cli
 from rethink.results import (
-    atomic_write_text, check_against_plan, final_metrics, load_plan, read_metrics_csv,
+    check_against_plan, final_metrics, load_plan, read_metrics_csv,
 )
 
 # (column in final_metrics, CSV name, Markdown header, LaTeX header)
@@ -113,9 +114,9 @@ def main(argv=None) -> int:
     table = build_table(final_metrics(df, plan))
     csv = table.to_csv(index=False, float_format="%.1f", lineterminator="\n")
     md, tex = to_markdown(table), to_latex(table)
-    atomic_write_text(args.out_csv, csv)
-    atomic_write_text(args.out_md, md)
-    atomic_write_text(args.out_tex, tex)
+    write_text(args.out_csv, csv)
+    write_text(args.out_md, md)
+    write_text(args.out_tex, tex)
     print(f"wrote {args.out_csv}, {args.out_md}, {args.out_tex} ({len(table)} rows)")
     return 0
 

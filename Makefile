@@ -1,10 +1,10 @@
 # make run   - set up .venv and run the default study end to end (snakemake --cores all)
-# make test  - set up .venv and run the test suite
+# make test  - set up .venv (and Debian's chromium for the report test) and run the test suite
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test dag clean
+.PHONY: setup run test browser clean
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,11 @@ $(VENV)/.installed: requirements.txt
 run: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all
 
-test: setup
+# The report test drives headless Chromium: Debian's package (root, as on the dev and CI machines).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q tests
 
 clean:

@@ -1,5 +1,40 @@
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SMOKE = ROOT / "tests" / "smoke_config.yaml"
+FIGURE_FILES = ["figures/ap_curves.png", "figures/ap_curves.pdf", "figures/final_ap.png",
+                "figures/final_ap.pdf", "tables/final_metrics.csv", "tables/final_metrics.md",
+                "tables/final_metrics.tex", "tables/job_costs.csv", "tables/job_costs.md"]
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A copy of the workflow in a temp dir, after a complete run of the tiny config."""
+    work = tmp_path_factory.mktemp("smoke")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    for name in ("workflow", "envs"):
+        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    t0 = time.perf_counter()
+    snakemake("--cores", "2", "--configfile", str(SMOKE), cwd=work)
+    print(f"\nsmoke run: {time.perf_counter() - t0:.1f} s wall")
+    return work
+
+

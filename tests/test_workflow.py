@@ -1,30 +1,19 @@
 """The Snakemake workflow: planning, lint, config validation, an end-to-end smoke run of
 the tiny config, and what reruns after edits."""
 import json
+import os
 import re
-import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-SMOKE = ROOT / "tests" / "smoke_config.yaml"
-FIGURE_FILES = ["figures/ap_curves.png", "figures/ap_curves.pdf", "figures/final_ap.png",
-                "figures/final_ap.pdf", "tables/final_metrics.csv", "tables/final_metrics.md",
-                "tables/final_metrics.tex"]
-
-
-def snakemake(*args, cwd=ROOT, check=True):
-    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from conftest import FIGURE_FILES, ROOT, SMOKE, SNAKEMAKE, snakemake
 
 
 def planned_jobs(*args, cwd=ROOT) -> dict:
@@ -40,7 +29,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs("--config", f"results={tmp_path}/results")
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
                          "pretrain", "plan", "train_segment", "evaluate", "collect_metrics",
-                         "fig_ap_curves", "fig_final_ap", "table_final_metrics", "all"}
+                         "fig_ap_curves", "fig_final_ap", "table_final_metrics", "table_job_costs", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["detection"]
     sys.path.insert(0, str(ROOT / "workflow"))
     from rethink.schedule import make_plan
@@ -75,20 +64,6 @@ def test_bad_config_fails_before_anything_runs_naming_the_key(tmp_path, override
     assert not (tmp_path / "results").exists()
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """A copy of the workflow in a temp dir, after a complete run of the tiny config."""
-    work = tmp_path_factory.mktemp("smoke")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, work / name)
-    for name in ("workflow", "envs"):
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    t0 = time.perf_counter()
-    snakemake("--cores", "2", "--configfile", str(SMOKE), cwd=work)
-    print(f"\nsmoke run: {time.perf_counter() - t0:.1f} s wall")
-    return work
-
-
 def test_smoke_run_produces_every_figure_and_table(smoke):
     results = smoke / "results"
     for name in FIGURE_FILES:
@@ -99,13 +74,18 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert (results / "figures/final_ap.pdf").read_bytes().startswith(b"%PDF")
     table = (results / "tables/final_metrics.md").read_text()
     assert "1x" in table and "2x" in table and "scratch" in table
+    costs = (results / "tables/job_costs.md").read_text()
+    assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
+    tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
+    assert set(tidy.columns) == {"init", "branch", "iteration", "task", "metric", "value"}
+    assert len(tidy) == 8 * 2 * 12  # checkpoints x tasks x COCO summary numbers
     pre = json.loads((results / "pretrain/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
 
 def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
-    from rethink.evaluate import SUMMARY_KEYS, coco_metrics
     from rethink.data import load_coco
+    from rethink.evaluate import SUMMARY_KEYS, coco_metrics
     gt, _ = load_coco(smoke / "results/data/coco", "val")
     final = smoke / "results/eval/pretrained/2x/iter_000012"
     metrics = json.loads((final / "metrics.json").read_text())
@@ -151,7 +131,8 @@ def test_missing_real_dataset_folder_fails_naming_it(tmp_path):
     proc = snakemake("--cores", "1", f"{results}/checks/coco_layout.json", "--config",
                      f"results={results}", f"data={{coco: '{missing}'}}", check=False)
     assert proc.returncode != 0
-    assert str(missing) in proc.stderr and "missing" in proc.stderr
+    assert str(missing) in proc.stderr and "does not exist" in proc.stderr
+    assert "config key data.coco" in proc.stderr and "instances_val2017.json" in proc.stderr
     assert not (results / "checks/coco_layout.json").exists()
 
 
@@ -168,3 +149,13 @@ def test_corrupt_image_in_real_coco_fails_naming_the_file(tmp_path):
     assert proc.returncode != 0
     assert victim.name in proc.stderr
     assert not (results / "checks/coco_layout.json").exists()
+
+
+def test_use_conda_without_conda_explains_the_pip_route(tmp_path):
+    env_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                               if not (Path(p) / "conda").exists())
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--use-conda", "--config", f"results={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PATH": env_path})
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "neither conda nor mamba" in out and "make setup" in out

@@ -25,6 +25,11 @@ from pathlib import Path
 from .atomic import write_json
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+EXPECTED_LAYOUT = {
+    "imagenet": "  train/<class>/*.JPEG\n  val/<class>/*.JPEG   (the same class folders as train/)",
+    "coco": "  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
+            "  train2017/*.jpg\n  val2017/*.jpg",
+}
 COCO_SPLITS = ("train", "val")
 VERIFY_MODES = ("header", "full", "none")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
@@ -397,6 +402,8 @@ def main(argv=None) -> int:
     ap.add_argument("--coco", metavar="DIR")
     ap.add_argument("--verify-images", choices=VERIFY_MODES, default="header")
     ap.add_argument("--out", required=True, metavar="STATS_JSON")
+    ap.add_argument("--config-key", metavar="KEY",
+                    help="config key that named the folder, quoted in errors (e.g. data.coco)")
     args = ap.parse_args(argv)
     if not args.imagenet and not args.coco:
         ap.error("give --imagenet and/or --coco")
@@ -408,6 +415,10 @@ def main(argv=None) -> int:
             result["coco"] = check_coco(args.coco, verify_images=args.verify_images)
     except DatasetError as e:
         print(f"DatasetError: {e}", file=sys.stderr)
+        if args.config_key:
+            layout = EXPECTED_LAYOUT["imagenet" if args.imagenet else "coco"]
+            print(f"Set config key {args.config_key} to a folder with this layout:\n{layout}",
+                  file=sys.stderr)
         return 1
     write_json(args.out, result)
     print(f"layout ok -> {args.out}")

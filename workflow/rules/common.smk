@@ -1,11 +1,21 @@
 # Paths, the training plan and small helpers shared by the rule files.
 import json
 import shlex
+import shutil
 
 from snakemake.exceptions import WorkflowError
 
 from rethink import config as study_config
 from rethink.schedule import TRUNK
+
+# --use-conda without conda: say how to run without it, before Snakemake fails obscurely.
+_deployment = getattr(workflow, "deployment_settings", None)
+if (_deployment is not None and "CONDA" in {m.name for m in _deployment.deployment_method}
+        and not (shutil.which("conda") or shutil.which("mamba"))):
+    raise WorkflowError(
+        "--use-conda was given but neither conda nor mamba is on PATH. Either install conda, "
+        "or run without --use-conda from the pip environment: `make setup` creates .venv with "
+        "the same pinned versions as envs/*.yaml, then `. .venv/bin/activate && snakemake --cores all`.")
 
 try:
     study_config.check(config)
@@ -53,6 +63,15 @@ def eval_path(init, branch, iteration, name="metrics.json"):
 
 def all_checkpoints():
     return [(init, branch, it) for init in INITS for branch in BRANCHES for it in PLAN.checkpoints(branch)]
+
+
+def benchmark_files():
+    """The benchmark files of every pre-training, training and evaluation job."""
+    files = [f"{R}/benchmarks/pretrain/pretrain.tsv"] if RUNS_PRETRAINING else []
+    for init, branch, it in all_checkpoints():
+        for stage in ("train", "evaluate"):
+            files.append(f"{R}/benchmarks/{stage}/{init}/{branch}/iter_{it:06d}.tsv")
+    return files
 
 
 def threads_for(kind):

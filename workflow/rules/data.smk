@@ -55,7 +55,7 @@ rule check_imagenet:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.layout --imagenet {params.root:q} --verify-images {params.verify} "
-        "--out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+        "--config-key data.imagenet --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
 
 
 rule check_coco:
@@ -75,4 +75,4 @@ rule check_coco:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.layout --coco {params.root:q} --verify-images {params.verify} "
-        "--out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+        "--config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

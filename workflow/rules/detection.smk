@@ -18,6 +18,8 @@ rule train_segment:
         device=config["device"],
     log:
         f"{R}/logs/detection/{{init}}/{{branch}}/iter_{{iteration}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{init}}/{{branch}}/iter_{{iteration}}.tsv"
     threads: threads_for("train")
     resources:
         **resources_for("train"),

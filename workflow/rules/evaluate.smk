@@ -17,6 +17,8 @@ rule evaluate:
         device=config["device"],
     log:
         f"{R}/logs/eval/{{init}}/{{branch}}/iter_{{iteration}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{init}}/{{branch}}/iter_{{iteration}}.tsv"
     threads: threads_for("evaluate")
     resources:
         **resources_for("evaluate"),

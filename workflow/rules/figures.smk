@@ -11,6 +11,8 @@ FIGURES = [
     f"{R}/tables/final_metrics.csv",
     f"{R}/tables/final_metrics.md",
     f"{R}/tables/final_metrics.tex",
+    f"{R}/tables/job_costs.csv",
+    f"{R}/tables/job_costs.md",
 ]
 
 
@@ -24,7 +26,8 @@ rule fig_ap_curves:
         metrics=f"{R}/metrics/all_metrics.csv",
         pretrain=PRETRAIN_METRICS if RUNS_PRETRAINING else [],
     output:
-        png=f"{R}/figures/ap_curves.png",
+        png=report(f"{R}/figures/ap_curves.png", caption="../report/ap_curves.rst",
+                   category="Main comparison", labels={"figure": "AP vs iterations"}),
         pdf=f"{R}/figures/ap_curves.pdf",
     params:
         **figure_params(),
@@ -50,7 +53,8 @@ rule fig_final_ap:
         plan=f"{R}/detection/plan.json",
         metrics=f"{R}/metrics/all_metrics.csv",
     output:
-        png=f"{R}/figures/final_ap.png",
+        png=report(f"{R}/figures/final_ap.png", caption="../report/final_ap.rst",
+                   category="Schedules", labels={"figure": "final AP per schedule"}),
         pdf=f"{R}/figures/final_ap.pdf",
     params:
         **figure_params(),
@@ -75,7 +79,8 @@ rule table_final_metrics:
         plan=f"{R}/detection/plan.json",
         metrics=f"{R}/metrics/all_metrics.csv",
     output:
-        csv=f"{R}/tables/final_metrics.csv",
+        csv=report(f"{R}/tables/final_metrics.csv", caption="../report/final_metrics.rst",
+                   category="Main comparison", labels={"figure": "final metrics table"}),
         md=f"{R}/tables/final_metrics.md",
         tex=f"{R}/tables/final_metrics.tex",
     log:
@@ -88,3 +93,23 @@ rule table_final_metrics:
     shell:
         "python -m rethink.figures.final_table --plan {input.plan:q} --metrics {input.metrics:q} "
         "--out-csv {output.csv:q} --out-md {output.md:q} --out-tex {output.tex:q} > {log:q} 2>&1"
+
+
+rule table_job_costs:
+    input:
+        script=f"{PACKAGE_DIR}/rethink/costs.py",
+        benchmarks=benchmark_files(),
+    output:
+        csv=report(f"{R}/tables/job_costs.csv", caption="../report/job_costs.rst",
+                   category="Cost", labels={"figure": "wall time and memory per stage"}),
+        md=f"{R}/tables/job_costs.md",
+    log:
+        f"{R}/logs/figures/job_costs.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.costs --out-csv {output.csv:q} --out-md {output.md:q} "
+        "{input.benchmarks:q} > {log:q} 2>&1"

@@ -16,6 +16,8 @@ rule pretrain:
         device=config["device"],
     log:
         f"{R}/logs/pretrain/pretrain.log",
+    benchmark:
+        f"{R}/benchmarks/pretrain/pretrain.tsv"
     threads: threads_for("pretrain")
     resources:
         **resources_for("pretrain"),

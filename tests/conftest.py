@@ -24,17 +24,35 @@ def snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-@pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
-    """A copy of the workflow in a temp dir, after a complete run of the tiny config."""
-    work = tmp_path_factory.mktemp("smoke")
+def copy_workflow(work: Path) -> Path:
+    """The workflow's files in `work`, so a test can edit and run them without touching ours."""
+    work.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, work / name)
     for name in ("workflow", "envs"):
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return work
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A copy of the workflow in a temp dir, after a complete run of the tiny config."""
+    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
     t0 = time.perf_counter()
     snakemake("--cores", "2", "--configfile", str(SMOKE), cwd=work)
     print(f"\nsmoke run: {time.perf_counter() - t0:.1f} s wall")
     return work
 
 
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The reliability suite's counts, as the reliability issue asks."""
+    import test_bad_input
+    import test_faults
+    import test_workflow
+    quirks, broken = len(test_bad_input.QUIRK_CASES), len(test_bad_input.BROKEN_CASES)
+    configs = len(test_workflow.CONFIG_CASES)
+    terminalreporter.write_line(
+        f"fault injection: {len(test_faults.KILL_POINTS)} SIGKILL points; bad and quirky input: "
+        f"{quirks + broken + configs} cases ({quirks} quirks, {broken} broken data, {configs} config)")

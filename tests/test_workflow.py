@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import FIGURE_FILES, ROOT, SMOKE, SNAKEMAKE, snakemake
+from conftest import FIGURE_FILES, ROOT, SMOKE, SNAKEMAKE, copy_workflow, snakemake
 
 
 def planned_jobs(*args, cwd=ROOT) -> dict:
@@ -51,12 +51,17 @@ def test_lint_passes():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("override, key", [
-    ("detectionn={batch_size: 2}", "detectionn"),
-    ("detection={batch_size: eight}", "batch_size"),
-    ("model={depth: 12}", "depth"),
-    ("detection={warmup_iters: 500}", "warmup_iters"),
-])
+CONFIG_CASES = [  # (override, the key the error must name)
+    ("detectionn={batch_size: 2}", "detectionn"),            # a typo in a key
+    ("detection={batch_size: eight}", "batch_size"),         # a wrong type
+    ("model={depth: 12}", "depth"),                          # a value out of its set
+    ("detection={base_lr: -0.1}", "base_lr"),                # a negative LR
+    ("detection={warmup_iters: 500}", "warmup_iters"),       # a schedule shorter than its warm-up
+    ("data={corrupt_images: skip, verify_images: none}", "verify_images"),
+]
+
+
+@pytest.mark.parametrize("override, key", CONFIG_CASES)
 def test_bad_config_fails_before_anything_runs_naming_the_key(tmp_path, override, key):
     proc = snakemake("-n", "--config", f"results={tmp_path}/results", override, check=False)
     assert proc.returncode != 0
@@ -159,3 +164,16 @@ def test_use_conda_without_conda_explains_the_pip_route(tmp_path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "neither conda nor mamba" in out and "make setup" in out
+
+
+def test_paths_with_spaces_and_shell_metacharacters_work_and_inject_nothing(tmp_path):
+    nasty = "dir with spaces; $(touch PWNED) `touch PWNED2` & 'quote' \"dq\""
+    work = copy_workflow(tmp_path / nasty / "workflow copy")
+    results = tmp_path / nasty / "res ults"
+    override = tmp_path / "results.yaml"
+    override.write_text(yaml.safe_dump({"results": str(results)}))
+    snakemake("--cores", "2", "--configfile", str(SMOKE), str(override), cwd=work)
+    for name in FIGURE_FILES:
+        assert (results / name).is_file(), name
+    injected = [p for p in tmp_path.rglob("PWNED*")] + [p for p in Path.cwd().glob("PWNED*")]
+    assert not injected, injected

@@ -5,11 +5,24 @@ from pathlib import Path
 
 import torch
 
+from . import faults
 from .atomic import atomic_write
 
 
 def save(state: dict, path: str | Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    def write(tmp):
+        torch.save(state, tmp)
+        faults.kill_mid_write_if(tmp, state.get("iteration", -1))
+    atomic_write(path, write)
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temp files a killed writer of `path` left behind; return what was removed."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp*")) if path.parent.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load(path: str | Path, required: tuple[str, ...] = ()) -> dict:

@@ -18,6 +18,10 @@ def check(config: dict) -> None:
     if syn["det_min_size"] > syn["det_max_size"]:
         raise ConfigError(f"data.synthetic.det_min_size ({syn['det_min_size']}) exceeds "
                           f"det_max_size ({syn['det_max_size']})")
+    data = config["data"]
+    if data["corrupt_images"] == "skip" and data["verify_images"] == "none":
+        raise ConfigError("data.corrupt_images: skip needs images opened by the layout check: "
+                          "set data.verify_images to header or full")
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from .layout import index_images, resolve_image
 
 SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
@@ -26,6 +29,28 @@ def load_coco(coco_root: str | Path, split: str) -> tuple[COCO, Path]:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timing chatter
         coco = COCO(str(ann_file))
     return coco, Path(coco_root) / img_dir
+
+
+def skipped_image_ids(stats_path: str | Path | None, split: str) -> set[int]:
+    """Ids of the `split` images the layout check skipped as undecodable.
+
+    Reads the layout check's stats JSON (the CLI's ``{"coco": {...}}`` file or
+    ``check_coco``'s own dict): ``skipped_images[split]`` is a list of
+    ``{"id", "file", "error"}``. An absent key (or ``stats_path`` None) means none.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if stats_path is None:
+        return set()
+    try:
+        doc = json.loads(Path(stats_path).read_text())
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"cannot read the layout stats {stats_path}: {e}") from e
+    if isinstance(doc, dict) and isinstance(doc.get("coco"), dict):
+        doc = doc["coco"]
+    skipped = doc.get("skipped_images") if isinstance(doc, dict) else None
+    entries = (skipped or {}).get(split) or []
+    return {int(e["id"]) for e in entries}
 
 
 def mix_seed(*parts: int) -> int:
@@ -47,12 +72,20 @@ class CocoInstances(torch.utils.data.Dataset):
     Crowd annotations are left out of training targets (as in Detectron); evaluation
     handles them through pycocotools. Items are fetched as (index, aug_seed): the seed
     drives the transforms, so augmentation depends on the iteration, not on the worker.
+    Images whose ids are in `skip_ids` (see `skipped_image_ids`) are left out. A
+    record's file_name may carry a subfolder or name another extension than the file
+    on disk (found as the layout check finds it, `rethink.layout.resolve_image`).
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
-                 image_ids: list[int] | None = None):
+                 image_ids: list[int] | None = None, skip_ids=()):
         self.coco, self.img_dir = load_coco(coco_root, split)
-        self.ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
+        self.root = Path(coco_root)
+        ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
+        skip = {int(i) for i in skip_ids}
+        self.ids = [i for i in ids if i not in skip]
+        self.skipped = len(ids) - len(self.ids)
+        self._index = None  # stem -> paths under img_dir, built on the first odd file_name
         self.cat_ids = sorted(self.coco.getCatIds())
         self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
         self.transforms = transforms
@@ -65,14 +98,24 @@ class CocoInstances(torch.utils.data.Dataset):
         return len(self.cat_ids)
 
     def load_image(self, image_id: int) -> torch.Tensor:
-        info = self.coco.imgs[image_id]
-        path = self.img_dir / info["file_name"]
+        path = self.image_path(image_id)
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")  # grayscale and CMYK JPEGs exist in real COCO
         except (OSError, SyntaxError) as e:
             raise RuntimeError(f"cannot read image {path} (image id {image_id}): {e}") from e
         return tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+
+    def image_path(self, image_id: int) -> Path:
+        name = self.coco.imgs[image_id]["file_name"]
+        path = resolve_image(self.root, self.img_dir, name)
+        if path is None:
+            if self._index is None:
+                self._index = index_images(self.img_dir)
+            path = resolve_image(self.root, self.img_dir, name, self._index)
+        if path is None:
+            raise RuntimeError(f"image id {image_id}: file {name!r} not found under {self.img_dir}")
+        return path
 
     def target(self, image_id: int, height: int, width: int) -> dict:
         anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]

@@ -4,7 +4,11 @@ Writes the detections as COCO results files (bbox and segm, re-scorable by anyon
 metrics JSON with all 12 summary numbers per task and per-category AP.
 
     python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
-        --out-metrics m.json --out-bbox bbox.json --out-segm segm.json
+        --out-metrics m.json --out-bbox bbox.json --out-segm segm.json \
+        [--layout-stats checks/coco_layout.json]
+
+With --layout-stats, the val images the layout check skipped as undecodable
+(data.corrupt_images: skip) are left out of the dataset and of the evaluation.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from pycocotools.cocoeval import COCOeval
 
 from . import checkpoint
 from .atomic import write_json
-from .data import CocoInstances, collate, encode_mask, eval_transforms
+from .data import CocoInstances, collate, encode_mask, eval_transforms, skipped_image_ids
 from .models import build_mask_rcnn
 from .runtime import Progress, json_arg, setup
 
@@ -67,9 +71,19 @@ def load_results(gt: COCO, results: list) -> COCO:
     return dt
 
 
-def coco_metrics(gt: COCO, results: list, iou_type: str) -> dict:
-    """The 12 COCOeval summary numbers and per-category AP (IoU .50:.95, all areas)."""
+def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None) -> dict:
+    """The 12 COCOeval summary numbers and per-category AP (IoU .50:.95, all areas).
+
+    `image_ids`: evaluate on these images only (default: every image of `gt`);
+    ground truth and detections on other images do not count.
+    """
     ev = COCOeval(gt, load_results(gt, results), iou_type)
+    if image_ids is not None:
+        ids = sorted({int(i) for i in image_ids})
+        unknown = [i for i in ids if i not in gt.imgs]
+        if unknown:
+            raise ValueError(f"image_ids not in the ground truth: {unknown[:10]}")
+        ev.params.imgIds = ids
     with contextlib.redirect_stdout(io.StringIO()) as text:
         ev.evaluate()
         ev.accumulate()
@@ -84,10 +98,11 @@ def coco_metrics(gt: COCO, results: list, iou_type: str) -> dict:
     return {"summary": summary, "per_category": per_cat, "text": text.getvalue()}
 
 
-def evaluate_results(gt: COCO, bbox_res: list, segm_res: list) -> dict:
+def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None) -> dict:
+    """bbox and segm metrics; `image_ids` restricts both to those images (see coco_metrics)."""
     out = {"bbox": {}, "segm": {}, "per_category": {}}
     for task, res in (("bbox", bbox_res), ("segm", segm_res)):
-        m = coco_metrics(gt, res, task)
+        m = coco_metrics(gt, res, task, image_ids)
         out[task] = m["summary"]
         out["per_category"][task] = m["per_category"]
         print(f"{task}:\n{m['text']}", flush=True)
@@ -108,9 +123,16 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--layout-stats", metavar="PATH",
+                   help="the layout check's stats JSON: val images it skipped as undecodable "
+                        "are left out of the dataset and of the evaluation")
     args = p.parse_args(argv)
     device = setup(args.threads, args.device, deterministic=False)
-    dataset = CocoInstances(args.coco, "val", eval_transforms())
+    skip = skipped_image_ids(args.layout_stats, "val")
+    dataset = CocoInstances(args.coco, "val", eval_transforms(), skip_ids=skip)
+    if skip:
+        print(f"leaving out {len(skip)} val images the layout check skipped: {sorted(skip)}",
+              flush=True)
     model = build_mask_rcnn(json_arg(args.model, "model"), dataset.num_classes)
     state = checkpoint.load(args.checkpoint, required=("model",))
     model.load_state_dict(state["model"])
@@ -118,8 +140,10 @@ def main(argv=None):
     print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device})", flush=True)
     bbox_res, segm_res = predict(model, dataset, device, args.batch_size)
     metrics = {"init": args.init, "branch": args.branch, "iteration": args.iteration,
-               **evaluate_results(dataset.coco, bbox_res, segm_res),
-               "num_images": len(dataset), "num_detections": len(bbox_res),
+               **evaluate_results(dataset.coco, bbox_res, segm_res,
+                                  image_ids=dataset.ids if skip else None),
+               "num_images": len(dataset), "num_skipped_images": dataset.skipped,
+               "num_detections": len(bbox_res),
                "checkpoint": str(args.checkpoint)}
     write_json(args.out_bbox, bbox_res)
     write_json(args.out_segm, segm_res)

@@ -7,10 +7,16 @@ naming the file (and record) at fault instead of crashing inside training.
 CLI::
 
     python -m rethink.layout [--imagenet DIR] [--coco DIR] \
-        [--verify-images header|full|none] --out stats.json
+        [--verify-images header|full|none] [--corrupt-images fail|skip] --out stats.json
 
 writes the stats JSON (atomically) only if every check passes; otherwise it
 prints the error to stderr and exits 1 without writing ``--out``.
+
+``--corrupt-images skip`` (config key ``data.corrupt_images``) turns COCO images
+that do not decode into warnings: they are listed in the stats under
+``coco.skipped_images.{train,val}`` (id, file, error) and the training and
+evaluation datasets leave them out (``rethink.data.skipped_image_ids``).
+Annotation errors, missing files and size mismatches always fail.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ EXPECTED_LAYOUT = {
 }
 COCO_SPLITS = ("train", "val")
 VERIFY_MODES = ("header", "full", "none")
+CORRUPT_MODES = ("fail", "skip")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
 MAX_ERRORS_LISTED = 20
 
@@ -150,7 +157,7 @@ def _load_json(path: Path):
         raise DatasetError(f"{path}: not UTF-8 text: {e}") from None
 
 
-def _index_images(img_dir: Path) -> dict:
+def index_images(img_dir: Path) -> dict:
     """stem -> [paths] for every image file under img_dir (recursively)."""
     index = {}
     for dirpath, _dirs, files in os.walk(img_dir):
@@ -177,16 +184,19 @@ def resolve_image(root: Path, split_dir: Path, file_name: str, index=None):
         if hits:
             return sorted(hits)[0]
         return None
-    for ext in IMAGE_EXTENSIONS:
-        for e in (ext, ext.upper()):
-            cand = split_dir / (stem + e)
-            if cand.is_file():
-                return cand
+    folders = [split_dir / os.path.dirname(file_name), split_dir]
+    for folder in dict.fromkeys(folders):  # same folder, other extension
+        for ext in IMAGE_EXTENSIONS:
+            for e in (ext, ext.upper()):
+                cand = folder / (stem + e)
+                if cand.is_file():
+                    return cand
     return None
 
 
 def _verify_image(path: Path, mode: str, width, height):
-    """Return a problem string or None."""
+    """Return None, or (kind, problem): kind "decode" (the file does not decode; may be
+    skipped) or "size" (it decodes but disagrees with its record; always an error)."""
     from PIL import Image, ImageFile
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # a global some libraries flip; we want strict decoding
@@ -199,14 +209,18 @@ def _verify_image(path: Path, mode: str, width, height):
             else:
                 im.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        return f"unreadable image ({type(e).__name__}: {e})"
+        return "decode", f"unreadable image ({type(e).__name__}: {e})"
     if _is_num(width) and _is_num(height) and size != (int(width), int(height)):
-        return f"image is {size[0]}x{size[1]} but the record says {width}x{height}"
+        return "size", f"image is {size[0]}x{size[1]} but the record says {width}x{height}"
     return None
 
 
-def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str):
-    """Check one annotation file and its images; return (stats, category map)."""
+def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
+                 corrupt_images: str = "fail"):
+    """Check one annotation file and its images; return (stats, category map, skipped).
+
+    ``skipped`` lists the images that do not decode ({"id", "file", "error"}); it is
+    empty unless ``corrupt_images`` is "skip" (with "fail" they are errors)."""
     doc = _load_json(ann_path)
     if not isinstance(doc, dict):
         raise DatasetError(f"{ann_path}: top level must be a JSON object, got {type(doc).__name__}")
@@ -324,8 +338,9 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         raise DatasetError(f"{ann_path}: " + _join(errors))
 
     # image files
-    index = _index_images(img_dir)
+    index = index_images(img_dir)
     file_errors = []
+    skipped = []
     for iid, im in images.items():
         path = resolve_image(root, img_dir, im["file_name"], index)
         if path is None:
@@ -333,12 +348,21 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
             continue
         if verify_images != "none":
             problem = _verify_image(path, verify_images, im.get("width"), im.get("height"))
-            if problem:
-                file_errors.append(f"image id {iid} ({path}): {problem}")
+            if problem and problem[0] == "decode" and corrupt_images == "skip":
+                skipped.append({"id": iid, "file": str(path), "error": problem[1]})
+                print(f"warning: skipping image id {iid} ({path}) of {ann_path.name}: {problem[1]}",
+                      file=sys.stderr, flush=True)
+            elif problem:
+                file_errors.append(f"image id {iid} ({path}): {problem[1]}")
         if len(file_errors) > MAX_ERRORS_LISTED:
             break
     if file_errors:
         raise DatasetError(f"{ann_path}: " + _join(file_errors))
+    if images and len(skipped) == len(images):
+        raise DatasetError(
+            f"{ann_path}: all {len(images)} images were skipped as undecodable "
+            f"(first: image id {skipped[0]['id']} ({skipped[0]['file']}): {skipped[0]['error']})"
+        )
 
     stats = {
         "images": len(images),
@@ -346,19 +370,33 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         "categories": len(cats),
         "crowd_annotations": n_crowd,
         "images_without_annotations": len(set(images) - annotated),
+        "images_skipped": len(skipped),
     }
-    return stats, cats
+    return stats, cats, skipped
 
 
-def check_coco(root, verify_images: str = "header") -> dict:
+def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail") -> dict:
     """Check a COCO-2017 folder; return per-split stats.
 
     ``verify_images``: "header" opens every image with PIL and runs verify(),
     "full" decodes every image (catches truncated JPEGs), "none" only checks
     the files exist.
+
+    ``corrupt_images``: "fail" raises DatasetError for an image that does not
+    decode; "skip" prints a warning naming it and lists it in
+    ``stats["skipped_images"][split]`` as {"id", "file", "error"} (counted in
+    ``stats[split]["images_skipped"]``). Only decoding problems are skipped:
+    annotation errors, missing files and size mismatches always raise.
     """
     if verify_images not in VERIFY_MODES:
         raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {verify_images!r}")
+    if corrupt_images not in CORRUPT_MODES:
+        raise ValueError(f"corrupt_images must be one of {CORRUPT_MODES}, got {corrupt_images!r}")
+    if corrupt_images == "skip" and verify_images == "none":
+        raise ValueError(
+            "corrupt_images 'skip' (data.corrupt_images) needs the images opened to find the "
+            "undecodable ones: set data.verify_images to full (or header), not none"
+        )
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"COCO folder {root}: does not exist or is not a directory")
@@ -374,12 +412,13 @@ def check_coco(root, verify_images: str = "header") -> dict:
     if missing:
         raise DatasetError(f"COCO folder {root}: missing " + ", ".join(missing))
 
-    stats = {"root": str(root), "verify_images": verify_images}
+    stats = {"root": str(root), "verify_images": verify_images, "corrupt_images": corrupt_images}
     cat_maps = {}
+    skipped = {}
     for split in COCO_SPLITS:
         ann = root / "annotations" / f"instances_{split}2017.json"
-        stats[split], cat_maps[split] = _check_split(
-            root, split, ann, root / f"{split}2017", verify_images
+        stats[split], cat_maps[split], skipped[split] = _check_split(
+            root, split, ann, root / f"{split}2017", verify_images, corrupt_images
         )
     if cat_maps["train"] != cat_maps["val"]:
         raise DatasetError(
@@ -387,6 +426,7 @@ def check_coco(root, verify_images: str = "header") -> dict:
             "annotations/instances_val2017.json have different categories"
         )
     stats["category_names"] = [cat_maps["train"][k] for k in sorted(cat_maps["train"])]
+    stats["skipped_images"] = skipped
     return stats
 
 
@@ -401,27 +441,41 @@ def main(argv=None) -> int:
     ap.add_argument("--imagenet", metavar="DIR")
     ap.add_argument("--coco", metavar="DIR")
     ap.add_argument("--verify-images", choices=VERIFY_MODES, default="header")
+    ap.add_argument("--corrupt-images", choices=CORRUPT_MODES, default="fail",
+                    help="COCO images that do not decode: fail (default) or skip them with a "
+                         "warning, listing them in the stats (data.corrupt_images)")
     ap.add_argument("--out", required=True, metavar="STATS_JSON")
     ap.add_argument("--config-key", metavar="KEY",
                     help="config key that named the folder, quoted in errors (e.g. data.coco)")
     args = ap.parse_args(argv)
     if not args.imagenet and not args.coco:
         ap.error("give --imagenet and/or --coco")
+    if args.coco and args.corrupt_images == "skip" and args.verify_images == "none":
+        print("ConfigError: --corrupt-images skip (data.corrupt_images: skip) needs the images "
+              "opened: set --verify-images (data.verify_images) to full or header, not none",
+              file=sys.stderr)
+        return 1
     result = {}
+    checking = None
     try:
         if args.imagenet:
+            checking = "imagenet"
             result["imagenet"] = check_imagenet(args.imagenet)
         if args.coco:
-            result["coco"] = check_coco(args.coco, verify_images=args.verify_images)
+            checking = "coco"
+            result["coco"] = check_coco(args.coco, verify_images=args.verify_images,
+                                        corrupt_images=args.corrupt_images)
     except DatasetError as e:
         print(f"DatasetError: {e}", file=sys.stderr)
         if args.config_key:
-            layout = EXPECTED_LAYOUT["imagenet" if args.imagenet else "coco"]
+            layout = EXPECTED_LAYOUT[checking]
             print(f"Set config key {args.config_key} to a folder with this layout:\n{layout}",
                   file=sys.stderr)
         return 1
     write_json(args.out, result)
-    print(f"layout ok -> {args.out}")
+    n_skipped = sum(len(v) for v in result.get("coco", {}).get("skipped_images", {}).values())
+    note = f" ({n_skipped} undecodable COCO images skipped)" if n_skipped else ""
+    print(f"layout ok{note} -> {args.out}")
     return 0
 
 

@@ -138,3 +138,29 @@ def make_plan(one_x: int, multiples: list[float], checkpoint_every: int) -> Plan
     if not schedules:
         raise ValueError("detection.schedules is empty")
     return Plan(one_x, tail, checkpoint_every, tuple(schedules))
+
+
+def main(argv=None):
+    """Write the plan of a schedule set as JSON: `python -m rethink.schedule --out plan.json ...`"""
+    import argparse
+    import json
+
+    from .atomic import write_json
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--one-x", type=int, required=True, help="iterations of a 1x schedule")
+    p.add_argument("--schedules", type=float, nargs="+", required=True, help="multiples of 1x")
+    p.add_argument("--checkpoint-every", type=int, required=True)
+    p.add_argument("--extra", default="{}", help="JSON object merged into the plan (inits, batch size)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    try:
+        plan = make_plan(args.one_x, args.schedules, args.checkpoint_every)
+    except ValueError as e:
+        p.error(str(e))
+    write_json(args.out, {**plan.to_dict(), **json.loads(args.extra)})
+    print(f"{plan.total_iterations()} iterations forked vs {plan.separate_iterations()} separate")
+
+
+if __name__ == "__main__":
+    main()

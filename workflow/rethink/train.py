@@ -15,13 +15,17 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from . import checkpoint, schedule
-from .data import CocoInstances, IterationBatches, collate, mix_seed, train_transforms
+from . import checkpoint, faults, schedule
+from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
+                   train_transforms)
 from .models import build_mask_rcnn, load_backbone
-from .runtime import Progress, json_arg, setup
+from .runtime import Progress, json_arg, rss_mb, setup
+
+WORKER_TIMEOUT_S = 600  # a data loader worker silent this long is reported, not waited on
 
 
 def scaled_lr(train_cfg: dict) -> float:
@@ -40,10 +44,44 @@ def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict) -
         f"warm-up {train_cfg['warmup_iters']} iterations): try a lower base_lr or a longer warm-up.")
 
 
+def batches(loader, start, end):
+    """(iteration, images, targets) for [start, end); records the iteration being served so
+    that a dead or stuck loader worker can be reported with it."""
+    for it, (images, targets) in zip(range(start, end), loader):
+        batches.current = it
+        yield it, images, targets
+
+
+def loader_failure(e: RuntimeError, start: int, end: int) -> SystemExit:
+    """PyTorch raises a worker's death wherever the main process is (SIGCHLD handler)."""
+    it = getattr(batches, "current", start)
+    return SystemExit(f"data loader failed near iteration {it} (segment {start}->{end}): {e}. "
+                      f"A killed worker is often the OOM killer: check memory, or set "
+                      f"detection.workers: 0.")
+
+
+class CorruptCheckpoint(SystemExit):
+    pass
+
+
+def load_resume(path):
+    """Load the checkpoint to resume from. A corrupt one is removed so that the next
+    `snakemake` run retrains it from the checkpoint before it (the previous good one)."""
+    try:
+        return checkpoint.load(path, required=("model", "optimizer", "iteration"))
+    except RuntimeError as e:
+        Path(path).unlink(missing_ok=True)
+        raise CorruptCheckpoint(f"{e}\nRemoved {path}: run snakemake again to retrain it from "
+                                f"the previous checkpoint.") from e
+
+
 def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                   resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
-                  num_workers=0, meta=None):
-    dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]))
+                  num_workers=0, meta=None, skip_ids=()):
+    dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]),
+                            skip_ids=skip_ids)
+    if dataset.skipped:
+        print(f"leaving out {dataset.skipped} train images the layout check found corrupt", flush=True)
     if len(dataset) == 0:
         raise SystemExit(f"{coco_root}: the train split has no images")
     torch.manual_seed(mix_seed(train_cfg["seed"], 4))  # the random init depends on the seed only
@@ -51,8 +89,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
                                 weight_decay=train_cfg["weight_decay"])
+    for stale in checkpoint.remove_stale_temps(out):
+        print(f"removed {stale}, left by a killed writer", flush=True)
     if resume is not None:
-        state = checkpoint.load(resume, required=("model", "optimizer", "iteration"))
+        state = load_resume(resume)
         if state["iteration"] != start:
             raise SystemExit(f"{resume} is at iteration {state['iteration']}, segment starts at {start}")
         model.load_state_dict(state["model"])
@@ -71,14 +111,16 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     seed, bs = train_cfg["seed"], train_cfg["batch_size"]
     sampler = IterationBatches(start, end, bs, len(dataset), seed)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers)
+                                         num_workers=num_workers,
+                                         timeout=WORKER_TIMEOUT_S if num_workers else 0)
     base_lr = scaled_lr(train_cfg)
     progress = Progress(end - start, log_every)
     model.train()
     t_data = 0.0
     t0 = time.perf_counter()
-    for it, (images, targets) in zip(range(start, end), loader):
+    for it, images, targets in batches(loader, start, end):
         t_data += time.perf_counter() - t0
+        faults.kill_if("iter", it)
         torch.manual_seed(mix_seed(seed, it, 3))  # RPN / RoI sampling draws
         lr = schedule.lr_at(it, base_lr, total, train_cfg["one_x"], train_cfg["warmup_iters"],
                             train_cfg["warmup_factor"])
@@ -98,7 +140,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
             terms = " ".join(f"{k.removeprefix('loss_')}={v.item():.3f}" for k, v in loss_terms.items())
             print(f"iter {it + 1}/{end} loss={loss.item():.3f} {terms} lr={lr:.4g} | {line} "
                   f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
-                  f"data wait {t_data:.1f}s)", flush=True)
+                  f"data wait {t_data:.1f}s, rss {rss_mb():.0f} MB)", flush=True)
         t0 = time.perf_counter()
     checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "iteration": end, "meta": meta or {}}, out)
@@ -122,6 +164,7 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
     args = p.parse_args(argv)
     if not 0 <= args.start < args.end:
         p.error(f"need 0 <= --start < --end, got {args.start}, {args.end}")
@@ -131,10 +174,16 @@ def main(argv=None):
     print(f"training {args.init} iterations {args.start}->{args.end} "
           f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "
           f"{args.threads} threads", flush=True)
-    train_segment(args.coco, model_cfg, train_cfg, args.init, args.start, args.end, total, args.out,
-                  resume=args.resume, backbone=args.backbone, device=device,
-                  log_every=args.log_every, num_workers=args.workers,
-                  meta={"init": args.init, "schedule_iters": total})
+    try:
+        train_segment(args.coco, model_cfg, train_cfg, args.init, args.start, args.end, total,
+                      args.out, resume=args.resume, backbone=args.backbone, device=device,
+                      log_every=args.log_every, num_workers=args.workers,
+                      meta={"init": args.init, "schedule_iters": total},
+                      skip_ids=skipped_image_ids(args.layout_stats, "train"))
+    except RuntimeError as e:
+        if "DataLoader" in str(e):
+            raise loader_failure(e, args.start, args.end) from e
+        raise
 
 
 if __name__ == "__main__":

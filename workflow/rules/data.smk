@@ -66,6 +66,7 @@ rule check_coco:
     params:
         root=data_root(config["data"]["coco"], SYNTHETIC_COCO),
         verify=config["data"]["verify_images"],
+        corrupt=config["data"]["corrupt_images"],
     log:
         f"{R}/logs/data/check_coco.log",
     threads: threads_for("data")
@@ -75,4 +76,4 @@ rule check_coco:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.layout --coco {params.root:q} --verify-images {params.verify} "
-        "--config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+        "--corrupt-images {params.corrupt} --config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

@@ -28,6 +28,7 @@ rule train_segment:
     shell:
         "python -m rethink.train --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.segment} --out {output:q} "
+        "--layout-stats {input.checked:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
         "--device {params.device} > {log:q} 2>&1"
 
@@ -36,13 +37,18 @@ rule plan:
     output:
         f"{R}/detection/plan.json",
     params:
-        plan=as_json({**PLAN.to_dict(), "inits": INITS, "batch_size": config["detection"]["batch_size"]}),
+        one_x=config["detection"]["one_x"],
+        every=config["detection"]["checkpoint_every"],
+        schedules=" ".join(str(m) for m in config["detection"]["schedules"]),
+        extra=as_json({"inits": INITS, "batch_size": config["detection"]["batch_size"]}),
     log:
         f"{R}/logs/detection/plan.log",
     threads: 1
     resources:
         **resources_for("data"),
-    run:
-        from rethink.atomic import write_json
-
-        write_json(output[0], json.loads(params.plan))
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.schedule --one-x {params.one_x} --schedules {params.schedules} "
+        "--checkpoint-every {params.every} --extra {params.extra:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -26,7 +26,7 @@ rule evaluate:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
-        "--checkpoint {input.checkpoint:q} --out-metrics {output.metrics:q} "
+        "--checkpoint {input.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
         "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --init {wildcards.init} "
         "--branch {wildcards.branch} --iteration {wildcards.iteration} "
         "--batch-size {params.batch_size} --threads {threads} --device {params.device} > {log:q} 2>&1"

@@ -1,0 +1,107 @@
+"""Kill training jobs with SIGKILL at many points, including in the middle of a checkpoint
+write, and corrupt a finished checkpoint: each time, rerunning the pipeline finishes and the
+final weights are bitwise equal to an uninterrupted run's."""
+import os
+import subprocess
+
+import pytest
+import torch
+import yaml
+from snakemake.utils import update_config
+
+from conftest import SMOKE, SNAKEMAKE, copy_workflow
+from rethink import checkpoint
+from rethink import config as study_config
+from rethink.runtime import setup
+from rethink.train import train_segment
+
+# Scratch only, checkpoints every 2 iterations: trunk 2,4,6,8 then the 2x tail 10,12.
+OVERRIDE = {"detection": {"inits": ["scratch"], "schedules": [1, 2], "checkpoint_every": 2}}
+FINAL = "results/detection/scratch/2x/iter_000012.pt"
+KILL_POINTS = [f"{kind}:{it}" for it in range(1, 13) for kind in ("iter", "save")
+               if (kind == "iter") == (it % 2 == 1)]  # iter:1, save:2, iter:3, save:4, ...
+
+
+def run(work, fault=None):
+    env = {k: v for k, v in os.environ.items() if k != "RETHINK_FAULT"}
+    if fault:
+        env["RETHINK_FAULT"] = fault
+    return subprocess.run([*SNAKEMAKE, FINAL, "--cores", "1", "--configfile", str(SMOKE),
+                           "override.yaml"], cwd=work, env=env, capture_output=True, text=True)
+
+
+def merged_config(work):
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    for extra in (SMOKE, work / "override.yaml"):
+        update_config(cfg, yaml.safe_load(extra.read_text()))
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def faulted(tmp_path_factory):
+    """The pipeline driven to its final checkpoint through a SIGKILL at every kill point."""
+    work = copy_workflow(tmp_path_factory.mktemp("faults"))
+    (work / "override.yaml").write_text(yaml.safe_dump(OVERRIDE))
+    outcomes = []
+    for point in KILL_POINTS:
+        proc = run(work, point)
+        logs = "".join(p.read_text() for p in (work / "results/logs/detection").rglob("*.log"))
+        outcomes.append((point, proc.returncode, f"SIGKILL at {point}" in logs))
+    final_run = run(work)
+    assert final_run.returncode == 0, final_run.stdout + final_run.stderr
+    print(f"\nkill points: {len(KILL_POINTS)} ({', '.join(KILL_POINTS)})")
+    return work, outcomes
+
+
+def reference_weights(work, tmp_path):
+    """One uninterrupted 12-iteration run of the same schedule, in this process."""
+    cfg = merged_config(work)
+    setup(threads=cfg["threads"]["train"])
+    out = tmp_path / "straight.pt"
+    train_segment(work / "results/data/coco", study_config.model_settings(cfg, for_eval=False),
+                  study_config.train_settings(cfg), "scratch", 0, 12, 12, out, log_every=100)
+    return checkpoint.load(out)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    bad = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not bad, f"{len(bad)} tensors differ, e.g. {bad[:3]}"
+
+
+def test_at_least_ten_kill_points_including_checkpoint_writes():
+    assert len(KILL_POINTS) >= 10
+    assert sum(p.startswith("save:") for p in KILL_POINTS) >= 5
+
+
+def test_every_injected_kill_stopped_the_run(faulted):
+    _, outcomes = faulted
+    for point, returncode, logged in outcomes:
+        assert returncode != 0 and logged, f"{point}: exit {returncode}, logged {logged}"
+
+
+def test_no_half_written_checkpoint_or_temp_file_survives(faulted):
+    work, _ = faulted
+    folder = work / "results/detection/scratch"
+    assert not list(folder.rglob(".*tmp*")), "stale temp files left behind"
+    for ckpt in folder.rglob("*.pt"):
+        checkpoint.load(ckpt, required=("model", "optimizer", "iteration"))
+
+
+def test_final_weights_equal_an_uninterrupted_run(faulted, tmp_path):
+    work, _ = faulted
+    assert_same_weights(checkpoint.load(work / FINAL)["model"], reference_weights(work, tmp_path))
+
+
+def test_corrupt_checkpoint_is_named_removed_and_retrained(faulted, tmp_path):
+    work, _ = faulted
+    victim = work / "results/detection/scratch/trunk/iter_000004.pt"
+    victim.write_bytes(victim.read_bytes()[:1000])  # truncated, e.g. by a full disk
+    first = run(work)
+    assert first.returncode != 0
+    logs = (work / "results/logs/detection/scratch/trunk/iter_000006.log").read_text()
+    assert f"checkpoint {victim.relative_to(work)} is corrupt or truncated" in logs
+    assert "run snakemake again" in logs and not victim.exists()
+    second = run(work)  # retrains iteration 4 from the checkpoint at 2, then the rest
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert_same_weights(checkpoint.load(work / FINAL)["model"], reference_weights(work, tmp_path))

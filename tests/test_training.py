@@ -62,3 +62,20 @@ def test_non_finite_loss_stops_with_iteration_terms_and_hint(coco, tmp_path):
     with pytest.raises(FloatingPointError, match=r"not finite at iteration \d+: .*loss_classifier.*lower base_lr"):
         train_segment(coco, model, train, "scratch", 0, 8, None, tmp_path / "nan.pt", log_every=100)
     assert not (tmp_path / "nan.pt").exists()
+
+
+class NotAWeight:
+    def __reduce__(self):  # what a malicious checkpoint would do on unpickling
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_checkpoints_are_loaded_weights_only(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "payload": NotAWeight()}, evil)
+    with pytest.raises(RuntimeError, match="objects other than tensors.*weights_only=True"):
+        checkpoint.load(evil)
+    truncated = tmp_path / "cut.pt"
+    torch.save({"model": {"w": torch.ones(1000)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    with pytest.raises(RuntimeError, match="cut.pt is corrupt or truncated"):
+        checkpoint.load(truncated)

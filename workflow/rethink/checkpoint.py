@@ -1,6 +1,7 @@
 """Atomic checkpoint writing and checked loading."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -32,6 +33,11 @@ def load(path: str | Path, required: tuple[str, ...] = ()) -> dict:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e):
+            raise RuntimeError(f"checkpoint {path} holds objects other than tensors and plain data: "
+                               f"not loaded (checkpoints are read with weights_only=True)") from e
+        raise RuntimeError(f"checkpoint {path} is corrupt or truncated: {e}") from e
     except Exception as e:  # truncated or corrupt files fail in many ways
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated: {e}") from e
     missing = [k for k in required if k not in state]

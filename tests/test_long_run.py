@@ -29,7 +29,7 @@ def coco(tmp_path_factory):
 def train_cmd(coco, out, end, workers=0, log_every=25):
     _, model, train = tiny()
     return [*TRAIN, "--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
-            "--init", "scratch", "--start", "0", "--end", str(end), "--out", str(out),
+            "--init", "scratch", "--start-iter", "0", "--end-iter", str(end), "--out", str(out),
             "--workers", str(workers), "--log-every", str(log_every)]
 
 

@@ -173,8 +173,9 @@ def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 class IterationBatches(torch.utils.data.Sampler):
     """Yields, for iterations [start, end), the list of (index, aug_seed) of each batch."""
 
-    def __init__(self, start: int, end: int, batch_size: int, n: int, seed: int):
+    def __init__(self, start: int, end: int, batch_size: int, n: int, seed: int, shard=None):
         self.start, self.end, self.batch_size, self.n, self.seed = start, end, batch_size, n, seed
+        self.shard = shard or (lambda items: items)  # a rank's share of the global batch
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -182,7 +183,7 @@ class IterationBatches(torch.utils.data.Sampler):
     def __iter__(self):
         for it in range(self.start, self.end):
             idx = batch_indices(it, self.batch_size, self.n, self.seed)
-            yield [(i, mix_seed(self.seed, it, j, 2)) for j, i in enumerate(idx)]
+            yield self.shard([(i, mix_seed(self.seed, it, j, 2)) for j, i in enumerate(idx)])
 
 
 def collate(batch):

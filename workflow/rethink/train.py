@@ -7,7 +7,7 @@ checkpoint holds the optimizer state, so segments chained in any way give the sa
 weights as one uninterrupted run.
 
     python -m rethink.train --coco DIR --model JSON --train JSON --init scratch \
-        --start 0 --end 30 --schedule-iters 90 --out ckpt.pt
+        --start-iter 0 --end-iter 30 --schedule-iters 90 --out ckpt.pt
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, faults, schedule
+from . import checkpoint, distributed, faults, schedule
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
+from .distributed import World
 from .models import build_mask_rcnn, load_backbone
 from .runtime import Progress, json_arg, rss_mb, setup
 
@@ -33,8 +34,27 @@ def scaled_lr(train_cfg: dict) -> float:
     return train_cfg["base_lr"] * train_cfg["batch_size"] / train_cfg["reference_batch"]
 
 
-def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict) -> None:
-    total = sum(float(v.detach()) for v in loss_terms.values())
+def gpu_speedups(train_cfg: dict, device: torch.device) -> dict:
+    """bf16 autocast and channels_last, as configured; both stay off on CPU."""
+    wanted = {k: bool(train_cfg.get(k, False)) for k in ("bf16", "channels_last")}
+    if device.type != "cuda":
+        if any(wanted.values()):
+            print(f"{[k for k, v in wanted.items() if v]} requested but training on {device}: "
+                  f"off (they only pay off on GPUs)", flush=True)
+        return {k: False for k in wanted}
+    return wanted
+
+
+def bs_note(train_cfg: dict, world: World) -> str:
+    bs = train_cfg["batch_size"]
+    return (f"global batch {bs} = {world.size} x {bs // world.size} images, "
+            f"LR {scaled_lr(train_cfg):.4g} for the global batch")
+
+
+def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict,
+                 world: World = World()) -> None:
+    # Summed over ranks, so that every rank stops together instead of hanging in all-reduce.
+    total = world.all_sum(sum(float(v.detach()) for v in loss_terms.values()))
     if math.isfinite(total):
         return
     terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_terms.items())
@@ -77,7 +97,7 @@ def load_resume(path):
 
 def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                   resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
-                  num_workers=0, meta=None, skip_ids=()):
+                  num_workers=0, meta=None, skip_ids=(), world=World()):
     dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]),
                             skip_ids=skip_ids)
     if dataset.skipped:
@@ -86,6 +106,9 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         raise SystemExit(f"{coco_root}: the train split has no images")
     torch.manual_seed(mix_seed(train_cfg["seed"], 4))  # the random init depends on the seed only
     model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
+    fast = gpu_speedups(train_cfg, device)
+    if fast["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
                                 weight_decay=train_cfg["weight_decay"])
@@ -107,21 +130,29 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         print(f"backbone initialised from {backbone}", flush=True)
     else:
         print("random initialisation", flush=True)
+    net = model
+    if world.size > 1:
+        if model_cfg["norm"] == "SyncBN":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+        print(f"rank {world.rank}/{world.size}: {bs_note(train_cfg, world)}", flush=True)
 
     seed, bs = train_cfg["seed"], train_cfg["batch_size"]
-    sampler = IterationBatches(start, end, bs, len(dataset), seed)
+    sampler = IterationBatches(start, end, bs, len(dataset), seed, world.shard)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers,
                                          timeout=WORKER_TIMEOUT_S if num_workers else 0)
     base_lr = scaled_lr(train_cfg)
     progress = Progress(end - start, log_every)
-    model.train()
+    net.train()
     t_data = 0.0
     t0 = time.perf_counter()
     for it, images, targets in batches(loader, start, end):
         t_data += time.perf_counter() - t0
         faults.kill_if("iter", it)
-        torch.manual_seed(mix_seed(seed, it, 3))  # RPN / RoI sampling draws
+        # RPN / RoI sampling draws (other ranks draw their own, decorrelated ones)
+        torch.manual_seed(mix_seed(seed, it, 3) if world.main else mix_seed(seed, it, 3, world.rank))
         lr = schedule.lr_at(it, base_lr, total, train_cfg["one_x"], train_cfg["warmup_iters"],
                             train_cfg["warmup_factor"])
         for group in optimizer.param_groups:
@@ -129,22 +160,25 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         images = [im.to(device) for im in images]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()}
                    for t in targets]
-        loss_terms = model(images, targets)
-        check_finite(loss_terms, it, lr, train_cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast["bf16"]):
+            loss_terms = net(images, targets)
+        check_finite(loss_terms, it, lr, train_cfg, world)
         loss = sum(loss_terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         line = progress.step()
-        if line:
+        if line and world.main:
             terms = " ".join(f"{k.removeprefix('loss_')}={v.item():.3f}" for k, v in loss_terms.items())
             print(f"iter {it + 1}/{end} loss={loss.item():.3f} {terms} lr={lr:.4g} | {line} "
                   f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
                   f"data wait {t_data:.1f}s, rss {rss_mb():.0f} MB)", flush=True)
         t0 = time.perf_counter()
-    checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "iteration": end, "meta": meta or {}}, out)
-    print(f"wrote {out}", flush=True)
+    if world.main:  # ranks hold identical weights; one writes
+        checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "iteration": end, "meta": meta or {}}, out)
+        print(f"wrote {out}", flush=True)
+    world.barrier()
 
 
 def main(argv=None):
@@ -155,8 +189,8 @@ def main(argv=None):
     p.add_argument("--init", choices=["scratch", "pretrained"], required=True)
     p.add_argument("--backbone", help="pre-trained backbone checkpoint (init=pretrained, start=0)")
     p.add_argument("--resume", help="checkpoint at iteration --start")
-    p.add_argument("--start", type=int, required=True)
-    p.add_argument("--end", type=int, required=True)
+    p.add_argument("--start-iter", type=int, required=True, help="iteration the segment starts at")
+    p.add_argument("--end-iter", type=int, required=True, help="iteration it ends (and checkpoints) at")
     p.add_argument("--schedule-iters", type=int, default=0,
                    help="length T of the schedule this segment belongs to; 0 = trunk (no LR drops)")
     p.add_argument("--out", required=True)
@@ -166,24 +200,26 @@ def main(argv=None):
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
     args = p.parse_args(argv)
-    if not 0 <= args.start < args.end:
-        p.error(f"need 0 <= --start < --end, got {args.start}, {args.end}")
+    if not 0 <= args.start_iter < args.end_iter:
+        p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
-    device = setup(args.threads, args.device)
+    world, device = distributed.init(setup(args.threads, args.device))
     total = args.schedule_iters or None
-    print(f"training {args.init} iterations {args.start}->{args.end} "
+    print(f"training {args.init} iterations {args.start_iter}->{args.end_iter} "
           f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "
           f"{args.threads} threads", flush=True)
     try:
-        train_segment(args.coco, model_cfg, train_cfg, args.init, args.start, args.end, total,
+        train_segment(args.coco, model_cfg, train_cfg, args.init, args.start_iter, args.end_iter, total,
                       args.out, resume=args.resume, backbone=args.backbone, device=device,
                       log_every=args.log_every, num_workers=args.workers,
                       meta={"init": args.init, "schedule_iters": total},
-                      skip_ids=skipped_image_ids(args.layout_stats, "train"))
+                      skip_ids=skipped_image_ids(args.layout_stats, "train"), world=world)
     except RuntimeError as e:
         if "DataLoader" in str(e):
-            raise loader_failure(e, args.start, args.end) from e
+            raise loader_failure(e, args.start_iter, args.end_iter) from e
         raise
+    finally:
+        distributed.shutdown(world)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,14 @@ def benchmark_files():
     return files
 
 
+def train_launcher():
+    """One process, or with several GPUs per job, torchrun with one process per GPU."""
+    gpus = config["resources"]["train"]["gpu"]
+    if gpus > 1:
+        return f"python -m torch.distributed.run --standalone --nproc-per-node {gpus} -m rethink.train"
+    return "python -m rethink.train"
+
+
 def threads_for(kind):
     return config["threads"][kind]
 
@@ -105,7 +113,7 @@ def segment_inputs(wildcards):
 
 def segment_args(wildcards, input):
     _, start, end, total = segment(wildcards)
-    args = f"--start {start} --end {end} --schedule-iters {total}"
+    args = f"--start-iter {start} --end-iter {end} --schedule-iters {total}"
     if "resume" in input.keys():
         args += f" --resume {shlex.quote(input.resume)}"
     if "backbone" in input.keys():

@@ -10,6 +10,7 @@ rule train_segment:
         CKPT,
     params:
         segment=segment_args,
+        launcher=train_launcher(),
         root=COCO,
         model=as_json(study_config.model_settings(config, for_eval=False)),
         train=as_json(study_config.train_settings(config)),
@@ -26,7 +27,7 @@ rule train_segment:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.train --coco {params.root:q} --model {params.model:q} "
+        "{params.launcher} --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.segment} --out {output:q} "
         "--layout-stats {input.checked:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "

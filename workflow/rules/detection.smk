@@ -27,7 +27,7 @@ rule train_segment:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.launcher} --coco {params.root:q} --model {params.model:q} "
+        "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.segment} --out {output:q} "
         "--layout-stats {input.checked:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "

@@ -25,7 +25,7 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
+        "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
         "--checkpoint {input.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
         "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --init {wildcards.init} "
         "--branch {wildcards.branch} --iteration {wildcards.iteration} "

@@ -24,6 +24,6 @@ rule pretrain:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.pretrain --imagenet {params.root:q} --model {params.model:q} "
+        "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.pretrain --imagenet {params.root:q} --model {params.model:q} "
         "--pretrain {params.pretrain:q} --out {output.backbone:q} --out-metrics {output.metrics:q} "
         "--threads {threads} --workers {params.workers} --device {params.device} > {log:q} 2>&1"

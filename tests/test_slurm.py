@@ -1,0 +1,81 @@
+"""The smoke study on a real single-node SLURM (slurmctld, slurmd, munged on localhost,
+started by tests/slurm/cluster.sh, which installs Debian's slurm-wlm and munge if needed),
+through workflow/profiles/slurm and snakemake-executor-plugin-slurm."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, SMOKE, SNAKEMAKE, copy_workflow
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+# No accounting daemon here: job status comes from squeue, and there is no account to charge.
+LOCAL = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-keep-successful-logs",
+         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+         "--retries", "0", "--jobs", "4"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    was_running = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode == 0
+    start = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=900)
+    assert start.returncode == 0, start.stdout + start.stderr
+    env = {**os.environ, "SLURM_CONF": "/tmp/rethink-slurm/slurm.conf"}
+    yield env
+    if not was_running:  # stop only the daemons this test started
+        subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, timeout=120)
+
+
+def slurm_snakemake(work, env, *args, check=True):
+    proc = subprocess.run([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
+def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke, tmp_path):
+    work = copy_workflow(tmp_path / "slurm")
+    t0 = time.perf_counter()
+    slurm_snakemake(work, cluster, "--configfile", str(SMOKE))
+    print(f"\nsmoke study through SLURM: {time.perf_counter() - t0:.0f} s")
+    logs = list((work / ".snakemake/slurm_logs").rglob("*.log"))
+    planned = sum(1 for _ in (work / "results/eval").rglob("metrics.json")) * 2  # train + evaluate jobs
+    rules = {p.relative_to(work / ".snakemake/slurm_logs").parts[0] for p in logs}
+    assert {"rule_pretrain", "rule_train_segment", "rule_evaluate", "rule_fig_ap_curves"} <= rules
+    assert len([p for p in logs if "rule_train_segment" in str(p) or "rule_evaluate" in str(p)]) == planned
+    for local in (smoke / "results/eval").rglob("metrics.json"):
+        remote = work / "results/eval" / local.relative_to(smoke / "results/eval")
+        assert json.loads(remote.read_text()) == json.loads(local.read_text()), remote
+
+
+def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp_path):
+    work = copy_workflow(tmp_path / "scancel")
+    override = work / "long.yaml"  # three 200-iteration segments: 0->200 (trunk), 200->400, 400->600
+    override.write_text(yaml.safe_dump({"detection": {"inits": ["scratch"], "one_x": 600, "schedules": [1],
+                                                      "checkpoint_every": 200}}))
+    target = "results/detection/scratch/1x/iter_000600.pt"
+    args = [target, "--configfile", str(SMOKE), str(override)]
+    proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
+                            env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = work / "results/detection/scratch/trunk/iter_000200.pt"
+    log = work / "results/logs/detection/scratch/1x/iter_000400.log"
+    deadline = time.monotonic() + 300
+    while not (log.exists() and "iter " in log.read_text()):  # the second segment is training
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
+        time.sleep(0.5)
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster, capture_output=True, text=True).stdout
+    ids = [line.split()[0] for line in jobs.splitlines() if "train_segment" in line and "000400" in line]
+    assert ids, jobs
+    subprocess.run(["scancel", *ids], env=cluster, check=True)
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert first.exists() and not (work / target).exists()
+    kept = first.stat().st_mtime_ns
+    slurm_snakemake(work, cluster, *args)
+    assert (work / target).exists()
+    assert first.stat().st_mtime_ns == kept  # the finished segment was not redone
+    assert "resumed from results/detection/scratch/trunk/iter_000200.pt" in log.read_text()

@@ -30,8 +30,10 @@ class World:
     def all_sum(self, value: float) -> float:
         if self.size == 1:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(t)  # gloo and NCCL both reduce CPU/GPU tensors; this one stays small
+        # NCCL reduces GPU tensors only, gloo CPU ones.
+        device = torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else "cpu"
+        t = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
         return float(t.item())
 
     def barrier(self) -> None:

@@ -88,16 +88,22 @@ def validate_plan(plan: Mapping, source: str = "plan") -> dict:
     return dict(plan)
 
 
-def load_plan(path: str | os.PathLike) -> dict:
+def read_json(path: str | os.PathLike, what: str):
+    """Parse a JSON file; a missing, non-text or malformed one raises MetricsError naming it."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            plan = json.load(fh)
+            return json.load(fh)
     except FileNotFoundError:
-        raise MetricsError(f"{path}: plan file not found") from None
+        raise MetricsError(f"{path}: {what} file not found") from None
     except json.JSONDecodeError as e:
         raise MetricsError(f"{path}: not valid JSON ({e})") from None
-    return validate_plan(plan, str(path))
+    except UnicodeDecodeError as e:
+        raise MetricsError(f"{path}: not a text file ({e})") from None
+
+
+def load_plan(path: str | os.PathLike) -> dict:
+    return validate_plan(read_json(path, "plan"), str(path))
 
 
 def ordered_schedules(plan: Mapping) -> list[dict]:
@@ -113,14 +119,7 @@ def load_pretrain(path: str | os.PathLike | None) -> dict | None:
     """
     if path is None:
         return None
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise MetricsError(f"{path}: pretrain metrics file not found") from None
-    except json.JSONDecodeError as e:
-        raise MetricsError(f"{path}: not valid JSON ({e})") from None
+    data = read_json(path, "pretrain metrics")
     if not isinstance(data, Mapping):
         raise MetricsError(f"{path}: pretrain metrics must be a JSON object")
     data = dict(data)
@@ -147,15 +146,7 @@ def pretrain_offset(pretrain: Mapping | None, plan: Mapping) -> float:
 # metrics JSON -> tidy frame
 # --------------------------------------------------------------------------
 def _parse_one(path: Path) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise MetricsError(f"{path}: metrics file not found") from None
-    except json.JSONDecodeError as e:
-        raise MetricsError(f"{path}: not valid JSON ({e})") from None
-    except UnicodeDecodeError as e:
-        raise MetricsError(f"{path}: not a text file ({e})") from None
+    data = read_json(path, "metrics")
     if not isinstance(data, Mapping):
         raise MetricsError(f"{path}: metrics JSON must be an object, got {type(data).__name__}")
 

@@ -64,17 +64,8 @@ def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict,
         f"warm-up {train_cfg['warmup_iters']} iterations): try a lower base_lr or a longer warm-up.")
 
 
-def batches(loader, start, end):
-    """(iteration, images, targets) for [start, end); records the iteration being served so
-    that a dead or stuck loader worker can be reported with it."""
-    for it, (images, targets) in zip(range(start, end), loader):
-        batches.current = it
-        yield it, images, targets
-
-
-def loader_failure(e: RuntimeError, start: int, end: int) -> SystemExit:
-    """PyTorch raises a worker's death wherever the main process is (SIGCHLD handler)."""
-    it = getattr(batches, "current", start)
+def loader_failure(e: RuntimeError, it: int, start: int, end: int) -> SystemExit:
+    """A dead or stuck loader worker, reported with the iteration it was serving."""
     return SystemExit(f"data loader failed near iteration {it} (segment {start}->{end}): {e}. "
                       f"A killed worker is often the OOM killer: check memory, or set "
                       f"detection.workers: 0.")
@@ -148,7 +139,15 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     net.train()
     t_data = 0.0
     t0 = time.perf_counter()
-    for it, images, targets in batches(loader, start, end):
+    it = start
+    batch_iter = iter(loader)
+    while it < end:
+        try:  # PyTorch raises a worker's death here, or wherever its SIGCHLD handler fires
+            images, targets = next(batch_iter)
+        except RuntimeError as e:
+            if "DataLoader" in str(e):
+                raise loader_failure(e, it, start, end) from e
+            raise
         t_data += time.perf_counter() - t0
         faults.kill_if("iter", it)
         # RPN / RoI sampling draws (other ranks draw their own, decorrelated ones)
@@ -174,6 +173,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                   f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
                   f"data wait {t_data:.1f}s, rss {rss_mb():.0f} MB)", flush=True)
         t0 = time.perf_counter()
+        it += 1
     if world.main:  # ranks hold identical weights; one writes
         checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "iteration": end, "meta": meta or {}}, out)
@@ -214,9 +214,9 @@ def main(argv=None):
                       log_every=args.log_every, num_workers=args.workers,
                       meta={"init": args.init, "schedule_iters": total},
                       skip_ids=skipped_image_ids(args.layout_stats, "train"), world=world)
-    except RuntimeError as e:
+    except RuntimeError as e:  # a worker death signalled outside next(): iteration unknown
         if "DataLoader" in str(e):
-            raise loader_failure(e, args.start_iter, args.end_iter) from e
+            raise loader_failure(e, "?", args.start_iter, args.end_iter) from e
         raise
     finally:
         distributed.shutdown(world)

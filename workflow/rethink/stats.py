@@ -1,0 +1,90 @@
+"""Across-seed summaries: mean, std and a Student-t confidence interval.
+
+Every figure and table that aggregates seeds goes through :func:`mean_ci` (or
+its vectorised twin :func:`aggregate_seeds`, which uses the same formula), so a
+number in a table and the band in a figure can never disagree.
+
+* std uses ddof=1 (the sample standard deviation).
+* the interval is ``mean +- t.ppf((1 + level) / 2, n - 1) * std / sqrt(n)``.
+* NaN values (pycocotools' "no ground truth in that range") are left out and
+  do not count towards ``n``.
+* with one value, std and the interval are NaN: nothing to draw, print "n=1".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+SUMMARY_COLUMNS = ["mean", "std", "lo", "hi", "n"]
+
+
+def _check_level(level: float) -> float:
+    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0 < level < 1:
+        raise ValueError(f"confidence level must be in (0, 1), got {level!r}")
+    return float(level)
+
+
+def _half_width(std, n, level: float):
+    """t-interval half width; NaN where n < 2 (no spread can be estimated)."""
+    std = np.asarray(std, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dof = np.where(n >= 2, n - 1, np.nan)
+        half = _st.t.ppf(0.5 + level / 2, dof) * std / np.sqrt(n)
+    return np.where(n >= 2, half, np.nan)
+
+
+def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
+    """Mean, std (ddof=1) and the ``level`` t-interval of the finite values.
+
+    Returns ``dict(mean, std, lo, hi, n)``; ``n`` counts the finite values.
+    n == 0: everything NaN; n == 1: mean is the value, std/lo/hi NaN.
+    """
+    level = _check_level(level)
+    v = np.asarray(list(values), dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    nan = float("nan")
+    if n == 0:
+        return {"mean": nan, "std": nan, "lo": nan, "hi": nan, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "std": nan, "lo": nan, "hi": nan, "n": 1}
+    std = float(v.std(ddof=1))
+    half = float(_half_width(std, n, level))
+    return {"mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
+                    level: float = 0.95) -> pd.DataFrame:
+    """Collapse the rows of each ``by`` group (normally: the seeds) to one summary row.
+
+    Returns the ``by`` columns followed by ``mean, std, lo, hi, n`` (the same
+    numbers :func:`mean_ci` gives for each group), in first-appearance order.
+    """
+    level = _check_level(level)
+    by = list(by)
+    missing = [c for c in [*by, value] if c not in df.columns]
+    if missing:
+        raise KeyError(f"aggregate_seeds: frame has no column(s) {', '.join(missing)}")
+    if df.empty:
+        return pd.DataFrame(columns=by + SUMMARY_COLUMNS)
+    vals = pd.to_numeric(df[value], errors="coerce").astype("float64")
+    g = vals.groupby([df[c] for c in by], sort=False, dropna=False)
+    out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
+    out.loc[out["n"] < 2, "std"] = math.nan
+    half = _half_width(out["std"].to_numpy(), out["n"].to_numpy(), level)
+    out["lo"] = out["mean"] - half
+    out["hi"] = out["mean"] + half
+    out["n"] = out["n"].astype("int64")
+    out = out.reset_index()
+    out.columns = by + list(out.columns[len(by):])
+    return out[by + SUMMARY_COLUMNS]
+
+
+__all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds"]

@@ -117,6 +117,8 @@ def main(argv=None):
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-bbox", required=True)
     p.add_argument("--out-segm", required=True)
+    p.add_argument("--variant", default="main", help="recorded in the metrics file")
+    p.add_argument("--seed", type=int, default=0, help="recorded in the metrics file")
     p.add_argument("--init", default="", help="recorded in the metrics file")
     p.add_argument("--branch", default="", help="recorded in the metrics file")
     p.add_argument("--iteration", type=int, default=-1, help="recorded in the metrics file")
@@ -139,7 +141,7 @@ def main(argv=None):
     model.to(device)
     print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device})", flush=True)
     bbox_res, segm_res = predict(model, dataset, device, args.batch_size)
-    metrics = {"init": args.init, "branch": args.branch, "iteration": args.iteration,
+    metrics = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch, "iteration": args.iteration,
                **evaluate_results(dataset.coco, bbox_res, segm_res,
                                   image_ids=dataset.ids if skip else None),
                "num_images": len(dataset), "num_skipped_images": dataset.skipped,

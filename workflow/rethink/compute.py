@@ -19,8 +19,9 @@ detection fine-tuning saw, and their total; from-scratch rows have zero pre-trai
   side floored), averaged over the variant's ``train_scales`` (drawn uniformly per image);
   padding is not counted. Image sizes are the annotation file's height/width.
 * Pre-training: study.json ``pretrain`` (images_seen, pixels_seen, instances_seen; one
-  instance per classification image when absent). ``pretrain: null`` (a given backbone
-  checkpoint) leaves the pretrained rows' pre-training and totals empty (unknown).
+  instance per classification image when instances_seen is absent, pixels unknown when
+  pixels_seen is). ``pretrain: null`` (a given backbone checkpoint) leaves the pretrained
+  rows' pre-training and totals empty: unknown, not zero.
 
 Command line::
 
@@ -125,12 +126,11 @@ def load_study(path) -> dict:
     if pre is not None:
         if not isinstance(pre, dict):
             raise ComputeError(f"{path}: 'pretrain' must be an object or null")
-        for key in ("images_seen", "pixels_seen"):
-            if not _is_number(pre.get(key)) or pre[key] < 0:
+        if not _is_number(pre.get("images_seen")) or pre["images_seen"] < 0:
+            raise ComputeError(f"{path}: pretrain.images_seen must be a non-negative number")
+        for key in ("instances_seen", "pixels_seen"):
+            if pre.get(key) is not None and (not _is_number(pre[key]) or pre[key] < 0):
                 raise ComputeError(f"{path}: pretrain.{key} must be a non-negative number")
-        if "instances_seen" in pre and (not _is_number(pre["instances_seen"])
-                                        or pre["instances_seen"] < 0):
-            raise ComputeError(f"{path}: pretrain.instances_seen must be a non-negative number")
     return study
 
 
@@ -236,9 +236,10 @@ def variant_rows(name: str, v: dict, images: dict, seed: int, pretrain: dict | N
             elif pretrain is None:
                 pre = dict.fromkeys(KINDS, None)
             else:
+                instances = pretrain.get("instances_seen")
                 pre = {"images": pretrain["images_seen"],
-                       "instances": pretrain.get("instances_seen", pretrain["images_seen"]),
-                       "pixels": pretrain["pixels_seen"]}
+                       "instances": pretrain["images_seen"] if instances is None else instances,
+                       "pixels": pretrain.get("pixels_seen")}  # None: unknown
             row = {"variant": name, "schedule": s["name"], "multiple": s.get("multiple"),
                    "iterations": int(s["iters"]), "batch_size": bs, "init": init,
                    "train_images": n, "epochs": s["iters"] * bs / n}

@@ -74,3 +74,52 @@ def test_wrong_category_and_shifted_boxes_score_in_between():
     assert 0.0 < m["bbox"]["AP"] < 1.0
     assert m["bbox"]["AP50"] > m["bbox"]["AP75"]
     assert m["per_category"]["bbox"]["a"] < 1.0
+
+
+def noisy_detections(gt, seed=0):
+    """Perturbed ground truth: shifted boxes and masks, duplicates, misses, wrong classes."""
+    rng = np.random.default_rng(seed)
+    bbox, segm = [], []
+    for a in gt.dataset["annotations"]:
+        m = gt.annToMask(a)
+        for _ in range(int(rng.integers(0, 3))):
+            dx, dy = (int(v) for v in rng.integers(-4, 5, 2))
+            shifted = np.roll(np.roll(m, dy, 0), dx, 1)
+            cat = a["category_id"] if rng.random() < 0.8 else 3 - a["category_id"]
+            common = {"image_id": a["image_id"], "category_id": cat,
+                      "score": round(float(rng.random()), 3)}
+            x, y, w, h = a["bbox"]
+            bbox.append({**common, "bbox": [x + dx, y + dy, w * rng.uniform(0.8, 1.2), h]})
+            segm.append({**common, "segmentation": encode_mask(shifted)})
+    return bbox, segm
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_backends_give_the_same_numbers(seed):
+    """faster-coco-eval (the default) against pycocotools, the reference: all 12 numbers
+    and per-category AP, for bbox and segm, on every image and on a subset."""
+    gt = ground_truth()
+    bbox, segm = noisy_detections(gt, seed)
+    aps = []
+    for image_ids in (None, [2]):
+        faster = evaluate_results(gt, bbox, segm, image_ids=image_ids, backend="faster")
+        reference = evaluate_results(gt, bbox, segm, image_ids=image_ids, backend="pycocotools")
+        aps.append(reference["segm"]["AP"])
+        for task in ("bbox", "segm"):
+            assert list(faster[task]) == SUMMARY_KEYS
+            for k in SUMMARY_KEYS:
+                assert faster[task][k] == pytest.approx(reference[task][k], abs=1e-6), (task, k)
+            assert faster["per_category"][task] == pytest.approx(reference["per_category"][task],
+                                                                 abs=1e-6)
+    assert 0.0 < aps[0] < 1.0  # a case with something to get wrong
+
+
+def test_backends_agree_without_detections():
+    gt = ground_truth()
+    assert evaluate_results(gt, [], [], backend="faster") == \
+        evaluate_results(gt, [], [], backend="pycocotools")
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        evaluate_results(ground_truth(), [], [], backend="detectron")

@@ -1,11 +1,15 @@
-"""COCO evaluation (pycocotools COCOeval, bbox and segm) of a detection checkpoint.
+"""COCO evaluation (COCOeval, bbox and segm) of a detection checkpoint.
 
 Writes the detections as COCO results files (bbox and segm, re-scorable by anyone) and a
 metrics JSON with all 12 summary numbers per task and per-category AP.
 
     python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
         --out-metrics m.json --out-bbox bbox.json --out-segm segm.json \
-        [--layout-stats checks/coco_layout.json]
+        [--layout-stats checks/coco_layout.json] [--backend faster|pycocotools]
+
+--backend faster (the default) scores with faster-coco-eval's COCOeval (C++ matching and
+accumulation), pycocotools with the reference implementation; both give the same 12
+numbers (tests/test_evaluate.py and `python -m rethink.benchmark` check it).
 
 With --layout-stats, the val images the layout check skipped as undecodable
 (data.corrupt_images: skip) are left out of the dataset and of the evaluation.
@@ -16,6 +20,7 @@ import argparse
 import contextlib
 import io
 import sys
+from functools import lru_cache
 
 import torch
 from pycocotools.coco import COCO
@@ -29,6 +34,7 @@ from .runtime import Progress, json_arg, setup
 
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                 "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
 
 
 @torch.no_grad()
@@ -71,38 +77,77 @@ def load_results(gt: COCO, results: list) -> COCO:
     return dt
 
 
-def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None) -> dict:
+@lru_cache(maxsize=1)
+def _faster():
+    import faster_coco_eval
+    return faster_coco_eval
+
+
+def faster_gt(gt):
+    """The ground truth as a faster-coco-eval COCO (from a pycocotools one, or as is).
+
+    Annotations are copied one level deep: faster-coco-eval adds keys (ignore, rle) to them.
+    """
+    fce = _faster()
+    if isinstance(gt, fce.COCO):
+        return gt
+    dataset = {**gt.dataset, "annotations": [dict(a) for a in gt.dataset.get("annotations", [])]}
+    return fce.COCO(dataset)
+
+
+def _faster_eval(gt, results: list, iou_type: str):
+    fce = _faster()
+    gt = faster_gt(gt)
+    lines = []
+    dt = gt.loadRes([dict(r) for r in results])  # loadRes adds keys: give it copies
+    ev = fce.COCOeval_faster(gt, dt, iou_type, print_function=lines.append,
+                             rle_iou_max_workers=max(1, torch.get_num_threads()))
+    return ev, lambda: "\n".join(lines)
+
+
+def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None,
+                 backend: str = BACKENDS[0]) -> dict:
     """The 12 COCOeval summary numbers and per-category AP (IoU .50:.95, all areas).
 
     `image_ids`: evaluate on these images only (default: every image of `gt`);
-    ground truth and detections on other images do not count.
+    ground truth and detections on other images do not count. `backend`: "faster"
+    (faster-coco-eval) or "pycocotools"; `gt` may be either library's COCO object.
     """
-    ev = COCOeval(gt, load_results(gt, results), iou_type)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    text = io.StringIO()
+    if backend == "faster":
+        ev, log = _faster_eval(gt, results, iou_type)
+    else:
+        ev, log = COCOeval(gt, load_results(gt, results), iou_type), text.getvalue
     if image_ids is not None:
         ids = sorted({int(i) for i in image_ids})
         unknown = [i for i in ids if i not in gt.imgs]
         if unknown:
             raise ValueError(f"image_ids not in the ground truth: {unknown[:10]}")
         ev.params.imgIds = ids
-    with contextlib.redirect_stdout(io.StringIO()) as text:
+    with contextlib.redirect_stdout(text):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    summary = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats)}
+    summary = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats[:len(SUMMARY_KEYS)])}
     precision = ev.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, maxDets 100
     per_cat = {}
     for k, cat_id in enumerate(ev.params.catIds):
         p = precision[:, :, k]
         p = p[p > -1]
         per_cat[gt.cats[cat_id]["name"]] = float(p.mean()) if p.size else -1.0
-    return {"summary": summary, "per_category": per_cat, "text": text.getvalue()}
+    return {"summary": summary, "per_category": per_cat, "text": log()}
 
 
-def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None) -> dict:
+def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
+                     backend: str = BACKENDS[0]) -> dict:
     """bbox and segm metrics; `image_ids` restricts both to those images (see coco_metrics)."""
+    if backend == "faster":
+        gt = faster_gt(gt)  # converted once for both tasks
     out = {"bbox": {}, "segm": {}, "per_category": {}}
     for task, res in (("bbox", bbox_res), ("segm", segm_res)):
-        m = coco_metrics(gt, res, task, image_ids)
+        m = coco_metrics(gt, res, task, image_ids, backend=backend)
         out[task] = m["summary"]
         out["per_category"][task] = m["per_category"]
         print(f"{task}:\n{m['text']}", flush=True)
@@ -128,6 +173,9 @@ def main(argv=None):
     p.add_argument("--layout-stats", metavar="PATH",
                    help="the layout check's stats JSON: val images it skipped as undecodable "
                         "are left out of the dataset and of the evaluation")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                   help="COCOeval implementation: faster-coco-eval (default) or pycocotools; "
+                        "same numbers")
     args = p.parse_args(argv)
     device = setup(args.threads, args.device, deterministic=False)
     skip = skipped_image_ids(args.layout_stats, "val")
@@ -139,11 +187,12 @@ def main(argv=None):
     state = checkpoint.load(args.checkpoint, required=("model",))
     model.load_state_dict(state["model"])
     model.to(device)
-    print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device})", flush=True)
+    print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device}, "
+          f"COCOeval: {args.backend})", flush=True)
     bbox_res, segm_res = predict(model, dataset, device, args.batch_size)
     metrics = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch, "iteration": args.iteration,
                **evaluate_results(dataset.coco, bbox_res, segm_res,
-                                  image_ids=dataset.ids if skip else None),
+                                  image_ids=dataset.ids if skip else None, backend=args.backend),
                "num_images": len(dataset), "num_skipped_images": dataset.skipped,
                "num_detections": len(bbox_res),
                "checkpoint": str(args.checkpoint)}

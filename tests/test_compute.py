@@ -205,3 +205,48 @@ def test_every_variant_needs_an_annotation_file(tmp_path):
     s["variants"]["10k"] = dict(variant(), kind="regime", train_images=3)
     with pytest.raises(ValueError, match=r"no annotation file for variant\(s\) \['10k'\]"):
         compute(s, {"main": write(tmp_path)[1]})
+
+
+# --------------------------------------------------------------------------
+# the figure
+# --------------------------------------------------------------------------
+def figure(*args):
+    env = dict(os.environ, PYTHONPATH=str(WORKFLOW), MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "rethink.figures.compute_seen",
+                           *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("pretrain", [True, False])
+def test_figure_draws_png_and_pdf(tmp_path, pretrain):
+    st, ann = write(tmp_path, study(pretrain=pretrain))
+    r = run("--study", st, "--annotations", f"main={ann}", "--out-csv", tmp_path / "c.csv",
+            "--out-json", tmp_path / "c.json")
+    assert r.returncode == 0, r.stderr
+    r = figure("--compute", tmp_path / "c.csv", "--out-png", tmp_path / "f.png",
+               "--out-pdf", tmp_path / "f.pdf", "--dpi", 60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("missing", "gone.csv: compute CSV not found"),
+    ("variant", "no rows for variant '1k'"),
+    ("columns", "missing column(s) finetune_pixels"),
+])
+def test_figure_bad_input_exits_2(tmp_path, case, expect):
+    st, ann = write(tmp_path)
+    assert run("--study", st, "--annotations", f"main={ann}", "--out-csv", tmp_path / "c.csv",
+               "--out-json", tmp_path / "c.json").returncode == 0
+    csv_path, extra = tmp_path / "c.csv", []
+    if case == "missing":
+        csv_path = tmp_path / "gone.csv"
+    elif case == "variant":
+        extra = ["--variant", "1k"]
+    elif case == "columns":
+        text = csv_path.read_text().replace("finetune_pixels", "finetune_pix")
+        csv_path.write_text(text)
+    r = figure("--compute", csv_path, "--out-png", tmp_path / "f.png",
+               "--out-pdf", tmp_path / "f.pdf", *extra)
+    assert r.returncode == 2 and expect in r.stderr, r.stderr
+    assert not (tmp_path / "f.png").exists()

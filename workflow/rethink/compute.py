@@ -229,7 +229,7 @@ def variant_rows(name: str, v: dict, images: dict, seed: int, pretrain: dict | N
         seen = times_seen(s["iters"], bs, n, seed)
         fine = {"images": int(s["iters"] * bs),
                 "instances": int(seen @ images["instances"]),
-                "pixels": float(seen @ pixels)}
+                "pixels": round(float(seen @ pixels), 6)}  # no float-sum noise in the CSV
         for init in v["inits"]:
             if init != "pretrained":
                 pre = dict.fromkeys(KINDS, 0)

@@ -12,9 +12,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SMOKE = ROOT / "tests" / "smoke_config.yaml"
-FIGURE_FILES = ["figures/ap_curves.png", "figures/ap_curves.pdf", "figures/final_ap.png",
-                "figures/final_ap.pdf", "tables/final_metrics.csv", "tables/final_metrics.md",
-                "tables/final_metrics.tex", "tables/job_costs.csv", "tables/job_costs.md"]
+FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "less_data", "norms",
+                                                     "compute_seen") for ext in ("png", "pdf")]
+FIGURE_FILES += [f"tables/{name}" for name in (
+    "final_metrics.csv", "final_metrics.md", "final_metrics.tex", "claims.csv", "claims.md",
+    "compute_seen.csv", "compute_seen.json", "job_costs.csv", "job_costs.md")]
 
 
 def snakemake(*args, cwd=ROOT, check=True):

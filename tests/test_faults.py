@@ -17,7 +17,7 @@ from rethink.train import train_segment
 
 # Scratch only, checkpoints every 2 iterations: trunk 2,4,6,8 then the 2x tail 10,12.
 OVERRIDE = {"detection": {"inits": ["scratch"], "schedules": [1, 2], "checkpoint_every": 2}}
-FINAL = "results/detection/scratch/2x/iter_000012.pt"
+FINAL = "results/detection/main/seed0/scratch/2x/iter_000012.pt"
 KILL_POINTS = [f"{kind}:{it}" for it in range(1, 13) for kind in ("iter", "save")
                if (kind == "iter") == (it % 2 == 1)]  # iter:1, save:2, iter:3, save:4, ...
 
@@ -59,7 +59,7 @@ def reference_weights(work, tmp_path):
     setup(threads=cfg["threads"]["train"])
     out = tmp_path / "straight.pt"
     train_segment(work / "results/data/coco", study_config.model_settings(cfg, for_eval=False),
-                  study_config.train_settings(cfg), "scratch", 0, 12, 12, out, log_every=100)
+                  study_config.train_settings(study_config.variants(cfg)["main"], 0), "scratch", 0, 12, 12, out, log_every=100)
     return checkpoint.load(out)["model"]
 
 
@@ -82,7 +82,7 @@ def test_every_injected_kill_stopped_the_run(faulted):
 
 def test_no_half_written_checkpoint_or_temp_file_survives(faulted):
     work, _ = faulted
-    folder = work / "results/detection/scratch"
+    folder = work / "results/detection/main/seed0/scratch"
     assert not list(folder.rglob(".*tmp*")), "stale temp files left behind"
     for ckpt in folder.rglob("*.pt"):
         checkpoint.load(ckpt, required=("model", "optimizer", "iteration"))
@@ -95,11 +95,11 @@ def test_final_weights_equal_an_uninterrupted_run(faulted, tmp_path):
 
 def test_corrupt_checkpoint_is_named_removed_and_retrained(faulted, tmp_path):
     work, _ = faulted
-    victim = work / "results/detection/scratch/trunk/iter_000004.pt"
+    victim = work / "results/detection/main/seed0/scratch/trunk/iter_000004.pt"
     victim.write_bytes(victim.read_bytes()[:1000])  # truncated, e.g. by a full disk
     first = run(work)
     assert first.returncode != 0
-    logs = (work / "results/logs/detection/scratch/trunk/iter_000006.log").read_text()
+    logs = (work / "results/logs/detection/main/seed0/scratch/trunk/iter_000006.log").read_text()
     assert f"checkpoint {victim.relative_to(work)} is corrupt or truncated" in logs
     assert "run snakemake again" in logs and not victim.exists()
     second = run(work)  # retrains iteration 4 from the checkpoint at 2, then the rest

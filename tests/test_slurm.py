@@ -39,16 +39,20 @@ def slurm_snakemake(work, env, *args, check=True):
 
 def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke, tmp_path):
     work = copy_workflow(tmp_path / "slurm")
+    main_only = work / "main_only.yaml"  # the main variant, one seed: enough for sbatch's path
+    main_only.write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": []}}))
     t0 = time.perf_counter()
-    slurm_snakemake(work, cluster, "--configfile", str(SMOKE))
+    slurm_snakemake(work, cluster, "--configfile", str(SMOKE), str(main_only))
     print(f"\nsmoke study through SLURM: {time.perf_counter() - t0:.0f} s")
     logs = list((work / ".snakemake/slurm_logs").rglob("*.log"))
     planned = sum(1 for _ in (work / "results/eval").rglob("metrics.json")) * 2  # train + evaluate jobs
     rules = {p.relative_to(work / ".snakemake/slurm_logs").parts[0] for p in logs}
     assert {"rule_pretrain", "rule_train_segment", "rule_evaluate", "rule_fig_ap_curves"} <= rules
     assert len([p for p in logs if "rule_train_segment" in str(p) or "rule_evaluate" in str(p)]) == planned
-    for local in (smoke / "results/eval").rglob("metrics.json"):
-        remote = work / "results/eval" / local.relative_to(smoke / "results/eval")
+    remotes = list((work / "results/eval").rglob("metrics.json"))
+    assert len(remotes) == 8  # main: 4 checkpoints per init
+    for remote in remotes:
+        local = smoke / "results/eval" / remote.relative_to(work / "results/eval")
         assert json.loads(remote.read_text()) == json.loads(local.read_text()), remote
 
 
@@ -57,12 +61,12 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
     override = work / "long.yaml"  # three 200-iteration segments: 0->200 (trunk), 200->400, 400->600
     override.write_text(yaml.safe_dump({"detection": {"inits": ["scratch"], "one_x": 600, "schedules": [1],
                                                       "checkpoint_every": 200}}))
-    target = "results/detection/scratch/1x/iter_000600.pt"
+    target = "results/detection/main/seed0/scratch/1x/iter_000600.pt"
     args = [target, "--configfile", str(SMOKE), str(override)]
     proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
                             env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = work / "results/detection/scratch/trunk/iter_000200.pt"
-    log = work / "results/logs/detection/scratch/1x/iter_000400.log"
+    first = work / "results/detection/main/seed0/scratch/trunk/iter_000200.pt"
+    log = work / "results/logs/detection/main/seed0/scratch/1x/iter_000400.log"
     deadline = time.monotonic() + 300
     while not (log.exists() and "iter " in log.read_text()):  # the second segment is training
         assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
@@ -78,4 +82,4 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
     slurm_snakemake(work, cluster, *args)
     assert (work / target).exists()
     assert first.stat().st_mtime_ns == kept  # the finished segment was not redone
-    assert "resumed from results/detection/scratch/trunk/iter_000200.pt" in log.read_text()
+    assert "resumed from results/detection/main/seed0/scratch/trunk/iter_000200.pt" in log.read_text()

@@ -28,14 +28,17 @@ def planned_jobs(*args, cwd=ROOT) -> dict:
 def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs("--config", f"results={tmp_path}/results")
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
-                         "pretrain", "plan", "train_segment", "evaluate", "collect_metrics",
-                         "fig_ap_curves", "fig_final_ap", "table_final_metrics", "table_job_costs", "all"}
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["detection"]
-    sys.path.insert(0, str(ROOT / "workflow"))
-    from rethink.schedule import make_plan
-    plan = make_plan(cfg["one_x"], cfg["schedules"], cfg["checkpoint_every"])
-    per_init = sum(len(plan.checkpoints(b)) for b in ["trunk"] + [s.name for s in plan.schedules])
-    assert jobs["train_segment"] == jobs["evaluate"] == 2 * per_init
+                         "pretrain", "subset", "plan", "train_segment", "evaluate", "collect_metrics",
+                         "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
+                         "fig_compute_seen", "claims", "table_final_metrics", "table_job_costs", "all"}
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    from rethink.config import seeds, variants
+    per_init = sum(len(v.plan.checkpoints(b)) for v in variants(cfg).values()
+                   for b in ["trunk"] + [s.name for s in v.plan.schedules])
+    n_cells = 2 * len(seeds(cfg))
+    assert jobs["train_segment"] == jobs["evaluate"] == n_cells * per_init
+    assert jobs["subset"] == len(cfg["study"]["regimes"])
+    assert jobs["pretrain"] == 2  # GN, and BN for the SyncBN variant
 
 
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
@@ -82,9 +85,11 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     costs = (results / "tables/job_costs.md").read_text()
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
-    assert set(tidy.columns) == {"init", "branch", "iteration", "task", "metric", "value"}
-    assert len(tidy) == 8 * 2 * 12  # checkpoints x tasks x COCO summary numbers
-    pre = json.loads((results / "pretrain/metrics.json").read_text())
+    assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half"} and set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN and half: 2) x inits x seeds x tasks x COCO numbers
+    assert len(tidy) == (4 + 2 + 2) * 2 * 2 * 2 * 12
+    pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
 
@@ -92,7 +97,7 @@ def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
     from rethink.data import load_coco
     from rethink.evaluate import SUMMARY_KEYS, coco_metrics
     gt, _ = load_coco(smoke / "results/data/coco", "val")
-    final = smoke / "results/eval/pretrained/2x/iter_000012"
+    final = smoke / "results/eval/main/seed1/pretrained/2x/iter_000012"
     metrics = json.loads((final / "metrics.json").read_text())
     assert set(metrics["bbox"]) == set(metrics["segm"]) == set(SUMMARY_KEYS)
     assert set(metrics["per_category"]["bbox"]) == {c["name"] for c in gt.dataset["categories"]}
@@ -114,7 +119,8 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override = tmp_path / "dpi.yaml"
     override.write_text("figures: {dpi: 72}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
-    assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "all"}
+    assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
+                         "fig_compute_seen", "all"}
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

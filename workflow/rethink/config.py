@@ -1,12 +1,34 @@
-"""Checks of the config that a JSON schema cannot express, and the pieces of it that
-each kind of job depends on (so that changing one key reruns only what it affects)."""
+"""Checks of the config that a JSON schema cannot express, the study's variants, and the
+pieces of the config that each kind of job depends on (so that changing one key reruns
+only what it affects)."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from .schedule import Plan, make_plan
+
+MAIN = "main"
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.]+$")  # the {variant} wildcard's pattern
+# detection keys a norm or regime variant may override (the paper re-tuned LR and scale
+# augmentation for its small-data regimes); they apply to both inits alike.
+OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_decay",
+                 "warmup_iters", "scales")
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One experiment of the study: a normalisation, a train-set fraction, a schedule set."""
+    name: str
+    kind: str          # main | norm | regime
+    norm: str
+    fraction: float    # of the detection train set (1.0 = all of it)
+    detection: dict    # config["detection"] with the variant's overrides applied
+    plan: Plan
 
 
 def check(config: dict) -> None:
@@ -25,36 +47,83 @@ def check(config: dict) -> None:
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")
-    det = config["detection"]
-    plan = detection_plan(config)
-    shortest = min(s.iters for s in plan.schedules)
-    if det["warmup_iters"] >= shortest:
-        raise ConfigError(f"detection.warmup_iters ({det['warmup_iters']}) is not shorter than the "
-                          f"shortest schedule ({shortest} iterations)")
+    for v in variants(config).values():
+        where = "detection" if v.kind == MAIN else f"study.{v.kind}s[{v.name}]"
+        shortest = min(s.iters for s in v.plan.schedules)
+        if v.detection["warmup_iters"] >= shortest:
+            raise ConfigError(f"{where}: warmup_iters ({v.detection['warmup_iters']}) is not shorter "
+                              f"than the shortest schedule ({shortest} iterations)")
+        for scale in v.detection["scales"] or []:
+            if scale > model["max_size"]:
+                raise ConfigError(f"{where}.scales: {scale} exceeds model.max_size ({model['max_size']})")
 
 
-def detection_plan(config: dict) -> Plan:
-    det = config["detection"]
+def _plan(det: dict, where: str) -> Plan:
     try:
         return make_plan(det["one_x"], det["schedules"], det["checkpoint_every"])
     except ValueError as e:
-        raise ConfigError(str(e)) from e
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def detection_plan(config: dict) -> Plan:
+    """The main variant's plan."""
+    return _plan(config["detection"], "detection")
+
+
+def variants(config: dict) -> dict[str, Variant]:
+    """The study's variants in display order: main, then norms, then regimes by size."""
+    det, study = config["detection"], config["study"]
+    main_norm = config["model"]["norm"]
+    out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"))}
+    regimes = sorted(study["regimes"], key=lambda r: -r["fraction"])
+    entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
+    entries += [("regime", dict(r), r["name"]) for r in regimes]
+    for kind, overrides, name in entries:
+        overrides.pop("name", None), overrides.pop("norm", None)
+        where = f"study.{kind}s[{name}]"
+        if not VARIANT_NAME.match(name) or name == MAIN or name in out:
+            raise ConfigError(f"{where}: variant names must be unique, not {MAIN!r}, and use "
+                              f"letters, digits, '_' or '.'")
+        if kind == "norm" and name == main_norm:
+            raise ConfigError(f"{where}: {name} is model.norm already (the main variant)")
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - {"fraction"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(OVERRIDE_KEYS)}")
+        merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
+        fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
+        norm = name if kind == "norm" else main_norm
+        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where))
+    return out
+
+
+def seeds(config: dict) -> list[int]:
+    """Detection seeds of every cell: detection.seed, detection.seed + 1, ..."""
+    return [config["detection"]["seed"] + k for k in range(config["study"]["seeds"])]
 
 
 # Keys of `detection` that change the weights a training segment produces. The schedule
 # list and checkpoint spacing only decide which segments exist, so adding a schedule
 # keeps every checkpoint already trained.
 TRAIN_KEYS = ("one_x", "batch_size", "base_lr", "reference_batch", "momentum", "weight_decay",
-              "warmup_iters", "warmup_factor", "flip_prob", "seed", "bf16", "channels_last")
+              "warmup_iters", "warmup_factor", "flip_prob", "seed", "scales", "bf16", "channels_last")
 
 # Keys of `model` that only matter at inference time; the rest shape the weights.
 EVAL_ONLY_MODEL_KEYS = ("score_thresh", "detections_per_img")
 
 
-def train_settings(config: dict) -> dict:
-    return {k: config["detection"][k] for k in TRAIN_KEYS}
+def train_settings(variant: Variant, seed: int) -> dict:
+    return {**{k: variant.detection[k] for k in TRAIN_KEYS}, "seed": seed}
 
 
-def model_settings(config: dict, for_eval: bool) -> dict:
+def model_settings(config: dict, for_eval: bool, norm: str | None = None) -> dict:
     """The model config as a job sees it; training jobs don't see inference-only keys."""
-    return {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
+    model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
+    if norm is not None:
+        model["norm"] = norm
+    return model
+
+
+def pretrain_norm(norm: str) -> str:
+    """The norm a backbone for `norm` is pre-trained with: SyncBN on one process is BN, so
+    SyncBN, BN and frozen BN share one BN pre-training, as the paper's models do."""
+    return "BN" if norm in ("SyncBN", "BN", "FrozenBN") else norm

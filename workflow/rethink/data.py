@@ -23,9 +23,10 @@ SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
 
 
-def load_coco(coco_root: str | Path, split: str) -> tuple[COCO, Path]:
+def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[COCO, Path]:
+    """The split's annotations (or `ann_file`, e.g. a less-data subset) and image folder."""
     ann_name, img_dir = SPLITS[split]
-    ann_file = Path(coco_root) / "annotations" / ann_name
+    ann_file = ann_file or Path(coco_root) / "annotations" / ann_name
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timing chatter
         coco = COCO(str(ann_file))
     return coco, Path(coco_root) / img_dir
@@ -78,8 +79,8 @@ class CocoInstances(torch.utils.data.Dataset):
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
-                 image_ids: list[int] | None = None, skip_ids=()):
-        self.coco, self.img_dir = load_coco(coco_root, split)
+                 image_ids: list[int] | None = None, skip_ids=(), ann_file=None):
+        self.coco, self.img_dir = load_coco(coco_root, split, ann_file)
         self.root = Path(coco_root)
         ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
         skip = {int(i) for i in skip_ids}

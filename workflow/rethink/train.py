@@ -88,15 +88,22 @@ def load_resume(path):
 
 def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                   resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
-                  num_workers=0, meta=None, skip_ids=(), world=World()):
+                  num_workers=0, meta=None, skip_ids=(), world=World(), train_annotations=None):
     dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]),
-                            skip_ids=skip_ids)
+                            skip_ids=skip_ids, ann_file=train_annotations)
+    if train_annotations:
+        print(f"training on the {len(dataset)} images of {train_annotations}", flush=True)
     if dataset.skipped:
         print(f"leaving out {dataset.skipped} train images the layout check found corrupt", flush=True)
     if len(dataset) == 0:
         raise SystemExit(f"{coco_root}: the train split has no images")
     torch.manual_seed(mix_seed(train_cfg["seed"], 4))  # the random init depends on the seed only
     model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
+    if train_cfg.get("scales"):  # scale augmentation: torchvision draws one short side per image
+        model.transform.min_size = tuple(train_cfg["scales"])
+    if model_cfg["norm"] == "SyncBN" and world.size == 1:
+        print("SyncBN on a single process is plain BatchNorm (statistics of this process's batch)",
+              flush=True)
     fast = gpu_speedups(train_cfg, device)
     if fast["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
@@ -199,6 +206,8 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
+    p.add_argument("--train-annotations", help="train on this COCO annotation file (a less-data subset) "
+                   "instead of the root's instances_train2017.json")
     args = p.parse_args(argv)
     if not 0 <= args.start_iter < args.end_iter:
         p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
@@ -213,7 +222,8 @@ def main(argv=None):
                       args.out, resume=args.resume, backbone=args.backbone, device=device,
                       log_every=args.log_every, num_workers=args.workers,
                       meta={"init": args.init, "schedule_iters": total},
-                      skip_ids=skipped_image_ids(args.layout_stats, "train"), world=world)
+                      skip_ids=skipped_image_ids(args.layout_stats, "train"), world=world,
+                      train_annotations=args.train_annotations)
     except RuntimeError as e:  # a worker death signalled outside next(): iteration unknown
         if "DataLoader" in str(e):
             raise loader_failure(e, "?", args.start_iter, args.end_iter) from e

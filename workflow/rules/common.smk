@@ -23,9 +23,9 @@ except study_config.ConfigError as e:
     raise WorkflowError(f"config: {e}")
 
 R = config["results"].rstrip("/")
-PLAN = study_config.detection_plan(config)
+VARIANTS = study_config.variants(config)
+SEEDS = study_config.seeds(config)
 INITS = config["detection"]["inits"]
-BRANCHES = [TRUNK] + [s.name for s in PLAN.schedules]
 
 SYNTHETIC_IMAGENET = f"{R}/data/imagenet"
 SYNTHETIC_COCO = f"{R}/data/coco"
@@ -33,18 +33,44 @@ IMAGENET = config["data"]["imagenet"] or SYNTHETIC_IMAGENET
 COCO = config["data"]["coco"] or SYNTHETIC_COCO
 COCO_CHECKED = f"{R}/checks/coco_layout.json"
 IMAGENET_CHECKED = f"{R}/checks/imagenet_layout.json"
-BACKBONE = config["pretrain"]["checkpoint"] or f"{R}/pretrain/backbone.pt"
-PRETRAIN_METRICS = f"{R}/pretrain/metrics.json"
-RUNS_PRETRAINING = "pretrained" in INITS and not config["pretrain"]["checkpoint"]
+STUDY = f"{R}/detection/study.json"
+SUBSET = f"{R}/data/subsets/{{variant}}/instances_train2017.json"
 
-CKPT = f"{R}/detection/{{init}}/{{branch}}/iter_{{iteration}}.pt"
-EVAL_DIR = f"{R}/eval/{{init}}/{{branch}}/iter_{{iteration}}"
+# One pre-training per norm the pretrained branches need (SyncBN/FrozenBN start from BN);
+# pretrain.checkpoint, when given, replaces the one of model.norm.
+PRETRAIN_NORMS = sorted({study_config.pretrain_norm(v.norm) for v in VARIANTS.values()})
+MAIN_PRETRAIN_NORM = study_config.pretrain_norm(config["model"]["norm"])
+PRETRAINED = "pretrained" in INITS
+
+
+def backbone_path(norm):
+    pnorm = study_config.pretrain_norm(norm)
+    if pnorm == MAIN_PRETRAIN_NORM and config["pretrain"]["checkpoint"]:
+        return config["pretrain"]["checkpoint"]
+    return f"{R}/pretrain/{pnorm}/backbone.pt"
+
+
+def pretrain_metrics(norm):
+    """The metrics file of the pre-training `norm`'s backbone comes from; None if given."""
+    path = backbone_path(norm)
+    return None if path == config["pretrain"]["checkpoint"] else f"{R}/pretrain/{study_config.pretrain_norm(norm)}/metrics.json"
+
+
+RUNS_PRETRAINING = PRETRAINED and any(pretrain_metrics(n) for n in PRETRAIN_NORMS)
+PRETRAIN_METRICS = pretrain_metrics(config["model"]["norm"]) if PRETRAINED else None
+
+CELL = "{variant}/seed{seed}/{init}/{branch}/iter_{iteration}"
+CKPT = f"{R}/detection/{CELL}.pt"
+EVAL_DIR = f"{R}/eval/{CELL}"
 
 
 wildcard_constraints:
+    variant=r"[A-Za-z0-9_.]+",
+    seed=r"\d+",
     init="scratch|pretrained",
     branch=r"trunk|[0-9.]+x",
     iteration=r"\d{6}",
+    norm="GN|BN|SyncBN|FrozenBN",
 
 
 def as_json(obj):
@@ -52,25 +78,29 @@ def as_json(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
-def ckpt_path(init, branch, iteration):
-    return CKPT.format(init=init, branch=branch, iteration=f"{iteration:06d}")
+def cell_path(pattern, variant, seed, init, branch, iteration):
+    return pattern.format(variant=variant, seed=seed, init=init, branch=branch,
+                          iteration=f"{iteration:06d}")
 
 
-def eval_path(init, branch, iteration, name="metrics.json"):
-    folder = EVAL_DIR.format(init=init, branch=branch, iteration=f"{iteration:06d}")
-    return f"{folder}/{name}"
+def branches(variant):
+    return [TRUNK] + [s.name for s in VARIANTS[variant].plan.schedules]
 
 
 def all_checkpoints():
-    return [(init, branch, it) for init in INITS for branch in BRANCHES for it in PLAN.checkpoints(branch)]
+    """(variant, seed, init, branch, iteration) of every checkpoint of the study."""
+    return [(v, seed, init, branch, it) for v in VARIANTS for seed in SEEDS for init in INITS
+            for branch in branches(v) for it in VARIANTS[v].plan.checkpoints(branch)]
 
 
 def benchmark_files():
     """The benchmark files of every pre-training, training and evaluation job."""
-    files = [f"{R}/benchmarks/pretrain/pretrain.tsv"] if RUNS_PRETRAINING else []
-    for init, branch, it in all_checkpoints():
+    files = []
+    if RUNS_PRETRAINING:
+        files += [f"{R}/benchmarks/pretrain/{n}.tsv" for n in PRETRAIN_NORMS if pretrain_metrics(n)]
+    for cell in all_checkpoints():
         for stage in ("train", "evaluate"):
-            files.append(f"{R}/benchmarks/{stage}/{init}/{branch}/iter_{it:06d}.tsv")
+            files.append(cell_path(f"{R}/benchmarks/{stage}/{CELL}.tsv", *cell))
     return files
 
 
@@ -95,30 +125,48 @@ def resources_for(kind):
 
 def segment(wildcards):
     """(start branch, start iteration, end iteration, schedule length or 0) of a segment."""
+    plan = VARIANTS[wildcards.variant].plan
     end = int(wildcards.iteration)
-    from_branch, start = PLAN.segment_start(wildcards.branch, end)
-    total = 0 if wildcards.branch == TRUNK else PLAN.schedule(wildcards.branch).iters
+    from_branch, start = plan.segment_start(wildcards.branch, end)
+    total = 0 if wildcards.branch == TRUNK else plan.schedule(wildcards.branch).iters
     return from_branch, start, end, total
+
+
+def train_annotations(variant):
+    """The variant's train annotation file: its subset, or None for the whole train set."""
+    return None if VARIANTS[variant].kind != "regime" else SUBSET.format(variant=variant)
 
 
 def segment_inputs(wildcards):
     from_branch, start, _, _ = segment(wildcards)
     inputs = {"checked": COCO_CHECKED}
+    subset = train_annotations(wildcards.variant)
+    if subset:
+        inputs["subset"] = subset
     if start > 0:
-        inputs["resume"] = ckpt_path(wildcards.init, from_branch, start)
+        inputs["resume"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
+                                     from_branch, start)
     elif wildcards.init == "pretrained":
-        inputs["backbone"] = BACKBONE
+        inputs["backbone"] = backbone_path(VARIANTS[wildcards.variant].norm)
     return inputs
 
 
 def segment_args(wildcards, input):
     _, start, end, total = segment(wildcards)
     args = f"--start-iter {start} --end-iter {end} --schedule-iters {total}"
-    if "resume" in input.keys():
-        args += f" --resume {shlex.quote(input.resume)}"
-    if "backbone" in input.keys():
-        args += f" --backbone {shlex.quote(input.backbone)}"
+    for key in ("resume", "backbone", "subset"):
+        if key in input.keys():
+            flag = "--train-annotations" if key == "subset" else f"--{key}"
+            args += f" {flag} {shlex.quote(input[key])}"
     return args
+
+
+def variant_model(wildcards):
+    return as_json(study_config.model_settings(config, False, VARIANTS[wildcards.variant].norm))
+
+
+def variant_train(wildcards):
+    return as_json(study_config.train_settings(VARIANTS[wildcards.variant], int(wildcards.seed)))
 
 
 def figure_params():

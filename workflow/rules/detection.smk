@@ -1,6 +1,27 @@
-# Mask R-CNN training as segments of the forked plan: one trunk at base LR per init, and
-# a tail per schedule forked from the trunk checkpoint where its first LR drop falls.
-# Each segment resumes from the checkpoint before it and writes the next one.
+# Mask R-CNN training as segments of each variant's forked plan: one trunk at base LR per
+# (variant, seed, init), and a tail per schedule forked from the trunk checkpoint where its
+# first LR drop falls. Each segment resumes from the checkpoint before it and writes the next.
+
+
+rule subset:
+    input:
+        checked=COCO_CHECKED,
+    output:
+        SUBSET,
+    params:
+        root=COCO,
+        fraction=lambda wildcards: VARIANTS[wildcards.variant].fraction,
+        seed=config["detection"]["seed"],
+    log:
+        f"{R}/logs/data/subset_{{variant}}.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.subsets --coco {params.root:q} --fraction {params.fraction} --seed {params.seed} "
+        "--layout-stats {input.checked:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule train_segment:
@@ -12,15 +33,15 @@ rule train_segment:
         segment=segment_args,
         launcher=train_launcher(),
         root=COCO,
-        model=as_json(study_config.model_settings(config, for_eval=False)),
-        train=as_json(study_config.train_settings(config)),
+        model=variant_model,
+        train=variant_train,
         workers=config["detection"]["workers"],
         log_every=config["detection"]["log_every"],
         device=config["device"],
     log:
-        f"{R}/logs/detection/{{init}}/{{branch}}/iter_{{iteration}}.log",
+        f"{R}/logs/detection/{CELL}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{init}}/{{branch}}/iter_{{iteration}}.tsv"
+        f"{R}/benchmarks/train/{CELL}.tsv"
     threads: threads_for("train")
     resources:
         **resources_for("train"),
@@ -34,22 +55,38 @@ rule train_segment:
         "--device {params.device} > {log:q} 2>&1"
 
 
+def study_variants():
+    """What study.json needs of each variant (not the training keys: they don't change it)."""
+    model = config["model"]
+    out = {}
+    for name, v in VARIANTS.items():
+        det = v.detection
+        out[name] = {"kind": v.kind, "norm": v.norm, "regime": name if v.kind == "regime" else "full",
+                     "fraction": v.fraction, "one_x": det["one_x"], "schedules": det["schedules"],
+                     "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
+                     "min_size": model["min_size"], "max_size": model["max_size"],
+                     "train_scales": det["scales"] or [model["min_size"]]}
+    return out
+
+
 rule plan:
+    input:
+        checked=COCO_CHECKED,
+        pretrain=PRETRAIN_METRICS or [],
     output:
-        f"{R}/detection/plan.json",
+        STUDY,
     params:
-        one_x=config["detection"]["one_x"],
-        every=config["detection"]["checkpoint_every"],
-        schedules=" ".join(str(m) for m in config["detection"]["schedules"]),
-        extra=as_json({"inits": INITS, "batch_size": config["detection"]["batch_size"]}),
+        variants=as_json(study_variants()),
+        inits=" ".join(INITS),
+        seeds=" ".join(str(s) for s in SEEDS),
+        pretrain=lambda wildcards, input: f"--pretrain-metrics {shlex.quote(input.pretrain)}" if input.pretrain else "",
     log:
         f"{R}/logs/detection/plan.log",
     threads: 1
     resources:
         **resources_for("data"),
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/torch.yaml"
     shell:
-        "python -m rethink.schedule --one-x {params.one_x} --schedules {params.schedules} "
-        "--checkpoint-every {params.every} --extra {params.extra:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "python -m rethink.study --variants {params.variants:q} --inits {params.inits} --seeds {params.seeds} "
+        "--coco-stats {input.checked:q} {params.pretrain} --out {output:q} > {log:q} 2>&1"

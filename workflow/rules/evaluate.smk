@@ -12,13 +12,13 @@ rule evaluate:
         segm=f"{EVAL_DIR}/segm_results.json",
     params:
         root=COCO,
-        model=as_json(study_config.model_settings(config, for_eval=True)),
+        model=lambda wildcards: as_json(study_config.model_settings(config, True, VARIANTS[wildcards.variant].norm)),
         batch_size=config["evaluate"]["batch_size"],
         device=config["device"],
     log:
-        f"{R}/logs/eval/{{init}}/{{branch}}/iter_{{iteration}}.log",
+        f"{R}/logs/eval/{CELL}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/{{init}}/{{branch}}/iter_{{iteration}}.tsv"
+        f"{R}/benchmarks/evaluate/{CELL}.tsv"
     threads: threads_for("evaluate")
     resources:
         **resources_for("evaluate"),
@@ -27,15 +27,16 @@ rule evaluate:
     shell:
         "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
         "--checkpoint {input.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
-        "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --init {wildcards.init} "
+        "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
+        "--seed {wildcards.seed} --init {wildcards.init} "
         "--branch {wildcards.branch} --iteration {wildcards.iteration} "
         "--batch-size {params.batch_size} --threads {threads} --device {params.device} > {log:q} 2>&1"
 
 
 rule collect_metrics:
     input:
-        plan=f"{R}/detection/plan.json",
-        metrics=[eval_path(init, branch, it) for init, branch, it in all_checkpoints()],
+        study=STUDY,
+        metrics=[cell_path(f"{EVAL_DIR}/metrics.json", *cell) for cell in all_checkpoints()],
     output:
         f"{R}/metrics/all_metrics.csv",
     log:
@@ -46,4 +47,4 @@ rule collect_metrics:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.results --plan {input.plan:q} --out {output:q} {input.metrics:q} > {log:q} 2>&1"
+        "python -m rethink.results --study {input.study:q} --out {output:q} {input.metrics:q} > {log:q} 2>&1"

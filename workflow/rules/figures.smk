@@ -3,28 +3,63 @@
 # keys (figures.*) are params of these rules only.
 
 FIG_SRC = os.path.join(PACKAGE_DIR, "rethink", "figures")
+METRICS = f"{R}/metrics/all_metrics.csv"
+REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"] else []
+HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
+HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
+
+
+def figure_pair(name):
+    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
+
+
 FIGURES = [
-    f"{R}/figures/ap_curves.png",
-    f"{R}/figures/ap_curves.pdf",
-    f"{R}/figures/final_ap.png",
-    f"{R}/figures/final_ap.pdf",
-    f"{R}/tables/final_metrics.csv",
-    f"{R}/tables/final_metrics.md",
-    f"{R}/tables/final_metrics.tex",
-    f"{R}/tables/job_costs.csv",
-    f"{R}/tables/job_costs.md",
+    *figure_pair("ap_curves"),
+    *figure_pair("final_ap"),
+    *(figure_pair("less_data") if HAS_REGIMES else []),
+    *(figure_pair("norms") if HAS_NORMS else []),
+    *figure_pair("compute_seen"),
+    *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
+    *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
+    *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],
+    *[f"{R}/tables/job_costs.{ext}" for ext in ("csv", "md")],
 ]
 
+# The command-line tail shared by every figure script.
+FIGURE_ARGS = ("--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+               "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1")
+
+
+def reference_arg(wildcards, input):
+    return f"--reference {shlex.quote(input.reference)}" if input.reference else ""
+
+
+def figure_inputs(script):
+    """A figure's inputs: its script and the modules it reads through, then the data."""
+    return {"script": f"{FIG_SRC}/{script}.py", "common": f"{FIG_SRC}/common.py",
+            "results_module": f"{PACKAGE_DIR}/rethink/results.py",
+            "stats_module": f"{PACKAGE_DIR}/rethink/stats.py",
+            "study": STUDY, "metrics": METRICS, "reference": REFERENCE}
+
+
+rule paper_reference:
+    output:
+        f"{R}/figures/paper_reference.json",
+    params:
+        reference=as_json(config["figures"]["reference"]),
+    log:
+        f"{R}/logs/figures/paper_reference.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    shell:
+        "echo {params.reference:q} > {output:q} 2> {log:q}"
 
 
 rule fig_ap_curves:
     input:
-        script=f"{FIG_SRC}/ap_curves.py",
-        common=f"{FIG_SRC}/common.py",
-        results_module=f"{PACKAGE_DIR}/rethink/results.py",
-        plan=f"{R}/detection/plan.json",
-        metrics=f"{R}/metrics/all_metrics.csv",
-        pretrain=PRETRAIN_METRICS if RUNS_PRETRAINING else [],
+        **figure_inputs("ap_curves"),
+        pretrain=PRETRAIN_METRICS if RUNS_PRETRAINING and PRETRAIN_METRICS else [],
     output:
         png=report(f"{R}/figures/ap_curves.png", caption="../report/ap_curves.rst",
                    category="Main comparison", labels={"figure": "AP vs iterations"}),
@@ -40,24 +75,20 @@ rule fig_ap_curves:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.ap_curves --plan {input.plan:q} --metrics {input.metrics:q} "
-        "{params.pretrain} --out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} "
-        "--style {params.style} --context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+        "python -m rethink.figures.ap_curves --study {input.study:q} --metrics {input.metrics:q} "
+        "{params.pretrain} " + FIGURE_ARGS
 
 
 rule fig_final_ap:
     input:
-        script=f"{FIG_SRC}/final_ap.py",
-        common=f"{FIG_SRC}/common.py",
-        results_module=f"{PACKAGE_DIR}/rethink/results.py",
-        plan=f"{R}/detection/plan.json",
-        metrics=f"{R}/metrics/all_metrics.csv",
+        **figure_inputs("final_ap"),
     output:
         png=report(f"{R}/figures/final_ap.png", caption="../report/final_ap.rst",
                    category="Schedules", labels={"figure": "final AP per schedule"}),
         pdf=f"{R}/figures/final_ap.pdf",
     params:
         **figure_params(),
+        reference=reference_arg,
     log:
         f"{R}/logs/figures/final_ap.log",
     threads: 1
@@ -66,18 +97,106 @@ rule fig_final_ap:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.final_ap --plan {input.plan:q} --metrics {input.metrics:q} "
-        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
-        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+        "python -m rethink.figures.final_ap --study {input.study:q} --metrics {input.metrics:q} "
+        "{params.reference} " + FIGURE_ARGS
+
+
+rule fig_less_data:
+    input:
+        **figure_inputs("less_data"),
+    output:
+        png=report(f"{R}/figures/less_data.png", caption="../report/less_data.rst",
+                   category="Less data", labels={"figure": "AP vs iterations per data regime"}),
+        pdf=f"{R}/figures/less_data.pdf",
+    params:
+        **figure_params(),
+        reference=reference_arg,
+    log:
+        f"{R}/logs/figures/less_data.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.less_data --study {input.study:q} --metrics {input.metrics:q} "
+        "{params.reference} " + FIGURE_ARGS
+
+
+rule fig_norms:
+    input:
+        **figure_inputs("norms"),
+    output:
+        png=report(f"{R}/figures/norms.png", caption="../report/norms.rst",
+                   category="Normalisation", labels={"figure": "GN vs SyncBN"}),
+        pdf=f"{R}/figures/norms.pdf",
+    params:
+        **figure_params(),
+    log:
+        f"{R}/logs/figures/norms.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.norms --study {input.study:q} --metrics {input.metrics:q} " + FIGURE_ARGS
+
+
+def variant_annotations(wildcards):
+    """VARIANT=PATH for every variant's train annotation file."""
+    full = f"{COCO}/annotations/instances_train2017.json"
+    return {name: train_annotations(name) or full for name in VARIANTS}
+
+
+rule compute_seen:
+    input:
+        script=f"{PACKAGE_DIR}/rethink/compute.py",
+        study=STUDY,
+        subsets=[train_annotations(v) for v in VARIANTS if train_annotations(v)],
+    output:
+        csv=report(f"{R}/tables/compute_seen.csv", caption="../report/compute_seen.rst",
+                   category="Cost", labels={"figure": "images, instances, pixels seen (table)"}),
+        json=f"{R}/tables/compute_seen.json",
+    params:
+        annotations=lambda wildcards: " ".join(shlex.quote(f"{k}={v}") for k, v in variant_annotations(wildcards).items()),
+    log:
+        f"{R}/logs/figures/compute_seen_table.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.compute --study {input.study:q} --annotations {params.annotations} "
+        "--out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
+
+
+rule fig_compute_seen:
+    input:
+        script=f"{FIG_SRC}/compute_seen.py",
+        common=f"{FIG_SRC}/common.py",
+        compute=f"{R}/tables/compute_seen.csv",
+    output:
+        png=report(f"{R}/figures/compute_seen.png", caption="../report/compute_seen.rst",
+                   category="Cost", labels={"figure": "images, instances, pixels seen"}),
+        pdf=f"{R}/figures/compute_seen.pdf",
+    params:
+        **figure_params(),
+    log:
+        f"{R}/logs/figures/compute_seen.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.compute_seen --compute {input.compute:q} " + FIGURE_ARGS
 
 
 rule table_final_metrics:
     input:
-        script=f"{FIG_SRC}/final_table.py",
-        common=f"{FIG_SRC}/common.py",
-        results_module=f"{PACKAGE_DIR}/rethink/results.py",
-        plan=f"{R}/detection/plan.json",
-        metrics=f"{R}/metrics/all_metrics.csv",
+        **figure_inputs("final_table"),
     output:
         csv=report(f"{R}/tables/final_metrics.csv", caption="../report/final_metrics.rst",
                    category="Main comparison", labels={"figure": "final metrics table"}),
@@ -91,8 +210,31 @@ rule table_final_metrics:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.final_table --plan {input.plan:q} --metrics {input.metrics:q} "
+        "python -m rethink.figures.final_table --study {input.study:q} --metrics {input.metrics:q} "
         "--out-csv {output.csv:q} --out-md {output.md:q} --out-tex {output.tex:q} > {log:q} 2>&1"
+
+
+rule claims:
+    input:
+        script=f"{PACKAGE_DIR}/rethink/claims.py",
+        results_module=f"{PACKAGE_DIR}/rethink/results.py",
+        stats_module=f"{PACKAGE_DIR}/rethink/stats.py",
+        study=STUDY,
+        metrics=METRICS,
+    output:
+        csv=report(f"{R}/tables/claims.csv", caption="../report/claims.rst",
+                   category="Main comparison", labels={"figure": "the paper's claims, checked"}),
+        md=f"{R}/tables/claims.md",
+    log:
+        f"{R}/logs/figures/claims.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} "
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:

@@ -1,23 +1,24 @@
-# ImageNet-style pre-training of the backbone. Skipped when pretrain.checkpoint names an
-# existing backbone (the detection rules then read that file instead).
+# ImageNet-style pre-training of the backbone, once per norm the pretrained branches use
+# (GN, and BN for the BN/SyncBN variants). pretrain.checkpoint, when set, names an existing
+# backbone for model.norm: that pre-training is skipped and the detection rules read it.
 
 
 rule pretrain:
     input:
         checked=IMAGENET_CHECKED,
     output:
-        backbone=f"{R}/pretrain/backbone.pt",
-        metrics=PRETRAIN_METRICS,
+        backbone=f"{R}/pretrain/{{norm}}/backbone.pt",
+        metrics=f"{R}/pretrain/{{norm}}/metrics.json",
     params:
         root=IMAGENET,
-        model=as_json(study_config.model_settings(config, for_eval=False)),
+        model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.norm)),
         pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "workers")}),
         workers=config["pretrain"]["workers"],
         device=config["device"],
     log:
-        f"{R}/logs/pretrain/pretrain.log",
+        f"{R}/logs/pretrain/{{norm}}.log",
     benchmark:
-        f"{R}/benchmarks/pretrain/pretrain.tsv"
+        f"{R}/benchmarks/pretrain/{{norm}}.tsv"
     threads: threads_for("pretrain")
     resources:
         **resources_for("pretrain"),

@@ -1,0 +1,86 @@
+"""The COCO preset (workflow/presets/coco.yaml) planned against a fake dataset folder in the
+real ImageNet and COCO layouts: the jobs it would run and their iteration counts."""
+import json
+import re
+
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT, snakemake
+
+PRESET = ROOT / "workflow/presets/coco.yaml"
+
+
+def fake_datasets(root):
+    """Real on-disk layouts with a few tiny images: nothing in a dry run reads more."""
+    imagenet, coco = root / "imagenet", root / "coco"
+    for split in ("train", "val"):
+        folder = imagenet / split / "n01440764"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(folder / f"n01440764_{split}.JPEG")
+    (coco / "annotations").mkdir(parents=True)
+    for split in ("train2017", "val2017"):
+        (coco / split).mkdir()
+        images = []
+        for i in range(1, 4):
+            Image.new("RGB", (64, 48)).save(coco / split / f"{i:012d}.jpg")
+            images.append({"id": i, "file_name": f"{i:012d}.jpg", "width": 64, "height": 48})
+        anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [4, 4, 20, 20], "area": 400,
+                 "iscrowd": 0, "segmentation": [[4, 4, 24, 4, 24, 24, 4, 24]]} for i in range(1, 4)]
+        doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}
+        (coco / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    return imagenet, coco
+
+
+@pytest.fixture(scope="module")
+def preset_dry_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("preset")
+    imagenet, coco = fake_datasets(tmp)
+    override = tmp / "paths.yaml"
+    override.write_text(yaml.safe_dump({"results": str(tmp / "results"),
+                                        "data": {"imagenet": str(imagenet), "coco": str(coco)}}))
+    out = snakemake("-n", "--quiet", "rules", "--configfile", str(PRESET), str(override)).stdout
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M)}
+    shell = snakemake("-n", "-p", "--configfile", str(PRESET), str(override)).stdout
+    return counts, shell, tmp / "results"
+
+
+def test_preset_is_the_papers_setup():
+    cfg = yaml.safe_load(PRESET.read_text())
+    assert cfg["model"]["depth"] == 50 and cfg["model"]["norm"] == "GN"
+    assert (cfg["model"]["min_size"], cfg["model"]["max_size"]) == (800, 1333)
+    det = cfg["detection"]
+    assert (det["batch_size"], det["base_lr"], det["one_x"]) == (16, 0.02, 90000)
+    assert det["schedules"] == [2, 3, 4, 5, 6] and det["warmup_iters"] > 0
+    fractions = {r["name"]: r["fraction"] for r in cfg["study"]["regimes"]}
+    for name, images in (("10k", 10000), ("3.5k", 3500), ("1k", 1000)):
+        assert fractions[name] * 118287 == pytest.approx(images, rel=1e-3)
+    ref = cfg["figures"]["reference"]
+    assert ref["schedules"]["scratch"]["6x"] == 41.3 and ref["regimes"]["3.5k"]["pretrained"] == 16.0
+
+
+def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_run):
+    counts, shell, results = preset_dry_run
+    assert counts["pretrain"] == 2  # GN for the main and regime runs, BN for SyncBN
+    assert counts["subset"] == 3
+    # main: trunk to 6x - (60/90)x = 480k, checkpoints every 10k plus the forks at
+    # 2x..6x - 60k; tails of 60k each with checkpoints at +10k..: per init and seed
+    trunk = sorted(set(range(10000, 480001, 10000)) | {120000, 210000, 300000, 390000, 480000})
+    tails = 5 * 6
+    main = len(trunk) + tails
+    syncbn = len(sorted(set(range(10000, 210001, 10000)) | {120000, 210000})) + 2 * 6
+    per_init = main + syncbn
+    from rethink.schedule import make_plan
+    for one_x, schedules, every in ((30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
+                                    (6000, [1, 2, 3], 2000)):
+        plan = make_plan(one_x, schedules, every)
+        per_init += sum(len(plan.checkpoints(b)) for b in ["trunk"] + [s.name for s in plan.schedules])
+    assert counts["train_segment"] == counts["evaluate"] == 2 * per_init
+    # the paper's longest runs end where they should, with its LR and batch
+    for init in ("scratch", "pretrained"):
+        assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell
+        assert f"detection/10k/seed0/{init}/7x/iter_210000.pt" in shell
+    assert "--end-iter 540000 --schedule-iters 540000" in shell
+    assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
+    assert "--nproc-per-node 8" in shell

@@ -1,0 +1,77 @@
+"""Write the study's plan, study.json: every variant's forked schedule plan, its data
+fraction and image count, the seeds, and what pre-training saw. Figures, tables and the
+claims check read it next to the metrics.
+
+    python -m rethink.study --variants JSON --inits scratch pretrained --seeds 0 1 \
+        --coco-stats checks/coco_layout.json [--pretrain-metrics pretrain/GN/metrics.json] --out study.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import json
+
+from .atomic import write_json
+from .runtime import json_arg
+from .schedule import make_plan
+from .subsets import subset_size
+
+PRETRAIN_KEYS = ("images_seen", "pixels_seen", "epochs", "train_images", "image_size", "top1")
+
+
+def read_json(path: str, what: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: cannot read the {what} {path}: {e}")
+
+
+def train_image_count(coco_stats: dict) -> int:
+    stats = coco_stats.get("coco", coco_stats)
+    train = stats["train"]
+    return int(train["images"]) - int(train.get("images_skipped", 0))
+
+
+def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
+    plan = make_plan(spec["one_x"], spec["schedules"], spec["checkpoint_every"])
+    entry = {k: spec[k] for k in ("kind", "norm", "regime", "fraction", "batch_size",
+                                  "min_size", "max_size", "train_scales")}
+    entry["train_images"] = subset_size(n_train, spec["fraction"])
+    entry["inits"] = list(inits)
+    entry.update(plan.to_dict())
+    return entry
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", required=True, help="JSON: name -> {kind, norm, regime, fraction, one_x, "
+                   "schedules, checkpoint_every, batch_size, min_size, max_size, train_scales}")
+    p.add_argument("--inits", nargs="+", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--coco-stats", required=True, help="the COCO layout check's JSON")
+    p.add_argument("--pretrain-metrics", help="the main norm's pre-training metrics (absent: a given checkpoint)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    specs = json_arg(args.variants, "variants")
+    try:
+        n_train = train_image_count(read_json(args.coco_stats, "COCO layout stats"))
+        pretrain = None
+        if args.pretrain_metrics:
+            m = read_json(args.pretrain_metrics, "pre-training metrics")
+            pretrain = {k: m[k] for k in PRETRAIN_KEYS if k in m}
+            pretrain["instances_seen"] = pretrain.get("images_seen")  # one object per image
+    except KeyError as e:
+        raise SystemExit(f"error: {args.coco_stats} or {args.pretrain_metrics}: missing key {e}")
+    study = {"inits": args.inits, "seeds": args.seeds, "main": next(iter(specs)),
+             "variants": {name: variant_entry(spec, n_train, args.inits) for name, spec in specs.items()},
+             "pretrain": pretrain}
+    write_json(args.out, study)
+    for name, v in study["variants"].items():
+        print(f"{name}: {v['train_images']} train images, {v['forked_iterations']} iterations forked "
+              f"vs {v['separate_iterations']} separate, per init and seed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

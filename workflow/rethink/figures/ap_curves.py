@@ -1,16 +1,19 @@
 """Figure: bbox AP and mask AP vs training iterations (cf. the paper's Fig. 1).
 
-Scratch vs ImageNet-pretrained in two colours; every schedule's branch has its
-own line style/alpha and its end is marked with a marker and the schedule
-name. The shared "trunk" (base LR, common to all schedules) is drawn once, so
-the learning-rate drops show up as the jumps where branches leave it.
+The study's main variant only. Scratch vs ImageNet-pretrained in two colours;
+every schedule's branch has its own line style/alpha and its end is marked with
+a marker and the schedule name. The shared "trunk" (base LR, common to all
+schedules) is drawn once, so the learning-rate drops show up as the jumps where
+branches leave it. Each line is the mean over seeds, shaded with its 95%
+t-interval (no band with one seed).
 
-With ``--pretrain pretrain_metrics.json`` the pretrained curves are shifted
-right by the pre-training cost in detection iterations
-(``images_seen / plan.batch_size``) and that span is shaded and labelled
-"ImageNet pre-training". Without it no shift is drawn and the caption says so.
+The pretrained curves are shifted right by the pre-training cost in detection
+iterations (``images_seen / batch_size`` of the main variant) and that span is
+shaded and labelled "ImageNet pre-training". The cost comes from ``--pretrain
+pretrain_metrics.json`` or else from study.json's ``pretrain``; when neither
+has it (user-supplied backbone) no shift is drawn and the caption says so.
 
-    python -m rethink.figures.ap_curves --plan plan.json --metrics all_metrics.csv \
+    python -m rethink.figures.ap_curves --study study.json --metrics all_metrics.csv \
         [--pretrain pretrain_metrics.json] --out-png ap_curves.png --out-pdf ap_curves.pdf
 """
 
@@ -26,70 +29,23 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from rethink.figures.common import (
-    TASK_LABELS, add_figure_args, base_parser, init_colors, init_label, run_cli,
-    save_figure, schedule_styles, setup_theme,
+    MARKERS, TASK_LABELS, add_figure_args, base_parser, draw_curves, init_colors, init_label,
+    load_inputs, mean_curves, run_cli, save_figure, schedule_styles, seeds_note, setup_theme,
+    variant_title,
 )
-from rethink.results import (
-    TASKS, TRUNK, MetricsError, check_against_plan, load_plan, load_pretrain,
-    ordered_schedules, pretrain_offset, read_metrics_csv,
-)
+from rethink.results import TASKS, load_pretrain, ordered_schedules, pretrain_offset
 
 SHIFTED_INITS = ("pretrained",)
-MARKERS = ["o", "s", "D", "^", "v", "P"]
 # break the x axis when the pre-training span exceeds this many times the
 # longest detection schedule (otherwise the detection curves are squashed)
 BREAK_RATIO = 1.5
 
 
-def _series(df, init, task, branch, lo=None, hi=None):
-    sub = df[(df["init"] == init) & (df["task"] == task) & (df["metric"] == "AP")
-             & (df["branch"] == branch)]
-    if lo is not None:
-        sub = sub[sub["iteration"] >= lo]
-    if hi is not None:
-        sub = sub[sub["iteration"] <= hi]
-    sub = sub.sort_values("iteration")
-    return sub["iteration"].to_numpy(dtype=float), 100.0 * sub["value"].to_numpy(dtype=float)
-
-
-def _draw_task(ax, df, task, scheds, inits, colors, styles, shift, offset):
-    """Draw all curves of one task on *ax*; return the largest x drawn."""
-    xmax = 0.0
+def _draw_task(ax, agg, scheds, inits, colors, styles, shift, offset):
+    """All curves of one task on *ax* (pre-training span shaded); return the largest x."""
     if offset > 0:
         ax.axvspan(0, offset, color="0.55", alpha=0.18, lw=0, zorder=0)
-    for k, init in enumerate(inits):
-        c, dx = colors[init], shift[init]
-        marker = MARKERS[k % len(MARKERS)]
-        tx, ty = _series(df, init, task, TRUNK)
-        if len(tx):
-            ax.plot(tx + dx, ty, color=c, lw=2.2, ls="-", zorder=3)
-            xmax = max(xmax, float(tx.max() + dx))
-        for s in scheds:
-            ls, alpha = styles[s["name"]]
-            bx, by = _series(df, init, task, s["name"], hi=s["iters"])
-            keep = bx > s["fork"]
-            bx, by = bx[keep], by[keep]
-            # join the branch to the trunk at the fork (where the LR drops)
-            fx, fy = _series(df, init, task, TRUNK, lo=s["fork"], hi=s["fork"])
-            x = np.concatenate([fx, bx]) + dx
-            y = np.concatenate([fy, by])
-            if len(x) > 1:
-                ax.plot(x, y, color=c, ls=ls, alpha=alpha, lw=1.8, zorder=3)
-            if len(x):
-                xmax = max(xmax, float(x.max()))
-            # the schedule's final point (on its branch, or on the trunk)
-            if s["fork"] < s["iters"]:
-                ex, ey = bx, by
-            else:
-                ex, ey = _series(df, init, task, TRUNK, lo=s["iters"], hi=s["iters"])
-            if len(ex) and ex[-1] == s["iters"] and np.isfinite(ey[-1]):
-                ax.plot(ex[-1] + dx, ey[-1], marker=marker, ms=7, color=c,
-                        mec="white", mew=1.0, ls="none", zorder=5)
-                ax.annotate(s["name"], (ex[-1] + dx, ey[-1]),
-                            xytext=(5, 3 if k % 2 == 0 else -11),
-                            textcoords="offset points", fontsize="small",
-                            color=c, fontweight="bold", zorder=6)
-    return xmax
+    return draw_curves(ax, agg, scheds, inits, colors, styles, shift)
 
 
 def _break_marks(axl, axr):
@@ -103,7 +59,8 @@ def _break_marks(axl, axr):
     axr.tick_params(labelleft=False, left=False)
 
 
-def draw(df, plan, pretrain, args):
+def draw(curves, plan, pretrain, args, title_variant=""):
+    """*curves*: task -> :func:`mean_curves` frame of the variant drawn."""
     scheds = ordered_schedules(plan)
     inits = list(plan["inits"])
     colors = init_colors(inits, args.palette)
@@ -111,7 +68,8 @@ def draw(df, plan, pretrain, args):
     offset = pretrain_offset(pretrain, plan)
     shift = {i: (offset if i in SHIFTED_INITS else 0.0) for i in inits}
     batch = plan["batch_size"]
-    longest = float(max([s["iters"] for s in scheds] + [df["iteration"].max(), 1]))
+    longest = float(max([s["iters"] for s in scheds]
+                        + [c["iteration"].max() for c in curves.values()] + [1]))
     broken = offset > BREAK_RATIO * longest
 
     fig = plt.figure(figsize=(13, 5.2))
@@ -128,7 +86,7 @@ def draw(df, plan, pretrain, args):
             axl = fig.add_subplot(sub[0])
             axr = fig.add_subplot(sub[1], sharey=axl)
             for ax in (axl, axr):
-                _draw_task(ax, df, task, scheds, inits, colors, styles, shift, offset)
+                _draw_task(ax, curves[task], scheds, inits, colors, styles, shift, offset)
             axl.set_xlim(*xl)
             axr.set_xlim(*xr)
             _break_marks(axl, axr)
@@ -136,7 +94,7 @@ def draw(df, plan, pretrain, args):
     else:
         for i, task in enumerate(TASKS):
             ax = fig.add_subplot(outer[i])
-            xmax = _draw_task(ax, df, task, scheds, inits, colors, styles, shift, offset)
+            xmax = _draw_task(ax, curves[task], scheds, inits, colors, styles, shift, offset)
             ax.set_xlim(0, max(xmax, offset, 1.0) * 1.08)
             groups.append((task, [ax]))
 
@@ -180,7 +138,10 @@ def draw(df, plan, pretrain, args):
                               label=f"{s['name']} schedule ({s['iters']} it)"))
     if offset > 0:
         handles.append(Patch(color="0.55", alpha=0.18, label="ImageNet pre-training"))
-    fig.suptitle("Mask R-CNN: training from random initialization vs ImageNet pre-training")
+    if any(c["n"].max() >= 2 for c in curves.values()):
+        handles.append(Patch(color="0.3", alpha=0.18, label="95% interval over seeds"))
+    fig.suptitle("Mask R-CNN: training from random initialization vs ImageNet pre-training"
+                 + (f" ({title_variant})" if title_variant else ""))
     ncol = min(len(handles), 4)
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.015),
                ncol=ncol, frameon=False, fontsize="small")
@@ -191,7 +152,8 @@ def draw(df, plan, pretrain, args):
     else:
         cap = ("No pre-training metrics given (user-supplied backbone checkpoint): "
                "pre-trained curves are NOT shifted by the pre-training cost.")
-    cap += " LR drops show as jumps where each schedule leaves the trunk."
+    cap += " LR drops show as jumps where each schedule leaves the trunk. "
+    cap += seeds_note(np.concatenate([c["n"].to_numpy() for c in curves.values()]))
     nrows = -(-len(handles) // ncol)
     fig.text(0.5, 0.005 - 0.05 * nrows, cap, ha="center", va="top", fontsize="small",
              wrap=True)
@@ -202,18 +164,18 @@ def main(argv=None) -> int:
     p = base_parser("python -m rethink.figures.ap_curves",
                     "Plot bbox/mask AP vs iterations for all schedules and inits.")
     p.add_argument("--pretrain", default=None,
-                   help="pretrain metrics JSON (images_seen); omit if the backbone "
-                        "checkpoint was user-supplied: curves are then not shifted")
+                   help="pretrain metrics JSON (images_seen); when omitted, study.json's "
+                        "'pretrain' is used; when that is null too (user-supplied backbone) "
+                        "curves are not shifted")
     add_figure_args(p)
     args = p.parse_args(argv)
-    plan = load_plan(args.plan)
-    df = read_metrics_csv(args.metrics)
-    check_against_plan(df, plan)
-    if df[df["metric"] == "AP"].empty:
-        raise MetricsError(f"{args.metrics}: no AP rows to plot")
-    pretrain = load_pretrain(args.pretrain)
+    study, df = load_inputs(args)
+    main_v = study["main"]
+    plan = study["variants"][main_v]
+    curves = {t: mean_curves(df, study, main_v, t, "AP", str(args.metrics)) for t in TASKS}
+    pretrain = load_pretrain(args.pretrain) if args.pretrain else study.get("pretrain")
     setup_theme(args)
-    fig = draw(df, plan, pretrain, args)
+    fig = draw(curves, plan, pretrain, args, title_variant=variant_title(main_v, plan))
     save_figure(fig, args.out_png, args.out_pdf, args.dpi)
     print(f"wrote {args.out_png} and {args.out_pdf}")
     return 0

@@ -105,7 +105,7 @@ def load_study(path) -> dict:
             raise ComputeError(f"{where}.inits must be a non-empty list")
         if not _is_number(v["max_size"]) or v["max_size"] <= 0:
             raise ComputeError(f"{where}.max_size must be a positive number")
-        scales = v.get("train_scales", [v.get("min_size")])
+        scales = v.get("train_scales") or [v.get("min_size")]
         if (not isinstance(scales, list) or not scales
                 or not all(_is_number(s) and s > 0 for s in scales)):
             raise ComputeError(f"{where}.train_scales must be a non-empty list of positive "
@@ -221,7 +221,7 @@ def times_seen_slow(iterations: int, batch_size: int, n: int, seed: int) -> np.n
 
 def variant_rows(name: str, v: dict, images: dict, seed: int, pretrain: dict | None) -> list[dict]:
     n = len(images["ids"])
-    scales = v.get("train_scales", [v.get("min_size")])
+    scales = v.get("train_scales") or [v.get("min_size")]
     pixels = resized_pixels(images["heights"], images["widths"], scales, v["max_size"])
     bs = v["batch_size"]
     rows = []
@@ -276,7 +276,7 @@ def compute(study: dict, annotations: dict, skip_ids=(), study_path="study.json"
         if expected is not None and expected not in (n, n + images["skipped"]):
             raise ComputeError(f"{path}: {n} train images, but {study_path} "
                                f"variants.{name}.train_images is {expected} (wrong file?)")
-        scales = v.get("train_scales", [v.get("min_size")])
+        scales = v.get("train_scales") or [v.get("min_size")]
         per_variant[name] = {
             "annotations": str(path), "train_images": n, "skipped_images": images["skipped"],
             "instances_per_epoch": int(images["instances"].sum()),

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -387,7 +386,7 @@ def test_ap_curves_cli(run_dir, tmp_path, pretrain):
 
 
 def test_ap_curves_uses_study_pretrain(tmp_path):
-    study, paths, csv = collect(tmp_path, pretrain={"images_seen": 4000, "epochs": 2})
+    study, _, csv = collect(tmp_path, pretrain={"images_seen": 4000, "epochs": 2})
     r = run(*figure_cmd("ap_curves", tmp_path, study, csv, tmp_path))
     assert r.returncode == 0, r.stderr
     check_png_pdf(tmp_path / "ap_curves.png", tmp_path / "ap_curves.pdf")
@@ -417,7 +416,7 @@ def test_panel_figures_cli(run_dir, tmp_path, name, ref):
 
 def test_panel_figures_main_only(tmp_path):
     """No regime / norm variants: one panel and a note, not a failure."""
-    study, paths, csv = collect(tmp_path, seeds=(0, 1))
+    study, _, csv = collect(tmp_path, seeds=(0, 1))
     for name in ("less_data", "norms"):
         r = run(*figure_cmd(name, tmp_path, study, csv, tmp_path))
         assert r.returncode == 0, r.stderr
@@ -594,8 +593,8 @@ def test_bad_study(run_dir, tmp_path, name):
 
 @pytest.mark.parametrize("name", ["final_ap", "final_table"])
 def test_missing_final_checkpoint(tmp_path, name):
-    study, paths, csv = collect(tmp_path, seeds=(0, 1),
-                                skip={("main", 1, "scratch", "2x", 12)})
+    study, _, csv = collect(tmp_path, seeds=(0, 1),
+                            skip={("main", 1, "scratch", "2x", 12)})
     out = tmp_path / "out"
     r = run(*all_cmds(study, csv, out)[name])
     check_refused(r, out, "all_metrics.csv", "variant 'main'", "seed=1",
@@ -613,7 +612,7 @@ def test_bad_reference(run_dir, tmp_path, name):
 
 def test_variant_without_rows(tmp_path):
     """A panel's variant with no metrics at all is an error naming it, not an empty panel."""
-    study, paths, csv = collect(tmp_path, seeds=(0,), variants=("main", "1k"))
+    study, _, csv = collect(tmp_path, seeds=(0,), variants=("main", "1k"))
     doc = json.loads(study.read_text())
     doc["variants"]["3.5k"] = dict(REGIME_PLAN, regime="3.5k")
     study.write_text(json.dumps(doc))

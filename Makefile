@@ -1,10 +1,11 @@
 # make run   - set up .venv and run the default study end to end (snakemake --cores all)
 # make test  - set up .venv (and Debian's chromium for the report test) and run the test suite
+# make bench - set up .venv and run the benchmark suite (~15 min): results/benchmarks/suite.{json,md}
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test browser clean
+.PHONY: setup run test bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +23,9 @@ browser:
 
 test: setup browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q tests
+
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=workflow python -m rethink.benchmark --out results/benchmarks/suite.json
 
 clean:
 	rm -rf results/* .snakemake

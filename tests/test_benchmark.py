@@ -1,0 +1,98 @@
+"""The benchmark suite's quick mode runs its cheap parts and writes a well-formed results file."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from rethink.bench.common import fit_line, job_counts
+
+CHEAP = "training,evaluation,pipeline,forking,gpu"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "suite.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    proc = subprocess.run([sys.executable, "-m", "rethink.benchmark", "--quick", "--only", CHEAP,
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), out.with_suffix(".md").read_text()
+
+
+def test_every_part_ran_with_its_command(quick):
+    results, _ = quick
+    assert results["quick"] is True
+    assert list(results["parts"]) == CHEAP.split(",")
+    for name, part in results["parts"].items():
+        assert part["status"] == "ok", part.get("traceback")
+        assert part["command"].startswith("PYTHONPATH=workflow python -m rethink.benchmark --quick")
+        assert f"--only {name}" in part["command"]
+    assert results["machine"]["cpus"] >= 1 and results["wall_seconds"] > 0
+
+
+def test_training_arms_ratios_profile_and_flops(quick):
+    t = quick[0]["parts"]["training"]
+    arms = t["throughput"]["arms"]
+    assert set(arms) == {"plain_torchvision", "plain_fast_roi", "ours"}
+    for a in arms.values():
+        assert a["img_per_s"] > 0 and a["s_per_iter"] > 0 and 0 <= a["data_wait_frac"] < 1
+    for key in ("ratio_ours_vs_plain_torchvision", "ratio_ours_vs_plain_same_model",
+                "ratio_fast_roi_vs_torchvision_roi"):
+        assert t["throughput"][key] > 0
+    assert 0 <= t["throughput"]["data_wait_frac_ours"] < 1
+    prof = t["profile"]
+    assert set(prof) == {"torchvision_roi_align", "fast_roi_align"}
+    for p in prof.values():
+        assert p["top_self_cpu"] and p["roi_align_backward_ms_per_iter"] > 0
+    assert t["flops"]["gflop_per_step"] > 0 and t["flops"]["sgemm"]["gflop_per_s_median"] > 0
+    assert 0 < t["flops"]["fraction_of_sgemm"]
+
+
+def test_evaluation_backends_agree(quick):
+    e = quick[0]["parts"]["evaluation"]
+    assert e["max_abs_diff_12_stats"] <= 1e-6 and e["max_abs_diff_per_category_ap"] <= 1e-6
+    assert e["seconds"]["faster"] > 0 and e["seconds"]["pycocotools"] > 0
+    assert e["detections"] > 0 and e["stats"]["faster"] == e["stats"]["pycocotools"]
+
+
+def test_pipeline_dag_and_forking(quick):
+    parts = quick[0]["parts"]
+    dag = parts["pipeline"]["dag_default"]
+    assert dag["jobs"] > 0 and dag["seconds"] > 0 and dag["command"].startswith("snakemake -n")
+    paper = parts["forking"]["paper_2x_6x"]
+    # 2x-6x of 90k: trunk to 6x - 60k = 480k, plus five 60k tails; separate: 20 x 90k
+    assert paper["forked_iterations"] == 780_000 and paper["separate_iterations"] == 1_800_000
+    assert parts["forking"]["configured_study"]["forked_iterations"] > 0
+
+
+def test_gpu_part_skips_cleanly_without_a_gpu(quick):
+    gpu = quick[0]["parts"]["gpu"]
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert gpu["skipped"] is True and gpu["stdout"] == ["no GPU: skipped"]
+
+
+def test_markdown_summary_has_every_part(quick):
+    _, md = quick
+    for name in CHEAP.split(","):
+        assert f"## {name}" in md
+    assert "ours vs plain torchvision loop" in md and "faster-coco-eval vs pycocotools" in md
+
+
+def test_fit_line_and_job_stats_parsing():
+    fit = fit_line([1, 2, 4], [10.0, 12.0, 16.0])
+    assert fit == {"intercept": 8.0, "slope": 2.0, "r2": 1.0}
+    out = "Building DAG of jobs...\nJob stats:\njob       count\n------  -------\nall  1\ntrain  12\ntotal  13\n\nReasons:"
+    assert job_counts(out) == {"all": 1, "train": 12, "total": 13}
+
+
+def test_unknown_part_is_refused():
+    proc = subprocess.run([sys.executable, "-m", "rethink.benchmark", "--only", "nope"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown part" in proc.stderr

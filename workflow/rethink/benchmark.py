@@ -1,0 +1,314 @@
+"""Benchmark suite: how fast each stage is against the obvious alternative and the machine's
+limit, measured side by side in one run; writes JSON and a Markdown summary next to it.
+
+    PYTHONPATH=workflow python -m rethink.benchmark --out results/benchmarks/suite.json
+    PYTHONPATH=workflow python -m rethink.benchmark --quick --out /tmp/suite.json   # ~1 min
+    PYTHONPATH=workflow python -m rethink.benchmark --only training,evaluation --out ...
+
+Parts (--only): training (our step vs a plain torchvision loop, data wait, profile, FLOP rate
+vs sgemm), evaluation (faster-coco-eval vs pycocotools), pipeline (Snakemake DAG build,
+no-op, one-figure rebuild), forking (iterations forked vs separate), scaling (wall time of a
+reduced study as data and schedules grow), gpu (rethink.gpu_check; "no GPU: skipped" here).
+Timings are medians of repeats and comparisons are ratios of interleaved runs: the machines
+are shared. --quick shrinks every part (tiny model, few images, no complete Snakemake runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from .atomic import write_json, write_text
+from .bench import common, evaluation, forking, pipeline, training
+
+PARTS = ("training", "evaluation", "pipeline", "forking", "scaling", "gpu")
+
+# --quick: the tests' tiny model and data (tests/tiny.py), so the suite runs in about a minute
+QUICK_MODEL = {"width": 16, "fpn_channels": 16, "box_head": {"convs": 1, "conv_channels": 16, "fc": 32},
+               "mask_head": {"convs": 1, "channels": 16},
+               "rpn": {"pre_nms_train": 100, "post_nms_train": 50, "pre_nms_test": 100,
+                       "post_nms_test": 50, "batch_per_image": 64},
+               "rois_per_image": 32, "min_size": 64, "max_size": 96}
+QUICK_SYNTH = {"classes": 4, "detection_classes": 2, "det_min_size": 64, "det_max_size": 96,
+               "det_max_objects": 3}
+GPU_ARGS = ["--iters", "20", "--batch", "8", "--pretrain-batch", "128"]
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {"iters": 2, "warmup": 1, "repeats": 1, "profile_iters": 1, "sgemm_n": 256,
+                "sgemm_repeats": 3, "eval_images": 60, "eval_repeats": 1, "pipeline_repeats": 1,
+                "flop_batches": 1}
+    return {"iters": 8, "warmup": 2, "repeats": 3, "profile_iters": 3, "sgemm_n": 2048,
+            "sgemm_repeats": 5, "eval_images": 3000, "eval_repeats": 3, "pipeline_repeats": 3,
+            "flop_batches": 2}
+
+
+def study_settings(config: dict, quick: bool):
+    model = dict(config["model"])
+    det = dict(config["detection"])
+    syn = dict(config["data"]["synthetic"])
+    if quick:
+        model.update(QUICK_MODEL)
+        det.update(batch_size=2)
+        syn.update(QUICK_SYNTH)
+    return model, det, syn
+
+
+def part_training(work: Path, config: dict, quick: bool, s: dict) -> dict:
+    model_cfg, det, syn = study_settings(config, quick)
+    threads = int(config["threads"]["train"])
+    workers = int(det.get("workers", 0))
+    bs = det["batch_size"]
+    root = training.synthetic_coco(work / "train_coco", syn,
+                                   n_train=bs * (s["warmup"] + s["iters"]))
+    out = {"model": model_cfg, "batch_size": bs, "threads": threads, "workers": workers,
+           "train_images": bs * (s["warmup"] + s["iters"])}
+    out["throughput"] = training.throughput(root, model_cfg, det, threads, workers, s["iters"],
+                                            s["warmup"], s["repeats"], work)
+    out["profile"] = training.profile_step(root, model_cfg, det, threads, s["profile_iters"])
+    out["flops"] = training.flop_rate(root, model_cfg, det, threads,
+                                      out["throughput"]["arms"]["ours"]["s_per_iter"],
+                                      s["sgemm_n"], s["sgemm_repeats"], batches=s["flop_batches"])
+    return out
+
+
+def part_evaluation(work: Path, config: dict, quick: bool, s: dict) -> dict:
+    _, _, syn = study_settings(config, quick)
+    return evaluation.compare(work / "val_coco", syn, s["eval_images"], s["eval_repeats"],
+                              int(config["threads"]["evaluate"]))
+
+
+def part_gpu(work: Path) -> dict:
+    out_json = work / "gpu_check.json"
+    cmd = [sys.executable, "-m", "rethink.gpu_check", *GPU_ARGS, "--out", str(out_json)]
+    seconds, proc = common.run_timed(cmd, common.ROOT, timeout=1200)
+    result = json.loads(out_json.read_text()) if out_json.exists() else {}
+    lines = (proc.stdout or "").strip().splitlines()
+    return {"gpu_command": "PYTHONPATH=workflow " + common.shown(cmd).replace(str(out_json), "gpu_check.json"),
+            "stdout": lines[-12:], "seconds": common.rnd(seconds, 1),
+            "skipped": bool(result.get("skipped")), "result": result}
+
+
+def study_estimate(results: dict) -> dict | None:
+    """The configured study's training time before and after this suite's speed fix,
+    from the forked iterations and the measured s/iter of each arm (an estimate)."""
+    try:
+        thr = results["training"]["throughput"]
+        iters = results["forking"]["configured_study"]["forked_iterations"]
+    except (KeyError, TypeError):
+        return None
+    after = thr["arms"]["ours"]["s_per_iter"]
+    before = after * thr["ratio_fast_roi_vs_torchvision_roi"]
+    return {"forked_iterations": iters, "s_per_iter_before": common.rnd(before, 4),
+            "s_per_iter_after": after, "train_seconds_before": common.rnd(iters * before, 1),
+            "train_seconds_after": common.rnd(iters * after, 1),
+            "ratio_before_vs_after": thr["ratio_fast_roi_vs_torchvision_roi"],
+            "note": "training jobs' compute only (forked iterations x measured s/iter, 1 thread "
+                    "per job); evaluation is also faster (COCOeval part) by the evaluation ratio"}
+
+
+def run(parts, quick: bool, work: Path, out: Path, config: dict) -> dict:
+    s = settings(quick)
+    base = f"PYTHONPATH=workflow python -m rethink.benchmark{' --quick' if quick else ''}"
+    results = {
+        "suite": "rethink.benchmark", "quick": quick, "settings": s,
+        "command": f"{base} --out {out}",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "load_average_start": common.load_average(),
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "parts": {},
+    }
+    t_start = time.perf_counter()
+    for part in parts:
+        print(f"[benchmark] {part} ...", flush=True)
+        t0 = time.perf_counter()
+        entry = {"command": f"{base} --only {part} --out {out}"}
+        try:
+            if part == "training":
+                entry.update(part_training(work, config, quick, s))
+            elif part == "evaluation":
+                entry.update(part_evaluation(work, config, quick, s))
+            elif part == "pipeline":
+                entry.update(pipeline.run_all(work, s["pipeline_repeats"], quick))
+            elif part == "forking":
+                thr = results["parts"].get("training", {}).get("throughput")
+                s_iter = thr["arms"]["ours"]["s_per_iter"] if thr and not quick else None
+                entry.update(forking.savings(config, s_iter))
+            elif part == "scaling":
+                if quick:
+                    entry["skipped"] = "--quick: no complete Snakemake runs"
+                else:
+                    base_run = results["parts"].get("pipeline", {}).get("complete_run", {})
+                    entry.update(pipeline.scaling(work, base_run.get("seconds")))
+            elif part == "gpu":
+                entry.update(part_gpu(work))
+            entry["status"] = "ok"
+        except Exception as e:  # one part failing leaves the others' numbers
+            entry.update(status="error", error=f"{type(e).__name__}: {e}",
+                         traceback=traceback.format_exc()[-3000:])
+            print(f"[benchmark] {part} failed: {e}", flush=True)
+        entry["part_seconds"] = common.rnd(time.perf_counter() - t0, 1)
+        results["parts"][part] = entry
+        print(f"[benchmark] {part}: {entry['status']} in {entry['part_seconds']} s", flush=True)
+    est = None if quick else study_estimate(results["parts"])
+    if est:
+        results["study_estimate"] = est
+    results["machine"]["load_average_end"] = common.load_average()
+    results["wall_seconds"] = common.rnd(time.perf_counter() - t_start, 1)
+    return results
+
+
+def _pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _goal(ok):
+    return "met" if ok else "NOT met"
+
+
+def markdown(r: dict) -> str:
+    p = r["parts"]
+    md = [f"# Benchmark suite{' (--quick)' if r['quick'] else ''}", "",
+          f"`{r['command']}` — {r['created']}, {r['machine']['cpus']} CPUs, torch "
+          f"{r['machine']['torch']}, load average {r['machine']['load_average_start']} at start, "
+          f"{r['machine'].get('load_average_end')} at end; {r.get('wall_seconds')} s in all.",
+          "Timings are medians of repeats; ratios are medians of per-repeat ratios of interleaved "
+          "runs. Each part's command reruns it alone.", ""]
+    for name, e in p.items():
+        md += [f"## {name}", "", f"`{e['command']}` ({e.get('part_seconds')} s)", ""]
+        if e.get("status") == "error":
+            md += [f"**error**: {e['error']}", ""]
+            continue
+        if e.get("skipped") and name != "gpu":
+            md += [f"skipped: {e['skipped']}", ""]
+        if name == "training":
+            t = e["throughput"]
+            md += [f"Model depth {e['model']['depth']}, width {e['model']['width']}, batch "
+                   f"{e['batch_size']}, {e['threads']} thread(s), {e['workers']} loader workers; "
+                   f"{t['iters_timed']} timed iterations after {t['warmup_iters']}, "
+                   f"{t['repeats']} repeats.", "",
+                   "| arm | img/s | s/iter | data wait |", "|---|---:|---:|---:|"]
+            for arm, a in t["arms"].items():
+                md.append(f"| {arm} | {a['img_per_s']} | {a['s_per_iter']} | {_pct(a['data_wait_frac'])} |")
+            md += ["", f"- ours vs plain torchvision loop: **{t['ratio_ours_vs_plain_torchvision']}x** "
+                   f"(goal >= 1.0: {_goal(t['goals']['ratio_ours_vs_plain_torchvision>=1.0'])})",
+                   f"- ours vs the plain loop on the same model (pipeline overhead): "
+                   f"{t['ratio_ours_vs_plain_same_model']}x",
+                   f"- fast RoIAlign backward vs torchvision's (step speed): "
+                   f"**{t['ratio_fast_roi_vs_torchvision_roi']}x**",
+                   f"- time the step waits on data: {_pct(t['data_wait_frac_ours'])} "
+                   f"({t['data_load_s_per_batch']} s to load a batch; goal < 5%: "
+                   f"{_goal(t['goals']['data_wait_frac_ours<0.05'])})", ""]
+            for which, prof in e["profile"].items():
+                md += [f"Profile, {which} ({prof['s_per_iter_profiled']} s/iter under the profiler; "
+                       f"RoIAlign backward {prof['roi_align_backward_ms_per_iter']} ms/iter = "
+                       f"{_pct(prof['roi_align_backward_share'])} of the step):", "",
+                       "| op | self ms/iter | share | calls/iter |", "|---|---:|---:|---:|"]
+                md += [f"| `{o['op']}` | {o['ms_per_iter']} | {_pct(o['share'])} | {o['calls_per_iter']} |"
+                       for o in prof["top_self_cpu"]]
+                md.append("")
+            f = e["flops"]
+            md += [f"FLOP rate: {f['gflop_per_step']} GFLOP per step (FlopCounterMode) in "
+                   f"{f['s_per_iter_used']} s = **{f['step_gflop_per_s']} GFLOP/s**, against sgemm "
+                   f"{f['sgemm']['gflop_per_s_median']} GFLOP/s (torch.mm {f['sgemm']['n']}^2, "
+                   f"{f['sgemm']['threads']} thread): **{_pct(f['fraction_of_sgemm'])}** of the "
+                   f"limit (goal >= 30%: {_goal(f['goals']['fraction_of_sgemm>=0.30'])}).", ""]
+        elif name == "evaluation":
+            md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "
+                   f"{e['detections']} detections; {e['threads']} thread(s), {e['repeats']} repeats.", "",
+                   "| backend | seconds (bbox + segm) |", "|---|---:|"]
+            md += [f"| {b} | {sec} |" for b, sec in e["seconds"].items()]
+            md += ["", f"- faster-coco-eval vs pycocotools: **{e['speedup_faster_vs_pycocotools']}x** "
+                   f"(goal >= 3: {_goal(e['goals']['speedup>=3'])})",
+                   f"- largest difference of the 12 numbers (bbox and segm): "
+                   f"{e['max_abs_diff_12_stats']:.3g}; per-category AP: "
+                   f"{e['max_abs_diff_per_category_ap']:.3g} (identical to 1e-6: "
+                   f"{_goal(e['goals']['identical_to_1e-6'])})", ""]
+        elif name == "pipeline":
+            md += ["| measure | command | seconds | jobs |", "|---|---|---:|---:|"]
+            for key in ("dag_default", "dag_coco_preset", "complete_run", "noop", "figure_rebuild"):
+                m = e.get(key)
+                if not m:
+                    continue
+                if "skipped" in m:
+                    md.append(f"| {key} | skipped: {m['skipped']} | | |")
+                    continue
+                jobs = m.get("jobs", m.get("jobs_rerun", {}).get("total", ""))
+                md.append(f"| {key} | `{m['command']}` | {m['seconds']} | {jobs if jobs is not None else ''} |")
+            if "noop" in e:
+                md.append(f"\nNo-op goal <= 5 s: {_goal(e['noop']['goals']['noop<=5s'])}.")
+            md.append("")
+        elif name == "forking":
+            pp, st = e["paper_2x_6x"], e["configured_study"]
+            md += [f"`{e['math_command']}`", "",
+                   f"- paper's 2x-6x at 1x = {pp['one_x']}: {pp['forked_iterations']} iterations "
+                   f"forked ({pp['forked_in_1x']}x) vs {pp['separate_iterations']} separate "
+                   f"({pp['separate_in_1x']}x): {pp['ratio_separate_vs_forked']}x fewer",
+                   f"- configured study ({st['inits']} inits x {st['seeds']} seed(s), variants "
+                   f"{', '.join(st['variants'])}): {st['forked_iterations']} forked vs "
+                   f"{st['separate_iterations']} separate iterations"]
+            if "saved_train_seconds_estimate" in st:
+                md.append(f"- at {st['s_per_iter_measured']} s/iter (measured, ours): "
+                          f"{st['saved_train_seconds_estimate']} s of training saved "
+                          f"({st['forked_train_seconds_estimate']} s instead of "
+                          f"{st['separate_train_seconds_estimate']} s)")
+            md.append("")
+        elif name == "scaling" and "points" in e:
+            for axis, pts in e["points"].items():
+                fit = e["fit_seconds_vs_factor"][axis]
+                md += [f"{axis}: seconds = {fit['intercept']} + {fit['slope']} x factor "
+                       f"(R^2 {fit['r2']})", "", "| factor | seconds |", "|---:|---:|"]
+                md += [f"| {q['factor']} | {q['seconds']} |" for q in pts]
+                md.append("")
+        elif name == "gpu":
+            md += [f"`{e['gpu_command']}`:", "", "```", *e.get("stdout", []), "```", ""]
+    if "study_estimate" in r:
+        est = r["study_estimate"]
+        md += ["## Configured study, training compute", "",
+               f"{est['forked_iterations']} forked iterations: {est['train_seconds_before']} s "
+               f"before the RoIAlign fix, {est['train_seconds_after']} s after "
+               f"(**{est['ratio_before_vs_after']}x**); {est['note']}.", ""]
+    return "\n".join(md)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="results/benchmarks/suite.json",
+                   help="results JSON; the Markdown summary goes next to it (.md)")
+    p.add_argument("--quick", action="store_true", help="small sizes, no complete Snakemake runs")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    p.add_argument("--work", help="scratch folder (default: a temporary one, removed after)")
+    args = p.parse_args(argv)
+    parts = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        p.error(f"unknown part(s) {unknown}; choose from {PARTS}")
+    parts = [x for x in PARTS if x in parts]  # forking uses training's s/iter, scaling pipeline's run
+    out = Path(args.out)
+    config = common.load_config()
+    with tempfile.TemporaryDirectory(prefix="rethink-bench-") as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = run(parts, args.quick, work, out, config)
+    results["command"] = "PYTHONPATH=workflow python -m rethink.benchmark " + shlex.join(
+        argv if argv is not None else sys.argv[1:])
+    write_json(out, results)
+    write_text(out.with_suffix(".md"), markdown(results) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.md')}", flush=True)
+    return 1 if any(e.get("status") == "error" for e in results["parts"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

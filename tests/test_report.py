@@ -14,9 +14,12 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EXPECTED = {  # category -> labels of the results in it
-    "Main comparison": {"AP vs iterations", "final metrics table"},
+    "Main comparison": {"AP vs iterations", "final metrics table", "the paper's claims, checked"},
     "Schedules": {"final AP per schedule"},
-    "Cost": {"wall time and memory per stage"},
+    "Less data": {"AP vs iterations per data regime"},
+    "Normalisation": {"GN vs SyncBN"},
+    "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
+             "images, instances, pixels seen (table)"},
 }
 SCREENSHOTS = Path(os.environ.get("REPORT_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 

@@ -44,7 +44,13 @@ def test_dry_run_plans_every_stage(tmp_path):
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     ckpt = tmp_path / "my backbone.pt"
     ckpt.write_bytes(b"x")
-    jobs = planned_jobs("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
+    given = ("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
+    # it replaces the GN pre-training; the SyncBN variant's BN backbone is still pre-trained
+    jobs = planned_jobs(*given)
+    assert jobs["pretrain"] == 1 and "train_segment" in jobs
+    main_only = tmp_path / "main_only.yaml"
+    main_only.write_text("study: {seeds: 1, norms: [], regimes: []}\n")
+    jobs = planned_jobs(*given, "--configfile", str(main_only))
     assert "pretrain" not in jobs and "synthesize_imagenet" not in jobs and "check_imagenet" not in jobs
     assert "train_segment" in jobs
 

@@ -176,3 +176,60 @@ def figure_params():
 def data_root(configured, synthetic):
     """The dataset folder a job reads: the configured real one, or the synthetic one."""
     return lambda wildcards: configured or synthetic
+
+
+def study_variants():
+    """What study.json needs of each variant (not the training keys: they don't change it)."""
+    model = config["model"]
+    out = {}
+    for name, v in VARIANTS.items():
+        det = v.detection
+        out[name] = {"kind": v.kind, "norm": v.norm, "regime": name if v.kind == "regime" else "full",
+                     "fraction": v.fraction, "one_x": det["one_x"], "schedules": det["schedules"],
+                     "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
+                     "min_size": model["min_size"], "max_size": model["max_size"],
+                     "train_scales": det["scales"] or [model["min_size"]]}
+    return out
+
+
+# Figures and tables (figures.smk).
+
+FIG_SRC = os.path.join(PACKAGE_DIR, "rethink", "figures")
+METRICS = f"{R}/metrics/all_metrics.csv"
+REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"] else []
+HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
+HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
+
+
+def figure_pair(name):
+    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
+
+
+FIGURES = [
+    *figure_pair("ap_curves"),
+    *figure_pair("final_ap"),
+    *(figure_pair("less_data") if HAS_REGIMES else []),
+    *(figure_pair("norms") if HAS_NORMS else []),
+    *figure_pair("compute_seen"),
+    *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
+    *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
+    *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],
+    *[f"{R}/tables/job_costs.{ext}" for ext in ("csv", "md")],
+]
+
+def reference_arg(wildcards, input):
+    return f"--reference {shlex.quote(input.reference)}" if input.reference else ""
+
+
+def figure_inputs(script):
+    """A figure's inputs: its script and the modules it reads through, then the data."""
+    return {"script": f"{FIG_SRC}/{script}.py", "common": f"{FIG_SRC}/common.py",
+            "results_module": f"{PACKAGE_DIR}/rethink/results.py",
+            "stats_module": f"{PACKAGE_DIR}/rethink/stats.py",
+            "study": STUDY, "metrics": METRICS, "reference": REFERENCE}
+
+
+def variant_annotations(wildcards):
+    """VARIANT=PATH for every variant's train annotation file."""
+    full = f"{COCO}/annotations/instances_train2017.json"
+    return {name: train_annotations(name) or full for name in VARIANTS}

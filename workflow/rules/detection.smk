@@ -55,20 +55,6 @@ rule train_segment:
         "--device {params.device} > {log:q} 2>&1"
 
 
-def study_variants():
-    """What study.json needs of each variant (not the training keys: they don't change it)."""
-    model = config["model"]
-    out = {}
-    for name, v in VARIANTS.items():
-        det = v.detection
-        out[name] = {"kind": v.kind, "norm": v.norm, "regime": name if v.kind == "regime" else "full",
-                     "fraction": v.fraction, "one_x": det["one_x"], "schedules": det["schedules"],
-                     "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
-                     "min_size": model["min_size"], "max_size": model["max_size"],
-                     "train_scales": det["scales"] or [model["min_size"]]}
-    return out
-
-
 rule plan:
     input:
         checked=COCO_CHECKED,

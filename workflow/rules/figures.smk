@@ -2,45 +2,6 @@
 # script as an input, so editing a script reruns that figure alone; figure-only config
 # keys (figures.*) are params of these rules only.
 
-FIG_SRC = os.path.join(PACKAGE_DIR, "rethink", "figures")
-METRICS = f"{R}/metrics/all_metrics.csv"
-REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"] else []
-HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
-HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
-
-
-def figure_pair(name):
-    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
-
-
-FIGURES = [
-    *figure_pair("ap_curves"),
-    *figure_pair("final_ap"),
-    *(figure_pair("less_data") if HAS_REGIMES else []),
-    *(figure_pair("norms") if HAS_NORMS else []),
-    *figure_pair("compute_seen"),
-    *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
-    *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
-    *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],
-    *[f"{R}/tables/job_costs.{ext}" for ext in ("csv", "md")],
-]
-
-# The command-line tail shared by every figure script.
-FIGURE_ARGS = ("--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
-               "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1")
-
-
-def reference_arg(wildcards, input):
-    return f"--reference {shlex.quote(input.reference)}" if input.reference else ""
-
-
-def figure_inputs(script):
-    """A figure's inputs: its script and the modules it reads through, then the data."""
-    return {"script": f"{FIG_SRC}/{script}.py", "common": f"{FIG_SRC}/common.py",
-            "results_module": f"{PACKAGE_DIR}/rethink/results.py",
-            "stats_module": f"{PACKAGE_DIR}/rethink/stats.py",
-            "study": STUDY, "metrics": METRICS, "reference": REFERENCE}
-
 
 rule paper_reference:
     output:
@@ -52,6 +13,8 @@ rule paper_reference:
     threads: 1
     resources:
         **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
     shell:
         "echo {params.reference:q} > {output:q} 2> {log:q}"
 
@@ -76,7 +39,9 @@ rule fig_ap_curves:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.ap_curves --study {input.study:q} --metrics {input.metrics:q} "
-        "{params.pretrain} " + FIGURE_ARGS
+        "{params.pretrain} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule fig_final_ap:
@@ -98,7 +63,9 @@ rule fig_final_ap:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.final_ap --study {input.study:q} --metrics {input.metrics:q} "
-        "{params.reference} " + FIGURE_ARGS
+        "{params.reference} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule fig_less_data:
@@ -120,7 +87,9 @@ rule fig_less_data:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.less_data --study {input.study:q} --metrics {input.metrics:q} "
-        "{params.reference} " + FIGURE_ARGS
+        "{params.reference} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule fig_norms:
@@ -140,19 +109,16 @@ rule fig_norms:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.norms --study {input.study:q} --metrics {input.metrics:q} " + FIGURE_ARGS
-
-
-def variant_annotations(wildcards):
-    """VARIANT=PATH for every variant's train annotation file."""
-    full = f"{COCO}/annotations/instances_train2017.json"
-    return {name: train_annotations(name) or full for name in VARIANTS}
+        "python -m rethink.figures.norms --study {input.study:q} --metrics {input.metrics:q} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule compute_seen:
     input:
         script=f"{PACKAGE_DIR}/rethink/compute.py",
         study=STUDY,
+        checked=COCO_CHECKED,
         subsets=[train_annotations(v) for v in VARIANTS if train_annotations(v)],
     output:
         csv=report(f"{R}/tables/compute_seen.csv", caption="../report/compute_seen.rst",
@@ -169,7 +135,7 @@ rule compute_seen:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.compute --study {input.study:q} --annotations {params.annotations} "
-        "--out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
+        "--layout-stats {input.checked:q} --out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
 
 
 rule fig_compute_seen:
@@ -191,7 +157,9 @@ rule fig_compute_seen:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.compute_seen --compute {input.compute:q} " + FIGURE_ARGS
+        "python -m rethink.figures.compute_seen --compute {input.compute:q} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
 rule table_final_metrics:
@@ -221,10 +189,13 @@ rule claims:
         stats_module=f"{PACKAGE_DIR}/rethink/stats.py",
         study=STUDY,
         metrics=METRICS,
+        reference=REFERENCE,
     output:
         csv=report(f"{R}/tables/claims.csv", caption="../report/claims.rst",
                    category="Main comparison", labels={"figure": "the paper's claims, checked"}),
         md=f"{R}/tables/claims.md",
+    params:
+        reference=reference_arg,
     log:
         f"{R}/logs/figures/claims.log",
     threads: 1
@@ -233,7 +204,7 @@ rule claims:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} "
+        "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
         "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 

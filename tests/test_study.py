@@ -1,0 +1,88 @@
+"""The study's variants and data subsets: config -> variants, seeds and subset files."""
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from conftest import ROOT
+from rethink import config as study_config
+from rethink.subsets import choose, subset_annotations, subset_size
+
+
+def default_config(**extra):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    update_config(cfg, extra)
+    return cfg
+
+
+def test_default_variants_are_main_norms_then_regimes_largest_first():
+    variants = study_config.variants(default_config())
+    assert list(variants) == ["main", "SyncBN", "10k", "3.5k", "1k"]
+    assert variants["SyncBN"].norm == "SyncBN" and variants["SyncBN"].fraction == 1.0
+    assert [v.kind for v in variants.values()] == ["main", "norm", "regime", "regime", "regime"]
+    assert variants["1k"].fraction == pytest.approx(1000 / 118287, rel=1e-3)
+    assert study_config.pretrain_norm("SyncBN") == "BN" and study_config.pretrain_norm("GN") == "GN"
+
+
+def test_overrides_apply_to_one_variant_and_both_inits_alike():
+    cfg = default_config(study={"regimes": [{"name": "small", "fraction": 0.1, "base_lr": 0.01,
+                                             "scales": [96, 128], "schedules": [3]}]})
+    variants = study_config.variants(cfg)
+    small, main = variants["small"], variants["main"]
+    assert small.detection["base_lr"] == 0.01 and main.detection["base_lr"] == cfg["detection"]["base_lr"]
+    assert [s.name for s in small.plan.schedules] == ["3x"]
+    settings = study_config.train_settings(small, seed=7)
+    assert settings["seed"] == 7 and settings["scales"] == [96, 128]
+    # the init is not a training setting: scratch and pretrained get the same dict
+    assert "init" not in settings
+
+
+def test_seeds_count_from_the_detection_seed():
+    assert study_config.seeds(default_config(study={"seeds": 3}, detection={"seed": 5})) == [5, 6, 7]
+
+
+@pytest.mark.parametrize("study, key", [
+    ({"regimes": [{"name": "main", "fraction": 0.5}]}, "study.regimes[main]"),
+    ({"regimes": [{"name": "a", "fraction": 0.5}, {"name": "a", "fraction": 0.2}]}, "study.regimes[a]"),
+    ({"norms": [{"norm": "GN"}]}, "study.norms[GN]"),
+    ({"regimes": [{"name": "a", "fraction": 0.5, "warmup_iters": 10000}]}, "warmup_iters"),
+    ({"regimes": [{"name": "a", "fraction": 0.5, "scales": [999]}]}, "scales"),
+])
+def test_inconsistent_study_config_names_the_entry(study, key):
+    with pytest.raises(study_config.ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        study_config.check(default_config(study=study))
+
+
+def test_subsets_are_deterministic_nested_and_never_empty():
+    ids = list(range(1, 1001))
+    small, large = choose(ids, 0.03, seed=0), choose(ids, 0.1, seed=0)
+    assert small == choose(ids, 0.03, seed=0) and small != choose(ids, 0.03, seed=1)
+    assert len(small) == 30 and len(large) == 100 and set(small) <= set(large)
+    assert subset_size(5, 0.001) == 1
+    with pytest.raises(ValueError):
+        subset_size(10, 0)
+
+
+def test_subset_cli_writes_a_coco_file_without_skipped_images(tmp_path):
+    ann = tmp_path / "coco/annotations"
+    ann.mkdir(parents=True)
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 8, "height": 8} for i in range(1, 21)],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2]} for i in range(1, 21)],
+           "categories": [{"id": 1, "name": "x"}], "info": {"v": 1}}
+    (ann / "instances_train2017.json").write_text(json.dumps(doc))
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"coco": {"skipped_images": {"train": [{"id": i, "file": "", "error": ""}
+                                                                       for i in range(1, 11)]}}}))
+    out = tmp_path / "sub/instances_train2017.json"
+    proc = subprocess.run([sys.executable, "-m", "rethink.subsets", "--coco", str(tmp_path / "coco"),
+                           "--fraction", "0.5", "--seed", "0", "--layout-stats", str(stats), "--out", str(out)],
+                          cwd=ROOT / "workflow", capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sub = json.loads(out.read_text())
+    kept = {im["id"] for im in sub["images"]}
+    assert len(kept) == 5 and kept <= set(range(11, 21))
+    assert {a["image_id"] for a in sub["annotations"]} == kept and sub["info"] == {"v": 1}
+    assert subset_annotations(doc, kept)["images"] == sub["images"]

@@ -224,7 +224,10 @@ def markdown(r: dict) -> str:
                    f"{f['s_per_iter_used']} s = **{f['step_gflop_per_s']} GFLOP/s**, against sgemm "
                    f"{f['sgemm']['gflop_per_s_median']} GFLOP/s (torch.mm {f['sgemm']['n']}^2, "
                    f"{f['sgemm']['threads']} thread): **{_pct(f['fraction_of_sgemm'])}** of the "
-                   f"limit (goal >= 30%: {_goal(f['goals']['fraction_of_sgemm>=0.30'])}).", ""]
+                   f"limit (goal >= 30%: {_goal(f['goals']['fraction_of_sgemm>=0.30'])}). A 3x3 "
+                   f"convolution (oneDNN, {f['conv3x3']['shape']}) runs at "
+                   f"{f['conv3x3']['gflop_per_s_median']} GFLOP/s here: against the better of the "
+                   f"two the step reaches {_pct(f['fraction_of_best_dense'])}.", ""]
         elif name == "evaluation":
             md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "
                    f"{e['detections']} detections; {e['threads']} thread(s), {e['repeats']} repeats.", "",
@@ -238,7 +241,8 @@ def markdown(r: dict) -> str:
                    f"{_goal(e['goals']['identical_to_1e-6'])})", ""]
         elif name == "pipeline":
             md += ["| measure | command | seconds | jobs |", "|---|---|---:|---:|"]
-            for key in ("dag_default", "dag_coco_preset", "complete_run", "noop", "figure_rebuild"):
+            for key in ("job_startup", "dag_default", "dag_coco_preset", "complete_run", "noop",
+                        "figure_rebuild"):
                 m = e.get(key)
                 if not m:
                     continue

@@ -252,6 +252,26 @@ def sgemm_rate(n: int, threads: int, repeats: int) -> dict:
             "gflop_per_s_best": rnd(2 * n**3 / min(times) / 1e9, 2), "repeats": repeats}
 
 
+def conv_rate(threads: int, repeats: int, batch: int = 8, channels: int = 64, size: int = 48) -> dict:
+    """float32 3x3 convolution (oneDNN) at the default model's P2 shape: the best dense rate
+    this CPU reaches through torch. On AMD CPUs MKL's sgemm can trail oneDNN's kernels."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, size, size, generator=gen)
+    w = torch.randn(channels, channels, 3, 3, generator=gen)
+    conv = torch.nn.functional.conv2d
+    conv(x, w, padding=1)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        conv(x, w, padding=1)
+        times.append(time.perf_counter() - t0)
+    flops = 2 * batch * size * size * channels * channels * 9
+    return {"shape": [batch, channels, size, size], "threads": threads,
+            "gflop_per_s_median": rnd(flops / median(times) / 1e9, 2),
+            "gflop_per_s_best": rnd(flops / min(times) / 1e9, 2), "repeats": repeats}
+
+
 def flop_rate(root, model_cfg, train_cfg, threads, s_per_iter, sgemm_n, sgemm_repeats,
               batches=2) -> dict:
     """FLOPs of one training step (forward + backward, FlopCounterMode: convolutions and
@@ -272,11 +292,14 @@ def flop_rate(root, model_cfg, train_cfg, threads, s_per_iter, sgemm_n, sgemm_re
             per_op[str(op)] = per_op.get(str(op), 0) + n / batches
     flops = sum(totals) / len(totals)
     sgemm = sgemm_rate(sgemm_n, threads, sgemm_repeats)
+    conv = conv_rate(threads, sgemm_repeats)
     step_rate = flops / s_per_iter / 1e9
     fraction = step_rate / sgemm["gflop_per_s_median"]
+    best_dense = max(sgemm["gflop_per_s_median"], conv["gflop_per_s_median"])
     return {"gflop_per_step": rnd(flops / 1e9, 3), "s_per_iter_used": rnd(s_per_iter, 4),
             "step_gflop_per_s": rnd(step_rate, 2), "sgemm": sgemm,
-            "fraction_of_sgemm": rnd(fraction, 4),
+            "fraction_of_sgemm": rnd(fraction, 4), "conv3x3": conv,
+            "fraction_of_best_dense": rnd(step_rate / best_dense, 4),
             "gflop_by_op": {k: rnd(v / 1e9, 3) for k, v in
                             sorted(per_op.items(), key=lambda kv: -kv[1])},
             "goals": {"fraction_of_sgemm>=0.30": fraction >= 0.30}}

@@ -281,3 +281,19 @@ def test_cli(tmp_path):
     r = _run_cli("--coco", tmp_path / "c2", "--config", bad, "--seed", 1)
     assert r.returncode == 2 and "classes" in r.stderr
     assert not (tmp_path / "c2").exists()
+
+
+def test_clutter_scales_the_distractors_and_defaults_to_the_full_amount():
+    def background(clutter=None):
+        rng = np.random.default_rng(3)
+        return synth._background(rng, 96, 96) if clutter is None else synth._background(rng, 96, 96, clutter)
+
+    assert np.array_equal(background(), background(1.0))
+    clean, busy = background(0.0), background(1.0)
+    # no blobs or lines: only the smooth gradient and noise, so neighbouring pixels agree more
+    assert np.abs(np.diff(clean, axis=1)).mean() < np.abs(np.diff(busy, axis=1)).mean()
+    cfg = {k: 4 for k in synth.REQUIRED_KEYS} | {"cls_image_size": 16, "det_min_size": 32, "det_max_size": 32,
+                                                 "jpeg_quality": 90}
+    assert synth.validate_config(cfg)["clutter"] == 1.0
+    with pytest.raises(synth.ConfigError, match="clutter"):
+        synth.validate_config(cfg | {"clutter": -1})

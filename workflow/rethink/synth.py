@@ -183,6 +183,10 @@ def validate_config(cfg) -> dict:
         )
     if out["jpeg_quality"] > 100:
         raise ConfigError(f"synth config: jpeg_quality must be <= 100, got {out['jpeg_quality']}")
+    clutter = cfg.get("clutter", 1.0)  # optional: older configs mean the full clutter
+    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or clutter < 0:
+        raise ConfigError(f"synth config: clutter must be a number >= 0, got {clutter!r}")
+    out["clutter"] = float(clutter)
     return out
 
 
@@ -309,8 +313,10 @@ def _bilinear_noise(rng, h, w, grid, amp):
     return rows[:, ix] * (1 - fx) + rows[:, ix + 1] * fx  # (h, w, 3)
 
 
-def _background(rng, h, w) -> np.ndarray:
-    """Cluttered background (h, w, 3) float32: gradient, smooth noise, blobs, lines."""
+def _background(rng, h, w, clutter=1.0) -> np.ndarray:
+    """Cluttered background (h, w, 3) float32: gradient, smooth noise, blobs, lines.
+
+    `clutter` scales the number of distractor blobs and lines (0: none)."""
     c1 = rng.uniform(20, 235, 3).astype(np.float32)
     c2 = rng.uniform(20, 235, 3).astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi)
@@ -325,7 +331,7 @@ def _background(rng, h, w) -> np.ndarray:
     side = min(h, w)
     area = h * w
     # irregular, non-category blobs (smooth random radial profile)
-    n_blobs = int(rng.integers(1, 3 + area // 8000))
+    n_blobs = int(round(clutter * int(rng.integers(1, 3 + area // 8000))))
     for _ in range(n_blobs):
         r0 = rng.uniform(0.06, 0.17) * side
         bx, by = rng.uniform(0, w), rng.uniform(0, h)
@@ -338,7 +344,7 @@ def _background(rng, h, w) -> np.ndarray:
         pts = list(zip((bx + r * np.cos(a)).tolist(), (by + r * np.sin(a)).tolist()))
         draw.polygon(pts, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
     # random lines
-    n_lines = int(rng.integers(2, 5 + area // 5000))
+    n_lines = int(round(clutter * int(rng.integers(2, 5 + area // 5000))))
     for _ in range(n_lines):
         x0, x1 = rng.uniform(-0.1 * w, 1.1 * w, 2)
         y0, y1 = rng.uniform(-0.1 * h, 1.1 * h, 2)
@@ -425,9 +431,9 @@ def _finish(img, rng) -> Image.Image:
     return Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8))
 
 
-def render_classification_image(rng, size, shape, texture, hue) -> Image.Image:
+def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> Image.Image:
     """One object-centric image: a single object over a cluttered background."""
-    img = _background(rng, size, size)
+    img = _background(rng, size, size, clutter)
     radius = 0.5 * size * rng.uniform(0.4, 0.8)
     cx = rng.uniform(radius, size - radius)
     cy = rng.uniform(radius, size - radius)
@@ -448,7 +454,7 @@ def render_detection_scene(rng, cfg, vocab):
     """
     w = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
     h = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
-    img = _background(rng, h, w)
+    img = _background(rng, h, w, cfg.get("clutter", 1.0))
     side = min(h, w)
     n_obj = int(rng.integers(1, cfg["det_max_objects"] + 1))
     objs = []  # dict(obj, poly, full, vis, rle, area)
@@ -569,7 +575,8 @@ def generate_imagenet(
                 d.mkdir(parents=True)
                 for k in range(n):
                     rng = _rng(seed, "imagenet", split, c["index"], k)
-                    im = render_classification_image(rng, size, c["shape"], c["texture"], c["hue"])
+                    im = render_classification_image(rng, size, c["shape"], c["texture"], c["hue"],
+                                                     cfg["clutter"])
                     im.save(d / f"{c['wnid']}_{k + 1}.JPEG", format="JPEG", quality=q)
                     done += 1
                     _progress(log, progress_every, "imagenet", done, total)

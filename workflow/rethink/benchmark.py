@@ -48,7 +48,7 @@ def settings(quick: bool) -> dict:
         return {"iters": 2, "warmup": 1, "repeats": 1, "profile_iters": 1, "sgemm_n": 256,
                 "sgemm_repeats": 3, "eval_images": 60, "eval_repeats": 1, "pipeline_repeats": 1,
                 "flop_batches": 1}
-    return {"iters": 8, "warmup": 2, "repeats": 3, "profile_iters": 3, "sgemm_n": 2048,
+    return {"iters": 10, "warmup": 2, "repeats": 5, "profile_iters": 3, "sgemm_n": 2048,
             "sgemm_repeats": 5, "eval_images": 3000, "eval_repeats": 3, "pipeline_repeats": 3,
             "flop_batches": 2}
 

@@ -100,7 +100,6 @@ def measure(model_cfg, mode, iters, batch, device, warmup=3):
 
     seconds = _timed_loop(step, data, iters, warmup, device)
     row = _row(mode, iters, batch, seconds, device)
-    del model, opt, data
     return row
 
 
@@ -127,7 +126,6 @@ def measure_pretrain(mode, iters, batch, device, size=224, warmup=3, depth=50):
 
     seconds = _timed_loop(step, data, iters, warmup, device)
     row = _row(mode, iters, batch, seconds, device)
-    del model, opt, data
     return row
 
 

@@ -14,6 +14,7 @@ rule evaluate:
         root=COCO,
         model=lambda wildcards: as_json(study_config.model_settings(config, True, VARIANTS[wildcards.variant].norm)),
         batch_size=config["evaluate"]["batch_size"],
+        backend=config["evaluate"]["backend"],
         device=config["device"],
     log:
         f"{R}/logs/eval/{CELL}.log",
@@ -30,7 +31,7 @@ rule evaluate:
         "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
         "--seed {wildcards.seed} --init {wildcards.init} "
         "--branch {wildcards.branch} --iteration {wildcards.iteration} "
-        "--batch-size {params.batch_size} --threads {threads} --device {params.device} > {log:q} 2>&1"
+        "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device} > {log:q} 2>&1"
 
 
 rule collect_metrics:

@@ -253,3 +253,12 @@ def test_round_trip_through_the_csv_reader(tmp_path):
     s, m = write(tmp_path, st, metrics(st["seeds"], FAIL_TRUNK, FAIL_FINAL))
     res = evaluate(load_study(s), read_metrics_csv(m))
     assert verdicts(res) == dict.fromkeys(range(1, 6), FAILS)
+
+
+def test_claim1_falls_back_to_the_first_trunk_checkpoint_when_none_is_within_1x():
+    st = study(regimes=False)
+    late = {"pretrained": {6: 0.25, 8: 0.3}, "scratch": {6: 0.05, 8: 0.3}}  # 1x = 4 iterations
+    res = by_claim(evaluate(st, metrics(st["seeds"], late, HOLD_FINAL)))
+    assert res[1]["verdict"] == HOLDS and "it 6:" in res[1]["this_run"] and "it 8" not in res[1]["this_run"]
+    late["pretrained"][6] = 0.05
+    assert by_claim(evaluate(st, metrics(st["seeds"], late, HOLD_FINAL)))[1]["verdict"] == FAILS

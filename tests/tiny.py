@@ -10,7 +10,7 @@ DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
 TINY_SYNTH = {**DEFAULT["data"]["synthetic"], "classes": 4, "detection_classes": 2,
               "cls_image_size": 32, "cls_train_per_class": 8, "cls_val_per_class": 4,
               "det_train_images": 12, "det_val_images": 6, "det_min_size": 64, "det_max_size": 96,
-              "det_max_objects": 3}
+              "det_max_objects": 3, "clutter": 1.0}
 
 TINY_MODEL = {**DEFAULT["model"], "width": 16, "fpn_channels": 16,
               "box_head": {"convs": 1, "conv_channels": 16, "fc": 32},

@@ -37,7 +37,8 @@ def test_report_has_every_result_with_a_caption(report):
     payload = html[html.index("var results = ", start) + len("var results = "):html.index("</script>", start)]
     results = json.loads(payload.strip().rstrip(";"))
     names = {r["name"] for r in results.values()}
-    assert names == {"ap_curves.png", "final_ap.png", "final_metrics.csv", "job_costs.csv"}
+    assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
+                     "final_metrics.csv", "claims.csv", "compute_seen.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]
     assert "Configuration" in html and "one_x" in html  # the config used is in the report
@@ -62,7 +63,8 @@ def test_report_renders_every_figure_in_chromium(report):
               try { await img.decode(); out[r.name] = img.naturalWidth; } catch (e) { out[r.name] = 0; }
             }
             return out; }""")
-        assert decoded.keys() == {"ap_curves.png", "final_ap.png"}
+        assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
+                                  "compute_seen.png"}
         assert all(width > 300 for width in decoded.values()), decoded
         # Each category lists its results; the report's viewer shows each figure.
         for category, labels in EXPECTED.items():
@@ -70,7 +72,8 @@ def test_report_renders_every_figure_in_chromium(report):
             page.get_by_role("link", name=category).click()
             for label in labels:
                 assert page.get_by_text(label).first.is_visible(), (category, label)
-            for label in labels & {"AP vs iterations", "final AP per schedule"}:
+            for label in labels & {"AP vs iterations", "final AP per schedule",
+                                   "AP vs iterations per data regime", "GN vs SyncBN"}:
                 row = page.locator("tr", has_text=label).first
                 row.locator("a[iconname=eye]").click()
                 page.wait_for_function(

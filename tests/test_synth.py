@@ -250,9 +250,9 @@ def test_config_validation_and_loading(tmp_path):
 
     (tmp_path / "c.json").write_text(json.dumps(SMALL))
     (tmp_path / "c.yaml").write_text("synth:\n" + "".join(f"  {k}: {v}\n" for k, v in SMALL.items()))
-    assert synth.load_config(str(tmp_path / "c.json")) == SMALL
-    assert synth.load_config(str(tmp_path / "c.yaml")) == SMALL
-    assert synth.load_config(json.dumps(SMALL)) == SMALL
+    assert synth.load_config(str(tmp_path / "c.json")) == {**SMALL, "clutter": 1.0}
+    assert synth.load_config(str(tmp_path / "c.yaml")) == {**SMALL, "clutter": 1.0}
+    assert synth.load_config(json.dumps(SMALL)) == {**SMALL, "clutter": 1.0}
     with pytest.raises(synth.ConfigError, match="inline JSON"):
         synth.load_config("{not json")
 

@@ -8,9 +8,8 @@ claims check read it next to the metrics.
 from __future__ import annotations
 
 import argparse
-import sys
-
 import json
+import sys
 
 from .atomic import write_json
 from .runtime import json_arg

@@ -359,3 +359,9 @@ __all__ = [
     "paper_marker", "legend_and_note", "variant_title", "variant_panels", "is_syncbn", "setup_theme", "init_colors", "schedule_styles",
     "save_figure", "run_cli", "init_label", "fmt_pct",
 ]
+
+
+def variants_of_kind(study: Mapping, kind: str) -> list[str]:
+    """The main variant, then every variant of `kind` (norm, regime) in display order."""
+    return [study["main"]] + [n for n, p in study["variants"].items()
+                              if p["kind"] == kind and n != study["main"]]

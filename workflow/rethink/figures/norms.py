@@ -20,15 +20,9 @@ import sys
 
 from rethink.figures.common import (
     SYNCBN_NOTE, add_figure_args, add_reference_arg, base_parser, is_syncbn, load_inputs,
-    run_cli, save_figure, setup_theme, variant_panels,
+    run_cli, save_figure, setup_theme, variant_panels, variants_of_kind,
 )
 from rethink.results import load_reference
-
-
-def norm_variants(study) -> list[str]:
-    """The main variant, then every norm variant in display order."""
-    return [study["main"]] + [n for n, p in study["variants"].items()
-                              if p["kind"] == "norm" and n != study["main"]]
 
 
 def panel_title(name: str, plan) -> str:
@@ -48,7 +42,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     study, df = load_inputs(args)
     reference = load_reference(args.reference)
-    names = norm_variants(study)
+    names = variants_of_kind(study, "norm")
     notes = []
     if len(names) == 1:
         notes.append("study.json has no other normalisation variants: only the main "

@@ -1,6 +1,7 @@
 """Kill training jobs with SIGKILL at many points, including in the middle of a checkpoint
 write, and corrupt a finished checkpoint: each time, rerunning the pipeline finishes and the
-final weights are bitwise equal to an uninterrupted run's."""
+final weights are bitwise equal to an uninterrupted run's. (A training job trains a whole
+branch here: the trunk job writes 2, 4, 6 and 8, so a kill loses that job's work.)"""
 import os
 import subprocess
 
@@ -15,18 +16,20 @@ from rethink import config as study_config
 from rethink.runtime import setup
 from rethink.train import train_segment
 
-# Scratch only, checkpoints every 2 iterations: trunk 2,4,6,8 then the 2x tail 10,12.
+# Scratch only, checkpoints every 2 iterations: the trunk job writes 2,4,6,8, the 2x job 10,12
+# (forked at 8), the 1x job 4,6 (forked at 2).
 OVERRIDE = {"detection": {"inits": ["scratch"], "schedules": [1, 2], "checkpoint_every": 2}}
 FINAL = "results/detection/main/seed0/scratch/2x/iter_000012.pt"
+ONE_X = "results/detection/main/seed0/scratch/1x/iter_000006.pt"
 KILL_POINTS = [f"{kind}:{it}" for it in range(1, 13) for kind in ("iter", "save")
                if (kind == "iter") == (it % 2 == 1)]  # iter:1, save:2, iter:3, save:4, ...
 
 
-def run(work, fault=None):
+def run(work, fault=None, targets=(FINAL,)):
     env = {k: v for k, v in os.environ.items() if k != "RETHINK_FAULT"}
     if fault:
         env["RETHINK_FAULT"] = fault
-    return subprocess.run([*SNAKEMAKE, FINAL, "--cores", "1", "--configfile", str(SMOKE),
+    return subprocess.run([*SNAKEMAKE, *targets, "--cores", "1", "--configfile", str(SMOKE),
                            "override.yaml"], cwd=work, env=env, capture_output=True, text=True)
 
 
@@ -95,13 +98,16 @@ def test_final_weights_equal_an_uninterrupted_run(faulted, tmp_path):
 
 def test_corrupt_checkpoint_is_named_removed_and_retrained(faulted, tmp_path):
     work, _ = faulted
-    victim = work / "results/detection/main/seed0/scratch/trunk/iter_000004.pt"
+    # the 1x fork: written on the way by the trunk job, whose output (Snakemake's view) is 8
+    victim = work / "results/detection/main/seed0/scratch/trunk/iter_000002.pt"
+    job_output = work / "results/detection/main/seed0/scratch/trunk/iter_000008.pt"
     victim.write_bytes(victim.read_bytes()[:1000])  # truncated, e.g. by a full disk
-    first = run(work)
+    first = run(work, targets=(ONE_X, FINAL))
     assert first.returncode != 0
-    logs = (work / "results/logs/detection/main/seed0/scratch/trunk/iter_000006.log").read_text()
+    logs = (work / "results/logs/detection/main/seed0/scratch/1x/iter_000006.log").read_text()
     assert f"checkpoint {victim.relative_to(work)} is corrupt or truncated" in logs
-    assert "run snakemake again" in logs and not victim.exists()
-    second = run(work)  # retrains iteration 4 from the checkpoint at 2, then the rest
+    assert "run snakemake again" in logs and not victim.exists() and not job_output.exists()
+    second = run(work, targets=(ONE_X, FINAL))  # retrains the trunk job, then both tails
     assert second.returncode == 0, second.stdout + second.stderr
+    assert (work / ONE_X).exists()
     assert_same_weights(checkpoint.load(work / FINAL)["model"], reference_weights(work, tmp_path))

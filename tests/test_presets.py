@@ -71,12 +71,16 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     main = len(trunk) + tails
     syncbn = len(sorted(set(range(10000, 210001, 10000)) | {120000, 210000})) + 2 * 6
     per_init = main + syncbn
+    jobs_per_init = per_init  # checkpoints 10k apart, job_iters 10k: one checkpoint per job
     from rethink.schedule import make_plan
     for one_x, schedules, every in ((30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
                                     (6000, [1, 2, 3], 2000)):
         plan = make_plan(one_x, schedules, every)
-        per_init += sum(len(plan.checkpoints(b)) for b in ["trunk"] + [s.name for s in plan.schedules])
-    assert counts["train_segment"] == counts["evaluate"] == 2 * per_init
+        branches = ["trunk"] + [s.name for s in plan.schedules]
+        per_init += sum(len(plan.checkpoints(b)) for b in branches)
+        jobs_per_init += sum(len(plan.jobs(b, 10000)) for b in branches)  # 5k, 2k apart: 2, 5 a job
+    assert counts["evaluate"] == 2 * per_init
+    assert counts["train"] == 2 * jobs_per_init < counts["evaluate"]
     # the paper's longest runs end where they should, with its LR and batch
     for init in ("scratch", "pretrained"):
         assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell

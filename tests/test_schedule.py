@@ -60,3 +60,22 @@ def test_bad_plans_are_rejected():
         S.make_plan(0, [1], 10)
     with pytest.raises(ValueError, match="schedules"):
         S.make_plan(90, [], 10)
+
+
+def test_jobs_pack_consecutive_checkpoints_of_a_branch():
+    plan = S.make_plan(90, [1, 2, 2.5], 40)  # trunk checkpoints 30, 40, 80, 120, 160, 165
+    assert plan.jobs("trunk") == [(0, [30, 40, 80, 120, 160, 165])]
+    assert plan.jobs("trunk", 80) == [(0, [30, 40, 80]), (80, [120, 160]), (160, [165])]
+    assert plan.jobs("trunk", 10) == [(0, [30]), (30, [40]), (40, [80]), (80, [120]),
+                                      (120, [160]), (160, [165])]  # at least one checkpoint each
+    assert plan.jobs("1x") == [(30, [40, 80, 90])]  # a tail starts at its fork
+    assert plan.jobs("1x", 50) == [(30, [40, 80]), (80, [90])]
+    assert plan.job_of("trunk", 120, 80) == (80, [120, 160])
+    with pytest.raises(ValueError, match="no checkpoint at iteration 50"):
+        plan.job_of("trunk", 50)
+    # every checkpoint is written by exactly one job, and jobs chain back to the start
+    for branch in ("trunk", "1x", "2x", "2.5x"):
+        for job_iters in (None, 1, 45, 1000):
+            jobs = plan.jobs(branch, job_iters)
+            assert [p for _, ps in jobs for p in ps] == plan.checkpoints(branch)
+            assert all(jobs[i + 1][0] == jobs[i][1][-1] for i in range(len(jobs) - 1))

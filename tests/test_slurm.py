@@ -44,11 +44,12 @@ def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke,
     t0 = time.perf_counter()
     slurm_snakemake(work, cluster, "--configfile", str(SMOKE), str(main_only))
     print(f"\nsmoke study through SLURM: {time.perf_counter() - t0:.0f} s")
-    logs = list((work / ".snakemake/slurm_logs").rglob("*.log"))
-    planned = sum(1 for _ in (work / "results/eval").rglob("metrics.json")) * 2  # train + evaluate jobs
-    rules = {p.relative_to(work / ".snakemake/slurm_logs").parts[0] for p in logs}
-    assert {"rule_pretrain", "rule_train_segment", "rule_evaluate", "rule_fig_ap_curves"} <= rules
-    assert len([p for p in logs if "rule_train_segment" in str(p) or "rule_evaluate" in str(p)]) == planned
+    logs = [p.relative_to(work / ".snakemake/slurm_logs") for p in (work / ".snakemake/slurm_logs").rglob("*.log")]
+    rules = {p.parts[0] for p in logs}
+    assert {"rule_pretrain", "rule_train", "rule_evaluate", "rule_fig_ap_curves"} <= rules
+    # main: per init a trunk job (checkpoints 2 and 8) and one per tail (1x: 6, 2x: 12)
+    assert len([p for p in logs if p.parts[0] == "rule_train"]) == 2 * 3
+    assert len([p for p in logs if p.parts[0] == "rule_evaluate"]) == 2 * 4
     remotes = list((work / "results/eval").rglob("metrics.json"))
     assert len(remotes) == 8  # main: 4 checkpoints per init
     for remote in remotes:
@@ -58,9 +59,9 @@ def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke,
 
 def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp_path):
     work = copy_workflow(tmp_path / "scancel")
-    override = work / "long.yaml"  # three 200-iteration segments: 0->200 (trunk), 200->400, 400->600
+    override = work / "long.yaml"  # three 200-iteration jobs: 0->200 (trunk), 200->400, 400->600
     override.write_text(yaml.safe_dump({"detection": {"inits": ["scratch"], "one_x": 600, "schedules": [1],
-                                                      "checkpoint_every": 200}}))
+                                                      "checkpoint_every": 200, "job_iters": 200}}))
     target = "results/detection/main/seed0/scratch/1x/iter_000600.pt"
     args = [target, "--configfile", str(SMOKE), str(override)]
     proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
@@ -72,7 +73,7 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
         assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
         time.sleep(0.5)
     jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster, capture_output=True, text=True).stdout
-    ids = [line.split()[0] for line in jobs.splitlines() if "train_segment" in line and "000400" in line]
+    ids = [line.split()[0] for line in jobs.splitlines() if "rule_train" in line and "000400" in line]
     assert ids, jobs
     subprocess.run(["scancel", *ids], env=cluster, check=True)
     proc.communicate(timeout=300)

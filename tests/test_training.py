@@ -79,3 +79,78 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:500])
     with pytest.raises(RuntimeError, match="cut.pt is corrupt or truncated"):
         checkpoint.load(truncated)
+
+
+def test_one_job_writing_several_checkpoints_equals_separate_segments(coco, tmp_path):
+    _, model, train = tiny()
+    setup(threads=1)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "seg").mkdir()
+    train_segment(coco, model, train, "scratch", 0, 6, None, tmp_path / "job/iter_000006.pt",
+                  checkpoints=[2, 4], log_every=100)
+    start = 0
+    for end in (2, 4, 6):
+        train_segment(coco, model, train, "scratch", start, end, None, tmp_path / f"seg/iter_{end:06d}.pt",
+                      resume=tmp_path / f"seg/iter_{start:06d}.pt" if start else None, log_every=100)
+        start = end
+    for it in (2, 4, 6):
+        a, b = (checkpoint.load(tmp_path / f"{d}/iter_{it:06d}.pt") for d in ("job", "seg"))
+        assert_bitwise_equal(a["model"], b["model"])
+        assert a["iteration"] == it and a["optimizer"].keys() == b["optimizer"].keys()
+    with pytest.raises(SystemExit, match="inside"):
+        train_segment(coco, model, train, "scratch", 0, 4, None, tmp_path / "x.pt", checkpoints=[4])
+
+
+def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
+    """The job's own evaluation of each checkpoint: the same numbers and detections as
+    rethink.evaluate on that checkpoint; the evaluate job adopts it, and evaluates afresh
+    when a setting differs."""
+    import json
+
+    from rethink import evaluation_job
+    from rethink.train import main as train_main
+
+    _, model, train = tiny()
+    eval_extra = {"score_thresh": 0.0, "detections_per_img": 20}
+    base = ["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
+            "--init", "scratch", "--start-iter", "0", "--end-iter", "4", "--checkpoints", "2",
+            "--out", str(tmp_path / "ckpt/iter_000004.pt"), "--log-every", "100",
+            "--eval-extra", json.dumps(eval_extra), "--eval-dir", str(tmp_path / "eval"),
+            "--eval-batch-size", "2", "--phases-out", str(tmp_path / "phases.json")]
+    train_main(base)
+    phases = json.loads((tmp_path / "phases.json").read_text())
+    assert phases["iterations"] == 4 and phases["eval_s"] > 0 and phases["train_s"] > 0
+    eval_model = json.dumps({**model, **eval_extra})
+
+    def cli(it, out, batch_size=2):
+        args = ["--coco", str(coco), "--model", eval_model, "--checkpoint",
+                str(tmp_path / f"ckpt/iter_{it:06d}.pt"), "--iteration", str(it), "--init", "scratch",
+                "--batch-size", str(batch_size), "--out-metrics", str(out / "metrics.json"),
+                "--out-bbox", str(out / "bbox_results.json"), "--out-segm", str(out / "segm_results.json")]
+        assert evaluation_job.main(args) in (0, None)
+        return {n: json.loads((out / n).read_text()) for n in evaluation_job.FILES}
+
+    for it in (2, 4):
+        from_training = tmp_path / f"eval/iter_{it:06d}/from_training"
+        assert (from_training / "metrics.json").is_file()
+        adopted = cli(it, from_training.parent)  # the evaluate rule's outputs: next to it
+        assert not from_training.exists()  # moved into place
+        assert adopted["metrics.json"]["checkpoint_identity"]["size"] > 0
+        # the same checkpoint scored from scratch by the CLI (nothing to adopt any more)
+        fresh = cli(it, tmp_path / f"fresh{it}")
+        assert "checkpoint_identity" not in fresh["metrics.json"]
+        assert fresh["bbox_results.json"] == adopted["bbox_results.json"]
+        assert fresh["segm_results.json"] == adopted["segm_results.json"]
+        for key in ("bbox", "segm", "per_category", "num_detections", "evaluation", "iteration"):
+            assert fresh["metrics.json"][key] == adopted["metrics.json"][key], key
+    # a rerun of the job (its last checkpoint gone, as Snakemake removes it) goes on from its
+    # own checkpoint at 2 (same lineage), retraining and re-scoring 4 only
+    (tmp_path / "ckpt/iter_000004.pt").unlink()
+    train_main(base)
+    assert json.loads((tmp_path / "phases.json").read_text())["resumed_from"] == 2
+    assert not (tmp_path / "eval/iter_000002/from_training").exists()
+    # another evaluation setting: not adopted, evaluated here; the job's result stays
+    other = cli(4, tmp_path / "eval/iter_000004", batch_size=1)
+    assert other["metrics.json"]["evaluation"]["batch_size"] == 1
+    assert "checkpoint_identity" not in other["metrics.json"]
+    assert (tmp_path / "eval/iter_000004/from_training/metrics.json").is_file()

@@ -28,15 +28,16 @@ def planned_jobs(*args, cwd=ROOT) -> dict:
 def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs("--config", f"results={tmp_path}/results")
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
-                         "pretrain", "subset", "plan", "train_segment", "evaluate", "collect_metrics",
+                         "pretrain", "subset", "plan", "train", "evaluate", "collect_metrics",
                          "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
                          "fig_compute_seen", "claims", "table_final_metrics", "table_job_costs", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     from rethink.config import seeds, variants
-    per_init = sum(len(v.plan.checkpoints(b)) for v in variants(cfg).values()
-                   for b in ["trunk"] + [s.name for s in v.plan.schedules])
+    branches = [(v, b) for v in variants(cfg).values() for b in ["trunk"] + [s.name for s in v.plan.schedules]]
+    checkpoints = sum(len(v.plan.checkpoints(b)) for v, b in branches)
     n_cells = 2 * len(seeds(cfg))
-    assert jobs["train_segment"] == jobs["evaluate"] == n_cells * per_init
+    # one training job per branch (detection.job_iters: null), one evaluate job per checkpoint
+    assert jobs["train"] == n_cells * len(branches) < jobs["evaluate"] == n_cells * checkpoints
     assert jobs["subset"] == len(cfg["study"]["regimes"])
     assert jobs["pretrain"] == 2  # GN, and BN for the SyncBN variant
 
@@ -47,12 +48,12 @@ def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     given = ("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
     # it replaces the GN pre-training; the SyncBN variant's BN backbone is still pre-trained
     jobs = planned_jobs(*given)
-    assert jobs["pretrain"] == 1 and "train_segment" in jobs
+    assert jobs["pretrain"] == 1 and "train" in jobs
     main_only = tmp_path / "main_only.yaml"
     main_only.write_text("study: {seeds: 1, norms: [], regimes: []}\n")
     jobs = planned_jobs(*given, "--configfile", str(main_only))
     assert "pretrain" not in jobs and "synthesize_imagenet" not in jobs and "check_imagenet" not in jobs
-    assert "train_segment" in jobs
+    assert "train" in jobs
 
 
 def test_lint_passes():
@@ -127,6 +128,16 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
                          "fig_compute_seen", "all"}
+
+
+@pytest.mark.parametrize("override", ["evaluate: {batch_size: 2, backend: pycocotools}",
+                                      "model: {score_thresh: 0.2}"])
+def test_evaluation_only_key_plans_no_training_job(smoke, tmp_path, override):
+    path = tmp_path / "eval.yaml"
+    path.write_text(override + "\n")
+    jobs = planned_jobs("--configfile", str(SMOKE), str(path), cwd=smoke)
+    assert "train" not in jobs and "pretrain" not in jobs
+    assert jobs["evaluate"] == 32 and "collect_metrics" in jobs  # every checkpoint, re-scored
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

@@ -7,7 +7,9 @@ limit, measured side by side in one run; writes JSON and a Markdown summary next
 
 Parts (--only): training (our step vs a plain torchvision loop, data wait, profile, FLOP rate
 vs sgemm), evaluation (faster-coco-eval vs pycocotools), pipeline (Snakemake DAG build,
-no-op, one-figure rebuild), forking (iterations forked vs separate), scaling (wall time of a
+no-op, one-figure rebuild), cost_model (start-up per job, evaluation per checkpoint,
+training per iteration and overhead share of a reduced study, in the job layout before the
+training jobs evaluated their own checkpoints and now), forking (iterations forked vs separate), scaling (wall time of a
 reduced study as data and schedules grow), gpu (rethink.gpu_check; "no GPU: skipped" here).
 Timings are medians of repeats and comparisons are ratios of interleaved runs: the machines
 are shared. --quick shrinks every part (tiny model, few images, no complete Snakemake runs).
@@ -28,9 +30,9 @@ from pathlib import Path
 import torch
 
 from .atomic import write_json, write_text
-from .bench import common, evaluation, forking, pipeline, training
+from .bench import common, cost_model, evaluation, forking, pipeline, training
 
-PARTS = ("training", "evaluation", "pipeline", "forking", "scaling", "gpu")
+PARTS = ("training", "evaluation", "pipeline", "cost_model", "forking", "scaling", "gpu")
 
 # --quick: the tests' tiny model and data (tests/tiny.py), so the suite runs in about a minute
 QUICK_MODEL = {"width": 16, "fpn_channels": 16, "box_head": {"convs": 1, "conv_channels": 16, "fc": 32},
@@ -47,10 +49,10 @@ def settings(quick: bool) -> dict:
     if quick:
         return {"iters": 2, "warmup": 1, "repeats": 1, "profile_iters": 1, "sgemm_n": 256,
                 "sgemm_repeats": 3, "eval_images": 60, "eval_repeats": 1, "pipeline_repeats": 1,
-                "flop_batches": 1}
+                "flop_batches": 1, "cost_model_repeats": 1}
     return {"iters": 10, "warmup": 2, "repeats": 5, "profile_iters": 3, "sgemm_n": 2048,
             "sgemm_repeats": 5, "eval_images": 3000, "eval_repeats": 3, "pipeline_repeats": 3,
-            "flop_batches": 2}
+            "flop_batches": 2, "cost_model_repeats": 2}
 
 
 def study_settings(config: dict, quick: bool):
@@ -142,6 +144,11 @@ def run(parts, quick: bool, work: Path, out: Path, config: dict) -> dict:
                 entry.update(part_evaluation(work, config, quick, s))
             elif part == "pipeline":
                 entry.update(pipeline.run_all(work, s["pipeline_repeats"], quick))
+            elif part == "cost_model":
+                if quick:
+                    entry["skipped"] = "--quick: no complete Snakemake runs"
+                else:
+                    entry.update(cost_model.run(work, s["cost_model_repeats"]))
             elif part == "forking":
                 thr = results["parts"].get("training", {}).get("throughput")
                 s_iter = thr["arms"]["ours"]["s_per_iter"] if thr and not quick else None
@@ -253,6 +260,17 @@ def markdown(r: dict) -> str:
                 md.append(f"| {key} | `{m['command']}` | {m['seconds']} | {jobs if jobs is not None else ''} |")
             if "noop" in e:
                 md.append(f"\nNo-op goal <= 5 s: {_goal(e['noop']['goals']['noop<=5s'])}.")
+            md.append("")
+        elif name == "cost_model" and "arms" in e:
+            md += [f"Reduced study: {e['reduced_study']}; wall ratio per-checkpoint layout vs now: "
+                   f"**{e['ratio_wall_per_checkpoint_vs_now']}x**.", "",
+                   "| layout | wall (s) | training jobs | evaluate jobs | start-up per job (s) | "
+                   "training per iteration (s) | evaluation per checkpoint (s) | overhead |",
+                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            md += [f"| {arm} | {a['wall_s']} | {a['training_jobs']} | {a['evaluate_jobs']} | "
+                   f"{a['startup_s_per_job']} | {a['train_s_per_iteration']} | "
+                   f"{a['evaluation_s_per_checkpoint']} | {_pct(a['overhead_share'])} |"
+                   for arm, a in e["arms"].items()]
             md.append("")
         elif name == "forking":
             pp, st = e["paper_2x_6x"], e["configured_study"]

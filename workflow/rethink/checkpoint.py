@@ -44,3 +44,12 @@ def load(path: str | Path, required: tuple[str, ...] = ()) -> dict:
     if missing:
         raise RuntimeError(f"checkpoint {path} lacks {missing}")
     return state
+
+
+def peek(path: str | Path) -> dict:
+    """A checkpoint's iteration and meta without reading its tensors (memory-mapped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise RuntimeError(f"checkpoint {path} is corrupt or truncated: {e}") from e
+    return {**state.get("meta", {}), "iteration": state.get("iteration")}

@@ -123,6 +123,12 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None) -> dic
     return model
 
 
+def eval_only_model_settings(config: dict) -> dict:
+    """The inference-only model keys: what a training job adds to its model config to
+    evaluate the checkpoints it writes as the evaluate rule would."""
+    return {k: config["model"][k] for k in EVAL_ONLY_MODEL_KEYS}
+
+
 def pretrain_norm(norm: str) -> str:
     """The norm a backbone for `norm` is pre-trained with: SyncBN on one process is BN, so
     SyncBN, BN and frozen BN share one BN pre-training, as the paper's models do."""

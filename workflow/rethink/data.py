@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .layout import index_images, resolve_image
+from .layout import index_images, resolve_image, skipped_image_ids  # noqa: F401 (re-exported)
 
 SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
@@ -30,28 +30,6 @@ def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = N
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timing chatter
         coco = COCO(str(ann_file))
     return coco, Path(coco_root) / img_dir
-
-
-def skipped_image_ids(stats_path: str | Path | None, split: str) -> set[int]:
-    """Ids of the `split` images the layout check skipped as undecodable.
-
-    Reads the layout check's stats JSON (the CLI's ``{"coco": {...}}`` file or
-    ``check_coco``'s own dict): ``skipped_images[split]`` is a list of
-    ``{"id", "file", "error"}``. An absent key (or ``stats_path`` None) means none.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-    if stats_path is None:
-        return set()
-    try:
-        doc = json.loads(Path(stats_path).read_text())
-    except (OSError, ValueError) as e:
-        raise RuntimeError(f"cannot read the layout stats {stats_path}: {e}") from e
-    if isinstance(doc, dict) and isinstance(doc.get("coco"), dict):
-        doc = doc["coco"]
-    skipped = doc.get("skipped_images") if isinstance(doc, dict) else None
-    entries = (skipped or {}).get(split) or []
-    return {int(e["id"]) for e in entries}
 
 
 def mix_seed(*parts: int) -> int:

@@ -13,6 +13,10 @@ numbers (tests/test_evaluate.py and `python -m rethink.benchmark` check it).
 
 With --layout-stats, the val images the layout check skipped as undecodable
 (data.corrupt_images: skip) are left out of the dataset and of the evaluation.
+
+Training jobs evaluate the checkpoints they write in their own process
+(`CheckpointEvaluator`, same code and numbers as this CLI); the evaluate rule adopts that
+result when its settings match (`rethink.evaluation_job`).
 """
 from __future__ import annotations
 
@@ -21,12 +25,13 @@ import contextlib
 import io
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from . import checkpoint
+from . import checkpoint, evaluation_job
 from .atomic import write_json
 from .data import CocoInstances, collate, encode_mask, eval_transforms, skipped_image_ids
 from .models import build_mask_rcnn
@@ -154,6 +159,81 @@ def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
     return out
 
 
+def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip, record: dict,
+                     settings: dict, log_every: int = 50) -> tuple[dict, list, list]:
+    """(metrics, bbox results, segm results) of `model` on `dataset`; `record` (variant,
+    seed, init, branch, iteration, checkpoint) and `settings` are written into the metrics."""
+    bbox_res, segm_res = predict(model, dataset, device, batch_size, log_every)
+    metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")},
+               **evaluate_results(dataset.coco, bbox_res, segm_res,
+                                  image_ids=dataset.ids if skip else None, backend=backend),
+               "num_images": len(dataset), "num_skipped_images": dataset.skipped,
+               "num_detections": len(bbox_res),
+               "checkpoint": str(record["checkpoint"]), "evaluation": settings}
+    return metrics, bbox_res, segm_res
+
+
+def write_outputs(paths: dict, metrics: dict, bbox_res: list, segm_res: list) -> None:
+    """The three result files ({file name: path}); metrics last: its presence means all is written."""
+    write_json(paths["bbox_results.json"], bbox_res)
+    write_json(paths["segm_results.json"], segm_res)
+    write_json(paths["metrics.json"], metrics)
+
+
+class DecodedDataset(torch.utils.data.Dataset):
+    """A dataset's items decoded once and kept in memory (small val sets: a training job
+    evaluates every checkpoint it writes on the same images)."""
+
+    def __init__(self, dataset):
+        self.coco, self.ids, self.skipped = dataset.coco, dataset.ids, dataset.skipped
+        self.label_of, self.num_classes = dataset.label_of, dataset.num_classes
+        self.items = [dataset[i] for i in range(len(dataset))]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+CACHE_MAX_PIXELS = 200_000_000  # decode the val set once if it holds at most this many pixels
+
+
+class CheckpointEvaluator:
+    """Evaluates checkpoints in the process that trains them, as `rethink.evaluate` would.
+
+    The eval model and the val set are built once; each call copies the weights in, scores
+    them with the same code as the CLI (non-deterministic kernels allowed, as there), and
+    writes the results to `<eval dir>/from_training/`, stamped with the settings and the
+    checkpoint file, for the evaluate job to adopt (`rethink.evaluation_job`).
+    """
+
+    def __init__(self, coco_root, model_cfg: dict, batch_size: int, backend: str, device_arg: str,
+                 device, layout_stats=None):
+        skip = skipped_image_ids(layout_stats, "val")
+        dataset = CocoInstances(coco_root, "val", eval_transforms(), skip_ids=skip)
+        pixels = sum(im["height"] * im["width"] for im in dataset.coco.loadImgs(dataset.ids))
+        self.dataset = DecodedDataset(dataset) if pixels <= CACHE_MAX_PIXELS else dataset
+        self.model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
+        self.device, self.batch_size, self.backend, self.skip = device, batch_size, backend, skip
+        self.settings = evaluation_job.settings(model_cfg, batch_size, backend, device_arg, skip)
+
+    def __call__(self, state_dict, ckpt_path, eval_dir, record: dict) -> dict:
+        self.model.load_state_dict(state_dict)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(False)  # as the CLI runs: same kernels, same numbers
+        try:
+            metrics, bbox_res, segm_res = score_checkpoint(
+                self.model, self.dataset, self.device, self.batch_size, self.backend, self.skip,
+                {**record, "checkpoint": str(ckpt_path)}, self.settings, log_every=10**9)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+        metrics = {**metrics, "checkpoint_identity": evaluation_job.checkpoint_identity(ckpt_path)}
+        out = Path(eval_dir) / evaluation_job.FROM_TRAINING
+        write_outputs({name: out / name for name in evaluation_job.FILES}, metrics, bbox_res, segm_res)
+        return metrics
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--coco", required=True)
@@ -183,22 +263,20 @@ def main(argv=None):
     if skip:
         print(f"leaving out {len(skip)} val images the layout check skipped: {sorted(skip)}",
               flush=True)
-    model = build_mask_rcnn(json_arg(args.model, "model"), dataset.num_classes)
+    model_cfg = json_arg(args.model, "model")
+    model = build_mask_rcnn(model_cfg, dataset.num_classes)
     state = checkpoint.load(args.checkpoint, required=("model",))
     model.load_state_dict(state["model"])
     model.to(device)
     print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device}, "
           f"COCOeval: {args.backend})", flush=True)
-    bbox_res, segm_res = predict(model, dataset, device, args.batch_size)
-    metrics = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch, "iteration": args.iteration,
-               **evaluate_results(dataset.coco, bbox_res, segm_res,
-                                  image_ids=dataset.ids if skip else None, backend=args.backend),
-               "num_images": len(dataset), "num_skipped_images": dataset.skipped,
-               "num_detections": len(bbox_res),
-               "checkpoint": str(args.checkpoint)}
-    write_json(args.out_bbox, bbox_res)
-    write_json(args.out_segm, segm_res)
-    write_json(args.out_metrics, metrics)  # last: its presence means all is written
+    record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch,
+              "iteration": args.iteration, "checkpoint": args.checkpoint}
+    settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip)
+    metrics, bbox_res, segm_res = score_checkpoint(model, dataset, device, args.batch_size,
+                                                   args.backend, skip, record, settings)
+    write_outputs({"metrics.json": args.out_metrics, "bbox_results.json": args.out_bbox,
+                   "segm_results.json": args.out_segm}, metrics, bbox_res, segm_res)
     print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}", flush=True)
 
 

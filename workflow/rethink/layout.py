@@ -479,5 +479,27 @@ def main(argv=None) -> int:
     return 0
 
 
+def skipped_image_ids(stats_path: str | Path | None, split: str) -> set[int]:
+    """Ids of the `split` images the layout check skipped as undecodable.
+
+    Reads the layout check's stats JSON (the CLI's ``{"coco": {...}}`` file or
+    ``check_coco``'s own dict): ``skipped_images[split]`` is a list of
+    ``{"id", "file", "error"}``. An absent key (or ``stats_path`` None) means none.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be train or val, got {split!r}")
+    if stats_path is None:
+        return set()
+    try:
+        doc = json.loads(Path(stats_path).read_text())
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"cannot read the layout stats {stats_path}: {e}") from e
+    if isinstance(doc, dict) and isinstance(doc.get("coco"), dict):
+        doc = doc["coco"]
+    skipped = doc.get("skipped_images") if isinstance(doc, dict) else None
+    entries = (skipped or {}).get(split) or []
+    return {int(e["id"]) for e in entries}
+
+
 if __name__ == "__main__":
     sys.exit(main())

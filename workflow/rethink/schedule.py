@@ -5,7 +5,9 @@ iterations remain (x = one_x, the 1x length), whatever T is. All schedules there
 share one trajectory up to their first drop: we train one *trunk* at the base LR and
 fork each schedule's *tail* (the last (60/90)x iterations) from the trunk checkpoint at
 T - (60/90)x. Training is cut into *segments* that end at every checkpoint; each
-checkpoint is evaluated.
+checkpoint is evaluated. A training *job* (one process) trains consecutive segments of one
+branch, at most `job_iters` iterations of them (None: the whole branch), and writes every
+checkpoint on its way.
 """
 from __future__ import annotations
 
@@ -103,6 +105,31 @@ class Plan:
         if branch == TRUNK:
             return TRUNK, 0
         return TRUNK, self.schedule(branch).fork
+
+    def jobs(self, branch: str, job_iters: int | None = None) -> list[tuple[int, list[int]]]:
+        """The training jobs of `branch`: (start iteration, checkpoints it writes), in order.
+
+        Consecutive checkpoints are packed into one job while it trains at most `job_iters`
+        iterations (a job always writes at least one); None packs the whole branch. A job
+        starts where the previous one ended, the first at the branch's start (0, or the fork).
+        """
+        points = self.checkpoints(branch)
+        start = 0 if branch == TRUNK else self.schedule(branch).fork
+        out: list[tuple[int, list[int]]] = []
+        for p in points:
+            if out and (job_iters is None or p - out[-1][0] <= job_iters):
+                out[-1][1].append(p)
+            else:
+                out.append((out[-1][1][-1] if out else start, [p]))
+        return out
+
+    def job_of(self, branch: str, iteration: int, job_iters: int | None = None) -> tuple[int, list[int]]:
+        """The job of `branch` that writes the checkpoint at `iteration`."""
+        for job in self.jobs(branch, job_iters):
+            if iteration in job[1]:
+                return job
+        raise ValueError(f"{branch} has no checkpoint at iteration {iteration}; "
+                         f"it has {self.checkpoints(branch)}")
 
     def total_iterations(self) -> int:
         """Iterations the forked plan trains for one init."""

@@ -1,30 +1,39 @@
-"""Train one segment [start, end) of Mask R-CNN on a COCO-format set.
+"""Train Mask R-CNN on a COCO-format set from iteration `start` to `end`, writing a
+checkpoint at `end` and at every iteration of --checkpoints on the way (one training job:
+consecutive segments of a branch), and evaluating each checkpoint in this process.
 
-A segment starts from the initialisation (start == 0: random, or a pre-trained backbone)
-or from the checkpoint of the previous segment, and writes a checkpoint at `end`. Data
-order, flips and the RoI samplers' randomness are keyed by (seed, iteration), and the
-checkpoint holds the optimizer state, so segments chained in any way give the same
-weights as one uninterrupted run.
+A job starts from the initialisation (start == 0: random, or a pre-trained backbone) or
+from the checkpoint of the previous segment. Data order, flips and the RoI samplers'
+randomness are keyed by (seed, iteration), and checkpoints hold the optimizer state, so
+segments chained in any way give the same weights as one uninterrupted run.
 
     python -m rethink.train --coco DIR --model JSON --train JSON --init scratch \
-        --start-iter 0 --end-iter 30 --schedule-iters 90 --out ckpt.pt
+        --start-iter 0 --end-iter 30 --schedule-iters 90 --out DIR/iter_000030.pt \
+        [--checkpoints 10 20] [--eval-extra JSON --eval-dir EVAL_DIR]
+
+With --eval-extra, checkpoint iter_N.pt is scored on val2017 as `rethink.evaluate` would
+and the result left in EVAL_DIR/iter_N/from_training/ for the evaluate job to adopt.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torchvision
 
 from . import checkpoint, distributed, faults, schedule
+from .atomic import write_json
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
 from .distributed import World
 from .models import build_mask_rcnn, load_backbone
-from .runtime import Progress, json_arg, rss_mb, setup
+from .runtime import Progress, json_arg, process_age_s, rss_mb, setup
 
 WORKER_TIMEOUT_S = 600  # a data loader worker silent this long is reported, not waited on
 
@@ -75,20 +84,93 @@ class CorruptCheckpoint(SystemExit):
     pass
 
 
-def load_resume(path):
-    """Load the checkpoint to resume from. A corrupt one is removed so that the next
-    `snakemake` run retrains it from the checkpoint before it (the previous good one)."""
+def load_resume(path, job_output=None):
+    """Load the checkpoint to resume from. A corrupt one is removed, with the last checkpoint
+    of the job that wrote it (`job_output`, the one Snakemake knows), so that the next
+    `snakemake` run retrains them from the checkpoint before that job (the previous good one)."""
     try:
         return checkpoint.load(path, required=("model", "optimizer", "iteration"))
     except RuntimeError as e:
-        Path(path).unlink(missing_ok=True)
-        raise CorruptCheckpoint(f"{e}\nRemoved {path}: run snakemake again to retrain it from "
-                                f"the previous checkpoint.") from e
+        removed = [str(p) for p in dict.fromkeys([path, job_output]) if p is not None]
+        for p in removed:
+            Path(p).unlink(missing_ok=True)
+        raise CorruptCheckpoint(f"{e}\nRemoved {' and '.join(removed)}: run snakemake again to "
+                                f"retrain from the previous checkpoint.") from e
+
+
+# The modules whose code decides the weights training produces (a checkpoint's lineage).
+LINEAGE_MODULES = ("train", "models", "roi_align", "data", "layout", "schedule", "checkpoint",
+                   "distributed", "runtime")
+
+
+def lineage_of(model_cfg, train_cfg, init, total, backbone, resume_meta, train_annotations,
+               image_ids, world_size, device_type) -> str | None:
+    """What determines a branch's weights at any iteration, as a hash: the checkpoint at a
+    given iteration of a given lineage is always the same, however the branch was cut into
+    jobs. A trunk's lineage hashes the settings, init, backbone, train set and training code;
+    a tail's is its trunk's and the schedule length; a resumed segment inherits it. None when
+    the checkpoint resumed from has none (written before lineages existed)."""
+    def sha1_file(path):
+        digest = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    if resume_meta is not None:
+        parent = resume_meta.get("lineage")
+        if parent is None or resume_meta.get("schedule_iters") == total:
+            return parent
+        return hashlib.sha1(f"{parent}/schedule of {total}".encode()).hexdigest()
+    here = Path(__file__).parent
+    root = {"model": model_cfg, "train": train_cfg, "init": init, "schedule_iters": total,
+            "backbone": sha1_file(backbone) if backbone else None,
+            "train_annotations": sha1_file(train_annotations), "images": sorted(image_ids),
+            "world_size": world_size, "device": device_type,
+            "code": {m: sha1_file(here / f"{m}.py") for m in LINEAGE_MODULES},
+            "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return hashlib.sha1(json.dumps(root, sort_keys=True).encode()).hexdigest()
+
+
+def own_checkpoint(saves: dict, lineage: str | None, start: int):
+    """(iteration, state) of the latest checkpoint of this job that an earlier, killed or
+    superseded run of it wrote, such that it and every checkpoint of the job before it exist
+    with this lineage (forks read those); None if there is none."""
+    if lineage is None:
+        return None
+    good = None
+    for it in sorted(saves):
+        try:
+            meta = checkpoint.peek(saves[it]) if saves[it].is_file() else None
+        except RuntimeError as e:  # corrupt: rewritten from the previous one
+            print(f"ignoring {saves[it]}: {e}", flush=True)
+            meta = None
+        if meta is None or meta.get("iteration") != it or meta.get("lineage") != lineage:
+            break
+        good = it
+    if good is None or good <= start:
+        return None
+    return good, checkpoint.load(saves[good], required=("model", "optimizer", "iteration"))
+
+
+def checkpoint_path(folder, iteration: int) -> Path:
+    """Where a branch's checkpoint at `iteration` lives (the workflow's naming)."""
+    return Path(folder) / f"iter_{iteration:06d}.pt"
 
 
 def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                   resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
-                  num_workers=0, meta=None, skip_ids=(), world=World(), train_annotations=None):
+                  num_workers=0, meta=None, skip_ids=(), world=World(), train_annotations=None,
+                  checkpoints=(), after_checkpoint=None, phases=None, resume_job=None):
+    """Train [start, end) and write `out` at `end`, plus a checkpoint (next to `out`) at each
+    iteration of `checkpoints` inside (start, end). after_checkpoint(model, iteration, path)
+    runs on rank 0 after each is written (the job's evaluation). `phases` (a dict) collects
+    seconds spent setting up, training, writing checkpoints and in after_checkpoint."""
+    phases = {} if phases is None else phases
+    t_setup = time.perf_counter()
+    saves = {int(i): checkpoint_path(Path(out).parent, int(i)) for i in checkpoints}
+    if any(not start < i < end for i in saves):
+        raise SystemExit(f"--checkpoints must lie inside ({start}, {end}), got {sorted(saves)}")
+    saves[end] = Path(out)
     dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]),
                             skip_ids=skip_ids, ann_file=train_annotations)
     if train_annotations:
@@ -110,10 +192,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
                                 weight_decay=train_cfg["weight_decay"])
-    for stale in checkpoint.remove_stale_temps(out):
+    for stale in [p for path in saves.values() for p in checkpoint.remove_stale_temps(path)]:
         print(f"removed {stale}, left by a killed writer", flush=True)
     if resume is not None:
-        state = load_resume(resume)
+        state = load_resume(resume, resume_job)
         if state["iteration"] != start:
             raise SystemExit(f"{resume} is at iteration {state['iteration']}, segment starts at {start}")
         model.load_state_dict(state["model"])
@@ -128,6 +210,18 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         print(f"backbone initialised from {backbone}", flush=True)
     else:
         print("random initialisation", flush=True)
+    meta = {**(meta or {}), "schedule_iters": total, "lineage": lineage_of(
+        model_cfg, train_cfg, init, total, backbone, state.get("meta", {}) if resume is not None else None,
+        train_annotations or Path(coco_root) / "annotations" / "instances_train2017.json",
+        dataset.ids, world.size, device.type)}
+    found = own_checkpoint(saves, meta["lineage"], start)
+    if found is not None:  # an earlier run of this job got this far: go on from there
+        start, state = found
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        print(f"resumed from {saves[start]} at iteration {start}, written by an earlier run of this "
+              f"job (same lineage)", flush=True)
+    phases["resumed_from"] = start
     net = model
     if world.size > 1:
         if model_cfg["norm"] == "SyncBN":
@@ -144,8 +238,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     base_lr = scaled_lr(train_cfg)
     progress = Progress(end - start, log_every)
     net.train()
+    phases["setup_s"] = time.perf_counter() - t_setup
+    phases.update(save_s=0.0, eval_s=0.0)
     t_data = 0.0
-    t0 = time.perf_counter()
+    t_loop = t0 = time.perf_counter()
     it = start
     batch_iter = iter(loader)
     while it < end:
@@ -179,12 +275,21 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
             print(f"iter {it + 1}/{end} loss={loss.item():.3f} {terms} lr={lr:.4g} | {line} "
                   f"({progress.done * bs / (time.perf_counter() - progress.t0):.1f} img/s, "
                   f"data wait {t_data:.1f}s, rss {rss_mb():.0f} MB)", flush=True)
-        t0 = time.perf_counter()
         it += 1
-    if world.main:  # ranks hold identical weights; one writes
-        checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "iteration": end, "meta": meta or {}}, out)
-        print(f"wrote {out}", flush=True)
+        if it in saves and world.main:  # ranks hold identical weights; one writes
+            t_save = time.perf_counter()
+            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "iteration": it, "meta": meta or {}}, saves[it])
+            print(f"wrote {saves[it]}", flush=True)
+            t_eval = time.perf_counter()
+            phases["save_s"] += t_eval - t_save
+            if after_checkpoint is not None:
+                after_checkpoint(model, it, saves[it])
+                net.train()
+            phases["eval_s"] += time.perf_counter() - t_eval
+        t0 = time.perf_counter()
+    phases["train_s"] = time.perf_counter() - t_loop - phases["save_s"] - phases["eval_s"]
+    phases["iterations"] = end - start  # start: where this run began (after any earlier run's checkpoint)
     world.barrier()
 
 
@@ -196,6 +301,8 @@ def main(argv=None):
     p.add_argument("--init", choices=["scratch", "pretrained"], required=True)
     p.add_argument("--backbone", help="pre-trained backbone checkpoint (init=pretrained, start=0)")
     p.add_argument("--resume", help="checkpoint at iteration --start")
+    p.add_argument("--resume-job", help="the last checkpoint of the job that wrote --resume: removed "
+                   "with it if --resume is corrupt, so that the workflow retrains both")
     p.add_argument("--start-iter", type=int, required=True, help="iteration the segment starts at")
     p.add_argument("--end-iter", type=int, required=True, help="iteration it ends (and checkpoints) at")
     p.add_argument("--schedule-iters", type=int, default=0,
@@ -208,7 +315,20 @@ def main(argv=None):
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
     p.add_argument("--train-annotations", help="train on this COCO annotation file (a less-data subset) "
                    "instead of the root's instances_train2017.json")
+    p.add_argument("--checkpoints", type=int, nargs="*", default=[],
+                   help="further checkpoints to write on the way, inside (start, end), next to --out")
+    p.add_argument("--eval-extra", help="evaluate every checkpoint written, with --model plus these "
+                   "inference-only keys (JSON, e.g. score_thresh) as rethink.evaluate's --model")
+    p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
+    p.add_argument("--eval-batch-size", type=int, default=4)
+    p.add_argument("--eval-backend", default="faster")
+    p.add_argument("--variant", default="main", help="recorded with the evaluations")
+    p.add_argument("--seed", type=int, default=0, help="recorded with the evaluations")
+    p.add_argument("--branch", default="", help="recorded with the evaluations")
+    p.add_argument("--phases-out", help="write the job's time per phase (start-up, setup, training, "
+                   "checkpoint writes, evaluation) to this JSON file")
     args = p.parse_args(argv)
+    startup_s = process_age_s()
     if not 0 <= args.start_iter < args.end_iter:
         p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
@@ -217,13 +337,35 @@ def main(argv=None):
     print(f"training {args.init} iterations {args.start_iter}->{args.end_iter} "
           f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "
           f"{args.threads} threads", flush=True)
+    evaluate = None
+    phases = {"startup_s": startup_s}
+    if args.eval_extra and world.main:
+        if not args.eval_dir:
+            p.error("--eval-extra needs --eval-dir")
+        t = time.perf_counter()
+        from .evaluate import CheckpointEvaluator
+        evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **json_arg(args.eval_extra, "eval-extra")},
+                                        args.eval_batch_size, args.eval_backend, args.device,
+                                        device, args.layout_stats)
+        phases["eval_setup_s"] = time.perf_counter() - t
+        record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch}
+
+        def evaluate(model, iteration, path):
+            m = evaluator(model.state_dict(), path, Path(args.eval_dir) / f"iter_{iteration:06d}",
+                          {**record, "iteration": iteration})
+            print(f"evaluated {path}: bbox AP {m['bbox']['AP']:.4f}  mask AP {m['segm']['AP']:.4f}",
+                  flush=True)
     try:
         train_segment(args.coco, model_cfg, train_cfg, args.init, args.start_iter, args.end_iter, total,
                       args.out, resume=args.resume, backbone=args.backbone, device=device,
                       log_every=args.log_every, num_workers=args.workers,
                       meta={"init": args.init, "schedule_iters": total},
                       skip_ids=skipped_image_ids(args.layout_stats, "train"), world=world,
-                      train_annotations=args.train_annotations)
+                      train_annotations=args.train_annotations, checkpoints=args.checkpoints,
+                      after_checkpoint=evaluate, phases=phases, resume_job=args.resume_job)
+        if args.phases_out and world.main:
+            write_json(args.phases_out, {k: round(v, 3) if isinstance(v, float) else v
+                                         for k, v in phases.items()})
     except RuntimeError as e:  # a worker death signalled outside next(): iteration unknown
         if "DataLoader" in str(e):
             raise loader_failure(e, "?", args.start_iter, args.end_iter) from e

@@ -93,15 +93,36 @@ def all_checkpoints():
             for branch in branches(v) for it in VARIANTS[v].plan.checkpoints(branch)]
 
 
+def variant_jobs(variant, branch):
+    """The training jobs of a variant's branch: (start, checkpoints), detection.job_iters each."""
+    return VARIANTS[variant].plan.jobs(branch, config["detection"]["job_iters"])
+
+
+def all_train_jobs():
+    """(variant, seed, init, branch, last iteration) of every training job of the study."""
+    return [(v, seed, init, branch, ckpts[-1]) for v in VARIANTS for seed in SEEDS for init in INITS
+            for branch in branches(v) for _, ckpts in variant_jobs(v, branch)]
+
+
+def job_end(variant, branch, iteration):
+    """The last checkpoint of the training job that writes `branch`'s checkpoint at `iteration`:
+    the job's declared output (the checkpoints before it are written on the way)."""
+    return VARIANTS[variant].plan.job_of(branch, int(iteration), config["detection"]["job_iters"])[1][-1]
+
+
 def benchmark_files():
     """The benchmark files of every pre-training, training and evaluation job."""
     files = []
     if RUNS_PRETRAINING:
         files += [f"{R}/benchmarks/pretrain/{n}.tsv" for n in PRETRAIN_NORMS if pretrain_metrics(n)]
-    for cell in all_checkpoints():
-        for stage in ("train", "evaluate"):
-            files.append(cell_path(f"{R}/benchmarks/{stage}/{CELL}.tsv", *cell))
+    files += [cell_path(f"{R}/benchmarks/train/{CELL}.tsv", *job) for job in all_train_jobs()]
+    files += [cell_path(f"{R}/benchmarks/evaluate/{CELL}.tsv", *cell) for cell in all_checkpoints()]
     return files
+
+
+def phase_files():
+    """The time-per-phase files the training jobs write (start-up, setup, training, evaluation)."""
+    return [cell_path(f"{R}/benchmarks/train/{CELL}.phases.json", *job) for job in all_train_jobs()]
 
 
 def train_launcher():
@@ -121,15 +142,29 @@ def resources_for(kind):
     return {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
 
 
-# Training segments of the forked plan (rule train_segment).
+# Training jobs of the forked plan (the train rule): each trains consecutive segments of one
+# branch and writes a checkpoint at every one of their ends; its declared output is the last.
 
-def segment(wildcards):
-    """(start branch, start iteration, end iteration, schedule length or 0) of a segment."""
+def train_job(wildcards):
+    """(start, checkpoints, schedule length or 0) of the job whose last checkpoint is
+    wildcards.iteration."""
     plan = VARIANTS[wildcards.variant].plan
     end = int(wildcards.iteration)
-    from_branch, start = plan.segment_start(wildcards.branch, end)
+    start, ckpts = plan.job_of(wildcards.branch, end, config["detection"]["job_iters"])
+    if ckpts[-1] != end:
+        raise ValueError(f"{wildcards.branch}/iter_{end:06d} is written on the way by the training "
+                         f"job that ends at {ckpts[-1]}; ask for that one (or its evaluation)")
     total = 0 if wildcards.branch == TRUNK else plan.schedule(wildcards.branch).iters
-    return from_branch, start, end, total
+    return start, ckpts, total
+
+
+def resume_point(wildcards):
+    """(branch, iteration) of the checkpoint the job resumes from; iteration 0: none."""
+    start, _, _ = train_job(wildcards)
+    if start == 0:
+        return TRUNK, 0
+    plan = VARIANTS[wildcards.variant].plan
+    return (wildcards.branch if start in plan.checkpoints(wildcards.branch) else TRUNK), start
 
 
 def train_annotations(variant):
@@ -137,28 +172,42 @@ def train_annotations(variant):
     return None if VARIANTS[variant].kind != "regime" else SUBSET.format(variant=variant)
 
 
-def segment_inputs(wildcards):
-    from_branch, start, _, _ = segment(wildcards)
+def job_inputs(wildcards):
+    branch, start = resume_point(wildcards)
     inputs = {"checked": COCO_CHECKED}
     subset = train_annotations(wildcards.variant)
     if subset:
         inputs["subset"] = subset
-    if start > 0:
-        inputs["resume"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
-                                     from_branch, start)
+    if start > 0:  # the job that wrote the checkpoint: its declared (last) one
+        inputs["resume_job"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
+                                         branch, job_end(wildcards.variant, branch, start))
     elif wildcards.init == "pretrained":
         inputs["backbone"] = backbone_path(VARIANTS[wildcards.variant].norm)
     return inputs
 
 
-def segment_args(wildcards, input):
-    _, start, end, total = segment(wildcards)
-    args = f"--start-iter {start} --end-iter {end} --schedule-iters {total}"
-    for key in ("resume", "backbone", "subset"):
+def job_args(wildcards, input):
+    start, ckpts, total = train_job(wildcards)
+    args = f"--start-iter {start} --end-iter {ckpts[-1]} --schedule-iters {total}"
+    if len(ckpts) > 1:
+        args += " --checkpoints " + " ".join(str(c) for c in ckpts[:-1])
+    branch, start = resume_point(wildcards)
+    if start > 0:
+        resume = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init, branch, start)
+        args += f" --resume {shlex.quote(resume)} --resume-job {shlex.quote(input.resume_job)}"
+    for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations")):
         if key in input.keys():
-            flag = "--train-annotations" if key == "subset" else f"--{key}"
             args += f" {flag} {shlex.quote(input[key])}"
     return args
+
+
+def evaluated_checkpoint(wildcards):
+    """The checkpoint an evaluate job scores, and (its input) the training job output behind it."""
+    path = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init, wildcards.branch,
+                     int(wildcards.iteration))
+    job = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init, wildcards.branch,
+                    job_end(wildcards.variant, wildcards.branch, wildcards.iteration))
+    return path, job
 
 
 def variant_model(wildcards):

@@ -1,6 +1,8 @@
 # Mask R-CNN training as segments of each variant's forked plan: one trunk at base LR per
 # (variant, seed, init), and a tail per schedule forked from the trunk checkpoint where its
-# first LR drop falls. Each segment resumes from the checkpoint before it and writes the next.
+# first LR drop falls. A training job trains consecutive segments of one branch (at most
+# detection.job_iters iterations; null: the whole branch), resuming from the checkpoint
+# before them, and writes and evaluates a checkpoint at the end of each.
 
 
 rule subset:
@@ -24,17 +26,28 @@ rule subset:
         "--layout-stats {input.checked:q} --out {output:q} > {log:q} 2>&1"
 
 
-rule train_segment:
+# The training job's own evaluation of its checkpoints takes the evaluation settings from
+# the environment, not from params: evaluation keys are then rerun triggers of the evaluate
+# rule alone (evaluate.smk), never of training. Every metrics file records the settings used.
+os.environ.update(RETHINK_TRAINING_EVAL_ARGS=(
+    f"--eval-extra {as_json(study_config.eval_only_model_settings(config))} "
+    f"--eval-batch-size {config['evaluate']['batch_size']} "
+    f"--eval-backend {config['evaluate']['backend']}") if config["evaluate"]["in_training"] else "")
+
+
+rule train:
     input:
-        unpack(segment_inputs),
+        unpack(job_inputs),
     output:
-        CKPT,
+        checkpoint=CKPT,
+        phases=f"{R}/benchmarks/train/{CELL}.phases.json",
     params:
-        segment=segment_args,
+        job=job_args,
         launcher=train_launcher(),
         root=COCO,
         model=variant_model,
         train=variant_train,
+        eval_dir=lambda wildcards: f"{R}/eval/{wildcards.variant}/seed{wildcards.seed}/{wildcards.init}/{wildcards.branch}",
         workers=config["detection"]["workers"],
         log_every=config["detection"]["log_every"],
         device=config["device"],
@@ -49,8 +62,10 @@ rule train_segment:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
-        "--train {params.train:q} --init {wildcards.init} {params.segment} --out {output:q} "
-        "--layout-stats {input.checked:q} "
+        "--train {params.train:q} --init {wildcards.init} {params.job} --out {output.checkpoint:q} "
+        "--layout-stats {input.checked:q} --variant {wildcards.variant} --seed {wildcards.seed} "
+        "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} $RETHINK_TRAINING_EVAL_ARGS "
+        "--phases-out {output.phases:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
         "--device {params.device} > {log:q} 2>&1"
 

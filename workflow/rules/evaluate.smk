@@ -1,10 +1,12 @@
-# COCO evaluation of every checkpoint (pycocotools, bbox and segm), then one tidy table
-# of all metrics that the figure rules read.
+# COCO evaluation of every checkpoint (COCOeval, bbox and segm), then one tidy table of all
+# metrics that the figure rules read. The training job has already scored each checkpoint
+# it wrote; an evaluate job adopts that result when it was made with these very settings
+# and the same checkpoint file (no torch, well under a second), and evaluates otherwise.
 
 
 rule evaluate:
     input:
-        checkpoint=CKPT,
+        job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
         checked=COCO_CHECKED,
     output:
         metrics=f"{EVAL_DIR}/metrics.json",
@@ -12,6 +14,7 @@ rule evaluate:
         segm=f"{EVAL_DIR}/segm_results.json",
     params:
         root=COCO,
+        checkpoint=lambda wildcards: evaluated_checkpoint(wildcards)[0],
         model=lambda wildcards: as_json(study_config.model_settings(config, True, VARIANTS[wildcards.variant].norm)),
         batch_size=config["evaluate"]["batch_size"],
         backend=config["evaluate"]["backend"],
@@ -26,8 +29,8 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluate --coco {params.root:q} --model {params.model:q} "
-        "--checkpoint {input.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
+        "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluation_job --coco {params.root:q} --model {params.model:q} "
+        "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
         "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
         "--seed {wildcards.seed} --init {wildcards.init} "
         "--branch {wildcards.branch} --iteration {wildcards.iteration} "

@@ -212,6 +212,7 @@ rule table_job_costs:
     input:
         script=f"{PACKAGE_DIR}/rethink/costs.py",
         benchmarks=benchmark_files(),
+        phases=phase_files(),
     output:
         csv=report(f"{R}/tables/job_costs.csv", caption="../report/job_costs.rst",
                    category="Cost", labels={"figure": "wall time and memory per stage"}),
@@ -225,4 +226,4 @@ rule table_job_costs:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.costs --out-csv {output.csv:q} --out-md {output.md:q} "
-        "{input.benchmarks:q} > {log:q} 2>&1"
+        "--phases {input.phases:q} -- {input.benchmarks:q} > {log:q} 2>&1"

@@ -1,0 +1,95 @@
+"""The evaluate rule's entry point: adopt the training job's own evaluation of a checkpoint,
+or evaluate it.
+
+A training job evaluates every checkpoint it writes, in its own process (the model and the
+decoded val set are already in memory), and leaves the result in `<eval dir>/from_training/`,
+stamped with the settings it was scored with and the checkpoint file it scored. The evaluate
+job of that checkpoint then only checks the stamp against its own settings and moves the
+files into place: no torch import, no model, no images. When the stamp differs (an
+evaluation-only key such as `evaluate.batch_size`, `evaluate.backend` or
+`model.score_thresh` was edited since, or the checkpoint was rewritten), it runs
+`rethink.evaluate` on the checkpoint as before. So evaluation settings stay rerun triggers
+of evaluation alone, never of training.
+
+    python -m rethink.evaluation_job ARGS OF rethink.evaluate
+
+Torch-free on the adopting path on purpose: it runs once per checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from .layout import skipped_image_ids
+
+FROM_TRAINING = "from_training"  # sub-folder of an eval dir the training job writes to
+FILES = ("bbox_results.json", "segm_results.json", "metrics.json")  # metrics last: it marks completeness
+
+
+def settings(model: dict, batch_size: int, backend: str, device: str, skip_ids) -> dict:
+    """Everything that decides an evaluation's numbers besides the weights."""
+    return {"model": model, "batch_size": int(batch_size), "backend": backend, "device": device,
+            "skipped_val_ids": sorted(int(i) for i in skip_ids)}
+
+
+def checkpoint_identity(path: str | os.PathLike) -> dict:
+    """Size and SHA-1 of the file's bytes (not its mtime: Snakemake touches job outputs)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return {"size": os.path.getsize(path), "sha1": digest.hexdigest()}
+
+
+def adopt(from_dir: Path, outputs: dict, wanted: dict, ckpt: str | os.PathLike) -> str | None:
+    """Move the training job's evaluation into `outputs` ({file name: path}) if it was made
+    with `wanted` settings on this very checkpoint file; return why not otherwise."""
+    try:
+        made = json.loads((from_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return f"no evaluation from the training job in {from_dir}"
+    if made.get("evaluation") != wanted:
+        return "the training job evaluated with other settings"
+    if made.get("checkpoint_identity") != checkpoint_identity(ckpt):
+        return f"{ckpt} was rewritten after the training job evaluated it"
+    if not all((from_dir / name).is_file() for name in FILES):
+        return f"{from_dir} is incomplete"
+    for name in FILES:
+        Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(from_dir / name, outputs[name])
+    from_dir.rmdir()
+    return None
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def arg(flag, default=None):
+        return argv[argv.index(flag) + 1] if flag in argv else default
+
+    outputs = {"metrics.json": arg("--out-metrics"), "bbox_results.json": arg("--out-bbox"),
+               "segm_results.json": arg("--out-segm")}
+    ckpt = arg("--checkpoint")
+    if all(outputs.values()) and ckpt and os.path.exists(ckpt):
+        from_dir = Path(outputs["metrics.json"]).parent / FROM_TRAINING
+        try:
+            wanted = settings(json.loads(arg("--model", "{}")), int(arg("--batch-size", 4)),
+                              arg("--backend", "faster"), arg("--device", "auto"),
+                              skipped_image_ids(arg("--layout-stats"), "val"))
+        except (ValueError, RuntimeError) as e:  # rethink.evaluate reports bad arguments
+            why = str(e)
+        else:
+            why = adopt(from_dir, outputs, wanted, ckpt)
+        if why is None:
+            print(f"adopted the training job's evaluation of {ckpt} (same settings)", flush=True)
+            return 0
+        print(f"evaluating {ckpt} here: {why}", flush=True)
+    from . import evaluate
+    return evaluate.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,8 +87,9 @@ def test_no_half_written_checkpoint_or_temp_file_survives(faulted):
     work, _ = faulted
     folder = work / "results/detection/main/seed0/scratch"
     assert not list(folder.rglob(".*tmp*")), "stale temp files left behind"
-    for ckpt in folder.rglob("*.pt"):
-        checkpoint.load(ckpt, required=("model", "optimizer", "iteration"))
+    for ckpt in folder.rglob("*.pt"):  # a schedule's last checkpoint keeps no optimizer state
+        final = ckpt.parent.name != "trunk" and int(ckpt.stem[5:]) == 6 * int(ckpt.parent.name[:-1])
+        checkpoint.load(ckpt, required=("model", "iteration") if final else ("model", "optimizer", "iteration"))
 
 
 def test_final_weights_equal_an_uninterrupted_run(faulted, tmp_path):

@@ -52,4 +52,5 @@ def peek(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated: {e}") from e
-    return {**state.get("meta", {}), "iteration": state.get("iteration")}
+    return {**state.get("meta", {}), "iteration": state.get("iteration"),
+            "has_optimizer": "optimizer" in state}

@@ -146,7 +146,8 @@ def own_checkpoint(saves: dict, lineage: str | None, start: int):
             meta = None
         if meta is None or meta.get("iteration") != it or meta.get("lineage") != lineage:
             break
-        good = it
+        if meta["has_optimizer"]:
+            good = it
     if good is None or good <= start:
         return None
     return good, checkpoint.load(saves[good], required=("model", "optimizer", "iteration"))
@@ -278,8 +279,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         it += 1
         if it in saves and world.main:  # ranks hold identical weights; one writes
             t_save = time.perf_counter()
-            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "iteration": it, "meta": meta or {}}, saves[it])
+            state = {"model": model.state_dict(), "iteration": it, "meta": meta}
+            if it != total:  # a schedule's last checkpoint: nothing trains on from it
+                state["optimizer"] = optimizer.state_dict()
+            checkpoint.save(state, saves[it])
             print(f"wrote {saves[it]}", flush=True)
             t_eval = time.perf_counter()
             phases["save_s"] += t_eval - t_save

@@ -125,10 +125,11 @@ def run_all(work: Path, repeats: int, quick: bool) -> dict:
     return out
 
 
-def scaling(work: Path, base_seconds: float | None, data_factors=(1, 2, 4),
-            schedule_factors=(1, 2, 4)) -> dict:
+def scaling(work: Path, base_seconds: float | None, data_factors=(1, 4, 16),
+            schedule_factors=(1, 4, 16, 32)) -> dict:
     """Complete runs of the reduced study, one per point, each in a fresh results folder:
-    dataset size (every synthetic image count x f) and schedule length (one_x x s)."""
+    dataset size (every synthetic image count x f) and schedule length (one_x x s), up to
+    sizes where compute, not job start-up, sets the wall time (runs of several minutes)."""
     wf = work / "workflow_copy"
     if not wf.exists():
         copy_workflow(wf)

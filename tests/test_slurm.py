@@ -54,7 +54,10 @@ def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke,
     assert len(remotes) == 8  # main: 4 checkpoints per init
     for remote in remotes:
         local = smoke / "results/eval" / remote.relative_to(work / "results/eval")
-        assert json.loads(remote.read_text()) == json.loads(local.read_text()), remote
+        # all but the checkpoint file's hash: torch.save names its archive after the (temp) file
+        same = lambda path: {k: v for k, v in json.loads(path.read_text()).items()  # noqa: E731
+                             if k != "checkpoint_identity"}
+        assert same(remote) == same(local), remote
 
 
 def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp_path):

@@ -2,6 +2,7 @@
 one. Torch-free, so the plotting environment can use it too."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -34,3 +35,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def sha1_file(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes, read in blocks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

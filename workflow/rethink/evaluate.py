@@ -20,7 +20,6 @@ result when its settings match (`rethink.evaluation_job`).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
@@ -41,7 +40,7 @@ from .runtime import Progress, json_arg, setup
 
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                 "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
-BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
+BACKENDS = evaluation_job.BACKENDS
 
 
 def encode_masks(masks) -> list[dict]:
@@ -245,27 +244,7 @@ class CheckpointEvaluator:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--coco", required=True)
-    p.add_argument("--model", required=True, help="model config as JSON")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out-metrics", required=True)
-    p.add_argument("--out-bbox", required=True)
-    p.add_argument("--out-segm", required=True)
-    p.add_argument("--variant", default="main", help="recorded in the metrics file")
-    p.add_argument("--seed", type=int, default=0, help="recorded in the metrics file")
-    p.add_argument("--init", default="", help="recorded in the metrics file")
-    p.add_argument("--branch", default="", help="recorded in the metrics file")
-    p.add_argument("--iteration", type=int, default=-1, help="recorded in the metrics file")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--layout-stats", metavar="PATH",
-                   help="the layout check's stats JSON: val images it skipped as undecodable "
-                        "are left out of the dataset and of the evaluation")
-    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
-                   help="COCOeval implementation: faster-coco-eval (default) or pycocotools; "
-                        "same numbers")
+    p = evaluation_job.parser(__doc__.split("\n\n")[0])
     args = p.parse_args(argv)
     device = setup(args.threads, args.device, deterministic=False)
     skip = skipped_image_ids(args.layout_stats, "val")

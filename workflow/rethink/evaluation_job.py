@@ -17,14 +17,16 @@ Torch-free on the adopting path on purpose: it runs once per checkpoint.
 """
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
+from .atomic import sha1_file
 from .layout import skipped_image_ids
 
+BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
 FROM_TRAINING = "from_training"  # sub-folder of an eval dir the training job writes to
 FILES = ("bbox_results.json", "segm_results.json", "metrics.json")  # metrics last: it marks completeness
 
@@ -37,11 +39,7 @@ def settings(model: dict, batch_size: int, backend: str, device: str, skip_ids) 
 
 def checkpoint_identity(path: str | os.PathLike) -> dict:
     """Size and SHA-1 of the file's bytes (not its mtime: Snakemake touches job outputs)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return {"size": os.path.getsize(path), "sha1": digest.hexdigest()}
+    return {"size": os.path.getsize(path), "sha1": sha1_file(path)}
 
 
 def adopt(from_dir: Path, outputs: dict, wanted: dict, ckpt: str | os.PathLike) -> str | None:
@@ -64,21 +62,43 @@ def adopt(from_dir: Path, outputs: dict, wanted: dict, ckpt: str | os.PathLike) 
     return None
 
 
+def parser(description: str) -> argparse.ArgumentParser:
+    """The command line of rethink.evaluate (and so of this entry point)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--coco", required=True)
+    p.add_argument("--model", required=True, help="model config as JSON")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--out-bbox", required=True)
+    p.add_argument("--out-segm", required=True)
+    p.add_argument("--variant", default="main", help="recorded in the metrics file")
+    p.add_argument("--seed", type=int, default=0, help="recorded in the metrics file")
+    p.add_argument("--init", default="", help="recorded in the metrics file")
+    p.add_argument("--branch", default="", help="recorded in the metrics file")
+    p.add_argument("--iteration", type=int, default=-1, help="recorded in the metrics file")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--layout-stats", metavar="PATH",
+                   help="the layout check's stats JSON: val images it skipped as undecodable "
+                        "are left out of the dataset and of the evaluation")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                   help="COCOeval implementation: faster-coco-eval (default) or pycocotools; "
+                        "same numbers")
+    return p
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-
-    def arg(flag, default=None):
-        return argv[argv.index(flag) + 1] if flag in argv else default
-
-    outputs = {"metrics.json": arg("--out-metrics"), "bbox_results.json": arg("--out-bbox"),
-               "segm_results.json": arg("--out-segm")}
-    ckpt = arg("--checkpoint")
-    if all(outputs.values()) and ckpt and os.path.exists(ckpt):
-        from_dir = Path(outputs["metrics.json"]).parent / FROM_TRAINING
+    args = parser(__doc__.split("\n\n")[0]).parse_args(argv)
+    outputs = {"metrics.json": args.out_metrics, "bbox_results.json": args.out_bbox,
+               "segm_results.json": args.out_segm}
+    ckpt = args.checkpoint
+    if os.path.exists(ckpt):
+        from_dir = Path(args.out_metrics).parent / FROM_TRAINING
         try:
-            wanted = settings(json.loads(arg("--model", "{}")), int(arg("--batch-size", 4)),
-                              arg("--backend", "faster"), arg("--device", "auto"),
-                              skipped_image_ids(arg("--layout-stats"), "val"))
+            wanted = settings(json.loads(args.model), args.batch_size, args.backend, args.device,
+                              skipped_image_ids(args.layout_stats, "val"))
         except (ValueError, RuntimeError) as e:  # rethink.evaluate reports bad arguments
             why = str(e)
         else:

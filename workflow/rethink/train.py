@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import checkpoint, distributed, faults, schedule
-from .atomic import write_json
+from . import checkpoint, distributed, evaluation_job, faults, schedule
+from .atomic import sha1_file, write_json
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
 from .distributed import World
@@ -110,12 +110,6 @@ def lineage_of(model_cfg, train_cfg, init, total, backbone, resume_meta, train_a
     jobs. A trunk's lineage hashes the settings, init, backbone, train set and training code;
     a tail's is its trunk's and the schedule length; a resumed segment inherits it. None when
     the checkpoint resumed from has none (written before lineages existed)."""
-    def sha1_file(path):
-        digest = hashlib.sha1()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        return digest.hexdigest()
     if resume_meta is not None:
         parent = resume_meta.get("lineage")
         if parent is None or resume_meta.get("schedule_iters") == total:
@@ -279,10 +273,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         it += 1
         if it in saves and world.main:  # ranks hold identical weights; one writes
             t_save = time.perf_counter()
-            state = {"model": model.state_dict(), "iteration": it, "meta": meta}
+            saved = {"model": model.state_dict(), "iteration": it, "meta": meta}
             if it != total:  # a schedule's last checkpoint: nothing trains on from it
-                state["optimizer"] = optimizer.state_dict()
-            checkpoint.save(state, saves[it])
+                saved["optimizer"] = optimizer.state_dict()
+            checkpoint.save(saved, saves[it])
             print(f"wrote {saves[it]}", flush=True)
             t_eval = time.perf_counter()
             phases["save_s"] += t_eval - t_save
@@ -324,7 +318,7 @@ def main(argv=None):
                    "inference-only keys (JSON, e.g. score_thresh) as rethink.evaluate's --model")
     p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
     p.add_argument("--eval-batch-size", type=int, default=4)
-    p.add_argument("--eval-backend", default="faster")
+    p.add_argument("--eval-backend", choices=evaluation_job.BACKENDS, default=evaluation_job.BACKENDS[0])
     p.add_argument("--variant", default="main", help="recorded with the evaluations")
     p.add_argument("--seed", type=int, default=0, help="recorded with the evaluations")
     p.add_argument("--branch", default="", help="recorded with the evaluations")

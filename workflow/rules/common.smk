@@ -159,12 +159,10 @@ def train_job(wildcards):
 
 
 def resume_point(wildcards):
-    """(branch, iteration) of the checkpoint the job resumes from; iteration 0: none."""
-    start, _, _ = train_job(wildcards)
-    if start == 0:
-        return TRUNK, 0
-    plan = VARIANTS[wildcards.variant].plan
-    return (wildcards.branch if start in plan.checkpoints(wildcards.branch) else TRUNK), start
+    """(branch, iteration) of the checkpoint the job resumes from (the one before its first
+    segment); iteration 0: none."""
+    _, ckpts, _ = train_job(wildcards)
+    return VARIANTS[wildcards.variant].plan.segment_start(wildcards.branch, ckpts[0])
 
 
 def train_annotations(variant):

@@ -46,6 +46,11 @@ BROKEN_CASES = (
     "bbox_negative_width",
     "bbox_outside_image",
     "polygon_fewer_than_3_points",
+    "polygon_odd_coordinate_count",
+    "polygon_outside_image",
+    "rle_size_not_the_image",
+    "rle_counts_not_the_image",      # uncompressed counts that do not tile h x w
+    "crowd_without_rle",             # iscrowd 1 with polygons
     "unknown_category_id",
     "corrupt_jpeg_fail",             # truncated JPEG, data.corrupt_images = fail
 )
@@ -306,6 +311,40 @@ def broken_bbox_outside_image(root, capsys):
 def broken_polygon_fewer_than_3_points(root, capsys):
     bad_annotation(root, lambda a: a.__setitem__("segmentation", [[1.0, 2.0, 5.0, 6.0]]),
                    "polygon 0 has 4 coordinates; needs an even count of at least 6 (3 points)")
+
+
+def broken_polygon_odd_coordinate_count(root, capsys):
+    # the odd polygon is the second of a split object, not the first
+    bad_annotation(root, lambda a: a.__setitem__(
+        "segmentation", [[1.0, 1.0, 9.0, 1.0, 9.0, 9.0], [20.0, 20.0, 30.0, 20.0, 30.0, 30.0, 20.0]]),
+        "polygon 1 has 7 coordinates; needs an even count of at least 6 (3 points)")
+
+
+def broken_polygon_outside_image(root, capsys):
+    bad_annotation(root, lambda a: a.__setitem__("segmentation", [[1.0, 1.0, 900.0, 1.0, 9.0, 9.0]]),
+                   re.compile(r"polygon 0 spans x 1\.\.900, y 1\.\.9: outside image id \d+ \(\d+x\d+\)"))
+
+
+def broken_rle_size_not_the_image(root, capsys):
+    bad_annotation(root, lambda a: a.__setitem__("segmentation", uncompressed_rle(np.ones((5, 7)))),
+                   re.compile(r"RLE size \[5, 7\] does not match image id \d+ \[\d+, \d+\]"))
+
+
+def broken_rle_counts_not_the_image(root, capsys):
+    doc = load_doc(root)
+    im = next(i for i in doc["images"] if i["id"] == doc["annotations"][0]["image_id"])
+    h, w = im["height"], im["width"]
+
+    def mutate(a):
+        a["segmentation"] = {"size": [h, w], "counts": [10, 5, h * w]}
+        a["iscrowd"] = 1
+    bad_annotation(root, mutate,
+                   f"RLE counts cover {h * w + 15} pixels, the image has {h} x {w} = {h * w}")
+
+
+def broken_crowd_without_rle(root, capsys):
+    bad_annotation(root, lambda a: a.__setitem__("iscrowd", 1),
+                   "iscrowd 1 needs an RLE segmentation")
 
 
 def broken_unknown_category_id(root, capsys):

@@ -215,6 +215,53 @@ def _verify_image(path: Path, mode: str, width, height):
     return None
 
 
+def _segmentation_problems(seg, iscrowd, img) -> list[str]:
+    """What is wrong with one annotation's `segmentation`, as COCO defines it: polygons
+    (flat [x1, y1, x2, y2, ...] lists of at least 3 points inside the image) for objects,
+    RLE ({"size": [h, w], "counts": ...} of the image's size) for crowd regions."""
+    if seg is None:
+        return ["iscrowd 1 needs an RLE segmentation, got none"] if iscrowd == 1 else []
+    W = img.get("width") if img is not None and _is_num(img.get("width")) else None
+    H = img.get("height") if img is not None and _is_num(img.get("height")) else None
+    if isinstance(seg, list):
+        if iscrowd == 1:
+            return ["iscrowd 1 needs an RLE segmentation ({\"size\": [h, w], \"counts\": ...}), "
+                    "got polygons"]
+        if not seg:
+            return ["empty polygon segmentation list"]
+        problems = []
+        for j, poly in enumerate(seg):
+            if not (isinstance(poly, list) and all(_is_num(v) for v in poly)):
+                problems.append(f"polygon {j} must be a list of numbers")
+            elif len(poly) < 6 or len(poly) % 2:
+                problems.append(f"polygon {j} has {len(poly)} coordinates; "
+                                "needs an even count of at least 6 (3 points)")
+            elif W is not None and H is not None:
+                xs, ys = poly[0::2], poly[1::2]
+                t = BBOX_TOLERANCE
+                if min(xs) < -t or min(ys) < -t or max(xs) > W + t or max(ys) > H + t:
+                    problems.append(
+                        f"polygon {j} spans x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g}: "
+                        f"outside image id {img['id']} ({W}x{H})")
+        return problems
+    if not isinstance(seg, dict):
+        return ["segmentation must be a polygon list or an RLE object"]
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+        return [f"RLE segmentation needs size [h, w], got {size!r}"]
+    if H is not None and W is not None and size != [H, W]:
+        return [f"RLE size {size} does not match image id {img['id']} [{H}, {W}]"]
+    if isinstance(counts, list):  # uncompressed: run lengths that tile the h x w image exactly
+        if not all(_is_int(c) and c >= 0 for c in counts):
+            return ["RLE counts must be non-negative integers"]
+        if sum(counts) != size[0] * size[1]:
+            return [f"RLE counts cover {sum(counts)} pixels, the image has "
+                    f"{size[0]} x {size[1]} = {size[0] * size[1]}"]
+    elif not isinstance(counts, str):
+        return ["RLE segmentation needs counts (string or list)"]
+    return []
+
+
 def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
                  corrupt_images: str = "fail"):
     """Check one annotation file and its images; return (stats, category map, skipped).
@@ -304,33 +351,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
                         f"{where}: bbox {bbox} lies outside image id {img['id']} ({W}x{H})"
                     )
         # segmentation
-        seg = a.get("segmentation")
-        if seg is None:
-            pass
-        elif isinstance(seg, list):
-            if not seg:
-                errors.append(f"{where}: empty polygon segmentation list")
-            for j, poly in enumerate(seg):
-                if not (isinstance(poly, list) and all(_is_num(v) for v in poly)):
-                    errors.append(f"{where}: polygon {j} must be a list of numbers")
-                elif len(poly) < 6 or len(poly) % 2:
-                    errors.append(
-                        f"{where}: polygon {j} has {len(poly)} coordinates; "
-                        "needs an even count of at least 6 (3 points)"
-                    )
-        elif isinstance(seg, dict):
-            size, counts = seg.get("size"), seg.get("counts")
-            if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
-                errors.append(f"{where}: RLE segmentation needs size [h, w], got {size!r}")
-            elif img is not None and size != [img.get("height"), img.get("width")]:
-                errors.append(
-                    f"{where}: RLE size {size} does not match image id {img['id']} "
-                    f"[{img.get('height')}, {img.get('width')}]"
-                )
-            if not isinstance(counts, (str, list)):
-                errors.append(f"{where}: RLE segmentation needs counts (string or list)")
-        else:
-            errors.append(f"{where}: segmentation must be a polygon list or an RLE object")
+        errors.extend(f"{where}: {p}" for p in _segmentation_problems(a.get("segmentation"), iscrowd, img))
         if len(errors) > 5 * MAX_ERRORS_LISTED:
             break
 

@@ -7,10 +7,14 @@ import time
 
 import torch
 
+from . import driver
+
 
 def setup(threads: int, device: str = "auto", deterministic: bool = True) -> torch.device:
     """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), device,
-    and deterministic kernels on CPU (bitwise-reproducible resume and forks)."""
+    and deterministic kernels on CPU (bitwise-reproducible resume and forks). A job started
+    by a local Snakemake driver stops when that driver dies (`driver.watch_driver`)."""
+    driver.watch_driver()
     torch.set_num_threads(max(1, int(threads)))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -105,7 +105,6 @@ def test_coco_layout_and_pycocotools(world):
     from pycocotools.coco import COCO
 
     root = world["coco"]
-    n_poly = n_rle = 0
     image_ids = {}
     for split, n in (("train", 14), ("val", 6)):
         ann_file = root / "annotations" / f"instances_{split}2017.json"
@@ -125,31 +124,108 @@ def test_coco_layout_and_pycocotools(world):
             with Image.open(root / f"{split}2017" / im["file_name"]) as pil:
                 assert pil.size == (im["width"], im["height"]) and pil.format == "JPEG"
             anns = coco.loadAnns(coco.getAnnIds(imgIds=im["id"]))
-            assert 1 <= len(anns) <= 5
-            union = np.zeros((im["height"], im["width"]), np.int32)
+            assert 1 <= len([a for a in anns if not a["iscrowd"]]) <= 5
             for a in anns:
-                assert a["iscrowd"] == 0 and a["category_id"] in (1, 2)
-                m = coco.annToMask(a)
-                assert m.shape == (im["height"], im["width"])
-                assert int(m.sum()) == a["area"] >= synth.MIN_VISIBLE_PIXELS
-                ys, xs = np.nonzero(m)
-                x0, y0 = xs.min(), ys.min()
-                w, h = xs.max() - x0 + 1, ys.max() - y0 + 1
-                assert np.allclose(a["bbox"], [x0, y0, w, h], atol=0.01), (a["id"], a["bbox"])
-                union += m
-                if isinstance(a["segmentation"], list):
-                    n_poly += 1
-                    assert len(a["segmentation"]) == 1 and len(a["segmentation"][0]) >= 6
-                else:
-                    n_rle += 1
-                    assert a["segmentation"]["size"] == [im["height"], im["width"]]
-                    assert isinstance(a["segmentation"]["counts"], str)
-            # visible parts of different objects never overlap
-            assert union.max() <= 1
-    assert n_poly > 0 and n_rle > 0, (n_poly, n_rle)
+                assert a["category_id"] in (1, 2)
+                assert coco.annToMask(a).shape == (im["height"], im["width"])
     assert not image_ids["train"] & image_ids["val"]
     st = world["coco_stats"]
-    assert st["train"]["polygon_annotations"] + st["train"]["rle_annotations"] == st["train"]["annotations"]
+    assert st["train"]["annotations"] == len(json.loads(
+        (root / "annotations" / "instances_train2017.json").read_text())["annotations"])
+
+
+@pytest.fixture(scope="module")
+def crowded_world(tmp_path_factory):
+    """A world large enough to hold crowd regions and objects split by occluders."""
+    root = tmp_path_factory.mktemp("crowded") / "coco"
+    stats = synth.generate_coco(root, {**SMALL, "det_train_images": 160, "det_val_images": 60}, seed=3)
+    return root, stats
+
+
+def test_coco_annotations_follow_coco_conventions(crowded_world):
+    """As COCO writes them: objects (iscrowd 0) as polygons of their visible parts, area the
+    polygons' area and bbox the box around them; crowd regions (iscrowd 1) as uncompressed
+    RLE of the image's size, with the RLE's pixel area and box."""
+    from pycocotools import mask as mask_utils
+
+    root, stats = crowded_world
+    n = {"objects": 0, "crowd": 0, "split": 0}
+    for split in ("train", "val"):
+        doc = json.loads((root / "annotations" / f"instances_{split}2017.json").read_text())
+        images = {im["id"]: im for im in doc["images"]}
+        for a in doc["annotations"]:
+            im = images[a["image_id"]]
+            H, W = im["height"], im["width"]
+            seg = a["segmentation"]
+            if a["iscrowd"] == 0:
+                n["objects"] += 1
+                n["split"] += len(seg) > 1
+                assert isinstance(seg, list) and seg, a["id"]
+                for poly in seg:
+                    assert len(poly) >= 6 and len(poly) % 2 == 0, a["id"]
+                    xs, ys = poly[0::2], poly[1::2]
+                    assert 0 <= min(xs) and max(xs) <= W and 0 <= min(ys) and max(ys) <= H
+                area = sum(synth._shoelace(p) for p in seg)
+                assert a["area"] == pytest.approx(area, abs=1e-3), a["id"]
+                xs = [v for p in seg for v in p[0::2]]
+                ys = [v for p in seg for v in p[1::2]]
+                assert a["bbox"] == pytest.approx(
+                    [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)], abs=0.011)
+                rasterised = mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(seg, H, W)))
+                assert rasterised == pytest.approx(area, rel=0.25, abs=12), a["id"]
+            else:
+                assert a["iscrowd"] == 1
+                n["crowd"] += 1
+                assert set(seg) == {"size", "counts"} and seg["size"] == [H, W]
+                assert isinstance(seg["counts"], list) and sum(seg["counts"]) == H * W
+                rle = mask_utils.frPyObjects(seg, H, W)
+                assert a["area"] == float(mask_utils.area(rle)) > 0
+                assert a["bbox"] == pytest.approx(mask_utils.toBbox(rle).tolist())
+    assert n["crowd"] == stats["train"]["crowd_annotations"] + stats["val"]["crowd_annotations"]
+    assert n["split"] == stats["train"]["split_objects"] + stats["val"]["split_objects"] > 0
+    assert 0.002 <= n["crowd"] / (n["crowd"] + n["objects"]) <= 0.03, n  # COCO: about 1%
+
+
+def test_uncompressed_rle_round_trips():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7), (1, 1), (9, 4)):
+        for m in (rng.random(shape) < 0.4, np.ones(shape, bool), np.zeros(shape, bool)):
+            rle = synth.uncompressed_rle(m)
+            assert sum(rle["counts"]) == m.size
+            back = mask_utils.decode(mask_utils.frPyObjects(rle, *shape))
+            assert (back.astype(bool) == m).all()
+
+
+def _reference_masks(anns, H, W):
+    """Masks as torchvision's detection references convert COCO targets: polygons through
+    `frPyObjects` (merged per object), crowd RLE through its uncompressed-RLE path."""
+    from pycocotools import mask as mask_utils
+
+    masks = []
+    for a in anns:
+        seg = a["segmentation"]
+        if isinstance(seg, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, H, W))
+        else:
+            rle = mask_utils.frPyObjects(seg, H, W)
+        masks.append(mask_utils.decode(rle))
+    return np.stack(masks)
+
+
+def test_reference_style_loader_reads_every_image(crowded_world):
+    from pycocotools.coco import COCO
+
+    root, _ = crowded_world
+    for split in ("train", "val"):
+        coco = COCO(str(root / "annotations" / f"instances_{split}2017.json"))
+        for iid in coco.getImgIds():
+            im = coco.imgs[iid]
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=iid))
+            masks = _reference_masks(anns, im["height"], im["width"])
+            assert masks.shape == (len(anns), im["height"], im["width"])
+            assert (masks.reshape(len(anns), -1).sum(1) > 0).all(), iid
 
 
 def test_coco_torchvision_loaders(world):
@@ -173,7 +249,8 @@ def test_coco_torchvision_loaders(world):
         n = len(raw)
         assert t["boxes"].shape == (n, 4) and t["masks"].shape == (n, img.height, img.width)
         assert t["labels"].tolist() == [a["category_id"] for a in raw]
-        assert t["masks"].flatten(1).sum(1).tolist() == [a["area"] for a in raw]
+        H, W = img.height, img.width
+        assert (t["masks"].numpy() == _reference_masks(raw, H, W)).all()
         xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in raw)])
         assert torch.allclose(t["boxes"].float(), xyxy.float(), atol=0.01)
 

@@ -16,10 +16,14 @@ noise).
   whose categories are the first ``detection_classes`` classification classes,
   so features learned on the classification set transfer (like ImageNet->COCO).
 
-Object masks are rasterised with pycocotools from the (rounded) polygon that is
-stored in the annotation, so ``COCO.annToMask`` reproduces the rendered pixels
-exactly.  Occluded objects (later objects are drawn over earlier ones) get a
-compressed RLE of their visible part instead of a polygon.
+Annotations follow COCO's conventions: every object (``iscrowd: 0``) has the polygons of
+its visible region (later objects are drawn over earlier ones; an object split by an
+occluder gets one polygon per part), ``area`` is the polygons' area and ``bbox`` the box
+around them; about 1% of instances are crowd regions (``iscrowd: 1``, a cluster of small
+objects) with an uncompressed RLE (``counts`` a list) of their visible pixels. Objects are
+rasterised with pycocotools from the (rounded) polygons, so an unoccluded object's
+``COCO.annToMask`` reproduces its rendered pixels exactly, and an occluded one's up to the
+pixels its polygon boundary cuts.
 
 Determinism: every image has its own ``numpy.random.Generator`` seeded from
 ``(seed, dataset, split, index)``; no global RNG is touched, and no timestamps
@@ -81,6 +85,9 @@ HUE_JITTER = 0.025  # class colours vary by this much hue (of 1.0) around their 
 MIN_VISIBLE_FRACTION = 0.3  # an object must keep >= 30% of its area visible
 MIN_VISIBLE_PIXELS = 16  # ... and at least this many pixels
 PLACEMENT_TRIES = 12
+MIN_PART_AREA = 2.0  # px^2: visible slivers smaller than this get no polygon of their own
+CROWD_SCENE_FRACTION = 0.04  # scenes with one crowd region: ~1% of instances, as in COCO
+CROWD_MEMBERS = (4, 8)  # small objects clustered in a crowd region
 
 _DATASET_CODE = {"imagenet": 1, "coco": 2}
 _SPLIT_CODE = {"train": 1, "val": 2}
@@ -445,19 +452,23 @@ def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> 
 
 
 def render_detection_scene(rng, cfg, vocab):
-    """A scene and its per-object annotations (without ids).
+    """A scene and its per-object annotations (without ids), annotated as COCO is.
 
-    Objects are placed one after another; a placement is rejected (and retried)
-    if it would leave an earlier object with less than MIN_VISIBLE_FRACTION of
-    its area (or fewer than MIN_VISIBLE_PIXELS pixels) visible, so every drawn
-    object is annotated.  Returns (PIL image, list of annotation dicts, skipped).
+    Objects are placed one after another, later ones drawn over earlier ones; a placement
+    is rejected (and retried) if it would leave an earlier object with less than
+    MIN_VISIBLE_FRACTION of its area (or fewer than MIN_VISIBLE_PIXELS pixels) visible, or
+    with a hole (an occluder inside it: COCO's polygons cannot express one), so every
+    drawn object is annotated. A share of scenes (CROWD_SCENE_FRACTION) also holds one
+    crowd region, a cluster of small objects of one category placed first.
+    Returns (PIL image, list of annotation dicts, skipped).
     """
     w = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
     h = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
     img = _background(rng, h, w, cfg.get("clutter", 1.0))
     side = min(h, w)
     n_obj = int(rng.integers(1, cfg["det_max_objects"] + 1))
-    objs = []  # dict(obj, poly, full, vis, rle, area)
+    # each: dict(cat, members [(obj, poly, full mask)], geom, full, vis, area, crowd)
+    objs = [_crowd_group(rng, cfg, vocab, h, w)] if rng.uniform() < CROWD_SCENE_FRACTION else []
     skipped = 0
     for _ in range(n_obj):
         cat = int(rng.integers(cfg["detection_classes"]))
@@ -469,47 +480,129 @@ def render_detection_scene(rng, cfg, vocab):
             obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
                                  vocab[cat]["hue"])
             poly = _polygon(obj["shape"], obj["cx"], obj["cy"], radius, obj["angle"])
-            full, rle = _poly_mask(poly, h, w)
+            full, _ = _poly_mask(poly, h, w)
             area = int(full.sum())
             if area < MIN_VISIBLE_PIXELS:
                 continue
             new_vis = [o["vis"] & ~full for o in objs]
-            if all(
+            if not all(
                 nv.sum() >= max(MIN_VISIBLE_FRACTION * o["area"], MIN_VISIBLE_PIXELS)
                 for nv, o in zip(new_vis, objs)
             ):
-                for nv, o in zip(new_vis, objs):
-                    o["vis"] = nv
-                objs.append(
-                    {"cat": cat, "obj": obj, "poly": poly, "full": full, "vis": full.copy(),
-                     "rle": rle, "area": area}
-                )
-                placed = True
-                break
+                continue
+            geom = _shape(poly)
+            if any(not o["crowd"] and _has_hole(o["geom"], [p["geom"] for p in objs[k + 1:]] + [geom])
+                   for k, o in enumerate(objs)):
+                continue
+            for nv, o in zip(new_vis, objs):
+                o["vis"] = nv
+            objs.append({"cat": cat, "members": [(obj, full)], "geom": geom, "poly": poly,
+                         "full": full, "vis": full.copy(), "area": area, "crowd": False})
+            placed = True
+            break
         if not placed:
             skipped += 1
     for o in objs:
-        _paint(img, o["full"], o["obj"])
-    anns = []
-    for o in objs:
-        vis_area = int(o["vis"].sum())
-        if vis_area == o["area"]:
-            seg = [o["poly"]]
-            rle = o["rle"]
-        else:
-            rle = mask_utils.encode(np.asfortranarray(o["vis"].astype(np.uint8)))
-            seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
-        bbox = [round(float(v), 2) for v in mask_utils.toBbox(rle)]
-        anns.append(
-            {
-                "category_id": o["cat"] + 1,
-                "segmentation": seg,
-                "area": float(mask_utils.area(rle)),
-                "bbox": bbox,
-                "iscrowd": 0,
-            }
-        )
+        for obj, full in o["members"]:
+            _paint(img, full, obj)
+    anns = [(_crowd_annotation(o, h, w) if o["crowd"]
+             else _object_annotation(o, [p["geom"] for p in objs[k + 1:]]))
+            for k, o in enumerate(objs)]
     return _finish(img, rng), anns, skipped
+
+
+def _shape(poly):
+    from shapely.geometry import Polygon
+
+    return Polygon(np.asarray(poly, dtype=np.float64).reshape(-1, 2)).buffer(0)
+
+
+def _visible(geom, occluders):
+    """The parts of `geom` no occluder covers (polygons only: slivers of lines dropped)."""
+    from shapely.ops import unary_union
+
+    over = [g for g in occluders if g.intersects(geom)]
+    vis = geom.difference(unary_union(over)) if over else geom
+    parts = getattr(vis, "geoms", [vis])
+    return [p for p in parts if p.geom_type == "Polygon" and p.area >= MIN_PART_AREA]
+
+
+def _has_hole(geom, occluders) -> bool:
+    return any(p.interiors for p in _visible(geom, occluders))
+
+
+def _object_annotation(o, occluders) -> dict:
+    """COCO's record of an object: the polygons of its visible parts (one per part, as COCO
+    annotates an occluded object split in two), their area (COCO's `area` is the polygons'
+    area, not a pixel count) and the box around them."""
+    if any(g.intersects(o["geom"]) for g in occluders):
+        seg = [[round(float(v), 2) for v in np.asarray(p.exterior.coords)[:-1].reshape(-1)]
+               for p in _visible(o["geom"], occluders)]
+    else:
+        seg = [o["poly"]]
+    xs = [v for p in seg for v in p[0::2]]
+    ys = [v for p in seg for v in p[1::2]]
+    x0, y0 = min(xs), min(ys)
+    return {
+        "category_id": o["cat"] + 1,
+        "segmentation": seg,
+        "area": round(float(sum(_shoelace(p) for p in seg)), 4),
+        "bbox": [x0, y0, round(max(xs) - x0, 2), round(max(ys) - y0, 2)],
+        "iscrowd": 0,
+    }
+
+
+def _shoelace(flat) -> float:
+    x, y = np.asarray(flat[0::2], np.float64), np.asarray(flat[1::2], np.float64)
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _crowd_group(rng, cfg, vocab, h, w) -> dict:
+    """A crowd: CROWD_MEMBERS small objects of one category clustered together."""
+    cat = int(rng.integers(cfg["detection_classes"]))
+    side = min(h, w)
+    spread = 0.15 * side
+    gx = rng.uniform(spread + 4, w - spread - 4)
+    gy = rng.uniform(spread + 4, h - spread - 4)
+    members, union, geoms = [], np.zeros((h, w), bool), []
+    for _ in range(int(rng.integers(CROWD_MEMBERS[0], CROWD_MEMBERS[1] + 1))):
+        radius = max(0.5 * side * rng.uniform(0.08, 0.14), 3.0)
+        cx = float(np.clip(gx + rng.uniform(-spread, spread), radius, w - radius))
+        cy = float(np.clip(gy + rng.uniform(-spread, spread), radius, h - radius))
+        obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
+                             vocab[cat]["hue"])
+        poly = _polygon(obj["shape"], cx, cy, radius, obj["angle"])
+        full, _ = _poly_mask(poly, h, w)
+        members.append((obj, full))
+        union |= full
+        geoms.append(_shape(poly))
+    from shapely.ops import unary_union
+
+    return {"cat": cat, "members": members, "geom": unary_union(geoms), "full": union,
+            "vis": union.copy(), "area": int(union.sum()), "crowd": True}
+
+
+def _crowd_annotation(o, h, w) -> dict:
+    """COCO's record of a crowd region: uncompressed RLE of its visible pixels."""
+    rle = mask_utils.encode(np.asfortranarray(o["vis"].astype(np.uint8)))
+    return {
+        "category_id": o["cat"] + 1,
+        "segmentation": uncompressed_rle(o["vis"]),
+        "area": float(mask_utils.area(rle)),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "iscrowd": 1,
+    }
+
+
+def uncompressed_rle(mask: np.ndarray) -> dict:
+    """COCO's uncompressed RLE: run lengths of the column-major mask, starting with zeros."""
+    flat = np.asarray(mask, np.uint8).reshape(-1, order="F")
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
 # --------------------------------------------------------------------------- #
@@ -621,7 +714,7 @@ def generate_coco(
             img_dir = tmp / f"{split}2017"
             img_dir.mkdir()
             images, annotations = [], []
-            n_poly = n_rle = n_skipped = 0
+            n_crowd = n_split = n_skipped = 0
             per_cat = [0] * len(categories)
             id_offset = COCO_VAL_ID_OFFSET if split == "val" else 0
             for k in range(n):
@@ -636,10 +729,10 @@ def generate_coco(
                 )
                 for a in anns:
                     annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
-                    if isinstance(a["segmentation"], list):
-                        n_poly += 1
-                    else:
-                        n_rle += 1
+                    if a["iscrowd"]:
+                        n_crowd += 1
+                    elif len(a["segmentation"]) > 1:
+                        n_split += 1
                     per_cat[a["category_id"] - 1] += 1
                 n_skipped += skipped
                 done += 1
@@ -663,8 +756,8 @@ def generate_coco(
             stats[split] = {
                 "images": len(images),
                 "annotations": len(annotations),
-                "polygon_annotations": n_poly,
-                "rle_annotations": n_rle,
+                "crowd_annotations": n_crowd,  # iscrowd 1, uncompressed RLE
+                "split_objects": n_split,  # objects an occluder cut in several polygons
                 "objects_skipped": n_skipped,
                 "annotations_per_category": dict(zip(stats["categories"], per_cat)),
             }

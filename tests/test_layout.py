@@ -78,7 +78,9 @@ def test_file_name_with_subfolder_or_other_extension_and_stats(coco):
         doc["images"][1]["file_name"] = doc["images"][1]["file_name"].replace(".jpg", ".png")
         gone = doc["images"][2]["id"]
         doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != gone]
-        doc["annotations"][0]["iscrowd"] = 1
+        a = doc["annotations"][0]
+        h, w = next((im["height"], im["width"]) for im in doc["images"] if im["id"] == a["image_id"])
+        a.update(iscrowd=1, segmentation={"size": [h, w], "counts": [h * w - 4, 4]})
     _edit(coco, fn)
     s = check_coco(coco, verify_images="header")
     assert s["train"]["images_without_annotations"] == 1

@@ -154,3 +154,48 @@ def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
     assert other["metrics.json"]["evaluation"]["batch_size"] == 1
     assert "checkpoint_identity" not in other["metrics.json"]
     assert (tmp_path / "eval/iter_000004/from_training/metrics.json").is_file()
+
+
+def test_a_full_disk_stops_the_job_cleanly_and_it_resumes_once_space_is_freed(coco, tmp_path, monkeypatch):
+    """torch.save reports ENOSPC as a RuntimeError ("unexpected pos ..."); the job must stop
+    with a message naming the checkpoint and the space it needs, keep nothing half-written,
+    and the same job rerun later must end bitwise where an uninterrupted one does."""
+    from pathlib import Path
+
+    from rethink import atomic
+
+    _, model, train = tiny()
+    setup(threads=1)
+    run = lambda folder: train_segment(coco, model, train, "scratch", 0, 6, None,  # noqa: E731
+                                       tmp_path / folder / "iter_000006.pt", checkpoints=[2, 4],
+                                       log_every=100)
+    run("straight")
+    real_save = torch.save
+
+    def disk_fills_at_4(state, f, *args, **kwargs):
+        if state.get("iteration") == 4:
+            Path(f).write_bytes(b"PK\x03\x04" + bytes(300))  # what got out before the disk filled
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        return real_save(state, f, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", disk_fills_at_4)
+        m.setattr(atomic, "_free_bytes", lambda folder: 4096)
+        with pytest.raises(SystemExit) as e, atomic.disk_full_exits():
+            run("job")
+    msg = str(e.value)
+    job = tmp_path / "job"
+    assert f"no space left on the device of {job} to write iter_000004.pt" in msg
+    assert "needs about" in msg and "MB is free" in msg and str(job / "iter_000004.pt") in msg
+    assert sorted(p.name for p in job.iterdir()) == ["iter_000002.pt"]  # no temp, no half file
+    run("job")  # space freed: the same job again, resuming from its own iteration-2 checkpoint
+    for it in (2, 4, 6):
+        assert_bitwise_equal(weights(tmp_path / f"straight/iter_{it:06d}.pt"),
+                             weights(job / f"iter_{it:06d}.pt"))
+    # a real ENOSPC from open/write is recognised the same way, with the free space measured
+    with monkeypatch.context() as m:
+        def enospc(tmp):
+            raise OSError(28, "No space left on device")
+        with pytest.raises(atomic.DiskFull, match="metrics.json: it needs about"):
+            atomic.atomic_write(tmp_path / "metrics.json", enospc, size_hint=10_000)
+    assert not list(tmp_path.glob(".metrics.json*"))

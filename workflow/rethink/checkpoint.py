@@ -14,7 +14,18 @@ def save(state: dict, path: str | Path) -> None:
     def write(tmp):
         torch.save(state, tmp)
         faults.kill_mid_write_if(tmp, state.get("iteration", -1))
-    atomic_write(path, write)
+    atomic_write(path, write, size_hint=tensor_bytes(state))
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) state: about what torch.save writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 def remove_stale_temps(path: str | Path) -> list[Path]:

@@ -33,7 +33,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from . import checkpoint, evaluation_job
-from .atomic import write_json
+from .atomic import disk_full_exits, write_json
 from .data import CocoInstances, collate, eval_transforms, skipped_image_ids
 from .models import build_mask_rcnn
 from .runtime import Progress, json_arg, setup
@@ -270,4 +270,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with disk_full_exits():
+        sys.exit(main())

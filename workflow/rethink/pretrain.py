@@ -19,7 +19,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from . import checkpoint
-from .atomic import write_json
+from .atomic import disk_full_exits, write_json
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
 
@@ -121,4 +121,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with disk_full_exits():
+        sys.exit(main())

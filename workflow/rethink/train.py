@@ -28,7 +28,7 @@ import torch
 import torchvision
 
 from . import checkpoint, distributed, evaluation_job, faults, schedule
-from .atomic import sha1_file, write_json
+from .atomic import disk_full_exits, sha1_file, write_json
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
 from .distributed import World
@@ -372,4 +372,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with disk_full_exits():
+        sys.exit(main())

@@ -31,7 +31,7 @@ def copy_workflow(work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, work / name)
-    for name in ("workflow", "envs"):
+    for name in ("workflow", "envs", "profiles"):
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     return work
 

@@ -112,3 +112,88 @@ def test_corrupt_checkpoint_is_named_removed_and_retrained(faulted, tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert (work / ONE_X).exists()
     assert_same_weights(checkpoint.load(work / FINAL)["model"], reference_weights(work, tmp_path))
+
+
+# --------------------------------------------------------------------------- whole-run kills
+def incomplete_outputs(work):
+    """Outputs Snakemake has marked incomplete (its markers are the base64 of the path)."""
+    import base64
+
+    folder = work / ".snakemake" / "incomplete"
+    names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    out = set()
+    for n in names:
+        try:
+            out.add(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)).decode())
+        except ValueError:
+            pass
+    return out
+
+
+def finished_outputs(work):
+    """mtime of every checkpoint, evaluation, figure and table that exists and is complete."""
+    results = work / "results"
+    files = [*results.glob("pretrain/*/*.pt"), *results.glob("detection/**/*.pt"),
+             *results.glob("eval/*/*/*/*/iter_*/metrics.json"), *results.glob("figures/*"),
+             *results.glob("tables/*")]
+    pending = incomplete_outputs(work)
+    return {str(p.relative_to(work)): p.stat().st_mtime_ns for p in files
+            if not p.name.startswith(".") and str(p.relative_to(work)) not in pending}
+
+
+def test_killed_process_group_resumes_with_the_plain_command(smoke, tmp_path):
+    """SIGKILL the whole process group (driver and jobs, as a power cut would) during
+    pre-training, training, evaluation and the figure rules; each time rerun the same plain
+    command (no --unlock, no --rerun-incomplete). The run completes, nothing finished before a
+    kill is redone, and the metrics equal an uninterrupted run's."""
+    import base64  # noqa: F401 (incomplete_outputs)
+    import json
+    import signal
+    import time
+
+    from conftest import FIGURE_FILES
+
+    work = copy_workflow(tmp_path / "killed")
+    (work / "main_only.yaml").write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": []}}))
+    command = [*SNAKEMAKE, "--cores", "2", "--configfile", str(SMOKE), "main_only.yaml"]
+    results = work / "results"
+    pretrain_log = results / "logs/pretrain/GN.log"
+    kill_points = {
+        "pre-training": lambda: pretrain_log.exists() and "epoch 1/" in pretrain_log.read_text(),
+        "training": lambda: any(results.glob("detection/main/*/*/trunk/iter_*.pt")),
+        "evaluation": lambda: len(list(results.glob("eval/*/*/*/*/iter_*/metrics.json"))) >= 3,
+        "figure rules": lambda: any(p.startswith(("results/figures/", "results/tables/"))
+                                    for p in incomplete_outputs(work)),
+    }
+    finished, outputs = {}, []
+    for point, reached in kill_points.items():
+        proc = subprocess.Popen(command, cwd=work, start_new_session=True, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not reached():
+            assert proc.poll() is None, f"run ended before the {point} kill point:\n{proc.stdout.read()}"
+            assert time.monotonic() < deadline, f"{point} kill point not reached in 300 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        outputs.append(proc.communicate()[0])
+        time.sleep(1.5)  # orphaned jobs notice their driver is gone within a second
+        now = finished_outputs(work)
+        assert all(now.get(k) == v for k, v in finished.items()), f"redone after the {point} kill"
+        finished = now
+    final = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "stale Snakemake lock" in "".join(outputs[1:]) + final.stderr
+    redone = [k for k, v in finished.items() if finished_outputs(work).get(k) != v]
+    assert not redone, f"finished before the last kill, redone after it: {redone}"
+    # every figure and table but those of the variant kinds this study leaves out
+    expected = [f for f in FIGURE_FILES if "less_data" not in f and "norms" not in f]
+    assert all((results / f).exists() for f in expected)
+    assert "Nothing to be done" in subprocess.run(command + ["-n"], cwd=work, capture_output=True,
+                                                  text=True).stdout
+    ours = sorted(results.glob("eval/*/*/*/*/iter_*/metrics.json"))
+    assert len(ours) == 8  # main, one seed: 4 checkpoints per init
+    for path in ours:
+        local = smoke / path.relative_to(work)
+        same = lambda p: {k: v for k, v in json.loads(p.read_text()).items()  # noqa: E731
+                          if k != "checkpoint_identity"}
+        assert same(path) == same(local), path

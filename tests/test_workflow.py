@@ -200,3 +200,22 @@ def test_paths_with_spaces_and_shell_metacharacters_work_and_inject_nothing(tmp_
         assert (results / name).is_file(), name
     injected = [p for p in tmp_path.rglob("PWNED*")] + [p for p in Path.cwd().glob("PWNED*")]
     assert not injected, injected
+
+
+def test_jobs_run_with_the_python_that_runs_snakemake(tmp_path):
+    """Snakemake started by path (as `.venv/bin/snakemake` is, with no environment activated
+    and another `python` first on PATH): its jobs still get its interpreter and packages."""
+    work = copy_workflow(tmp_path / "interp")
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "python").write_text("#!/bin/sh\necho 'decoy python: not the environment' >&2\nexit 3\n")
+    (decoy / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{decoy}:/usr/bin:/bin"}
+    env.pop("PYTHONPATH", None)
+    script = Path(sys.executable).parent / "snakemake"
+    started = [str(script)] if script.exists() else SNAKEMAKE
+    proc = subprocess.run([*started, "results/checks/coco_layout.json", "--cores", "1",
+                           "--configfile", str(SMOKE)], cwd=work, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((work / "results/checks/coco_layout.json").read_text())["coco"]["train"]["images"] == 24

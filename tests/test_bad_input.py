@@ -127,17 +127,7 @@ def check_and_load(root, record, split="train", n_objects=None, verify="full"):
     return stats, ds, img, target
 
 
-def uncompressed_rle(mask):
-    """COCO's uncompressed RLE (counts as a list, column-major, starting with zeros)."""
-    flat = np.asarray(mask, np.uint8).flatten(order="F")
-    counts, current, run = [], 0, 0
-    for v in flat:
-        if v != current:
-            counts.append(run)
-            current, run = v, 0
-        run += 1
-    counts.append(run)
-    return {"size": list(mask.shape), "counts": [int(c) for c in counts]}
+uncompressed_rle = synth.uncompressed_rle  # COCO's uncompressed RLE (counts a list, column-major)
 
 
 # --------------------------------------------------------------------------- quirks

@@ -128,6 +128,8 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
                          "fig_compute_seen", "all"}
+    override.write_text("claims: {margin: 0.5}\n")
+    assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 
 
 @pytest.mark.parametrize("override", ["evaluate: {batch_size: 2, backend: pycocotools}",

@@ -2,31 +2,36 @@
 
 He, Girshick and Dollar (ICCV 2019) claim that ImageNet pre-training speeds up
 convergence but, given a long enough schedule, does not raise the final accuracy,
-unless data is very scarce. Each claim is turned into a comparison of this run's bbox AP
-(mean over seeds with a 95% t-interval from :func:`rethink.stats.mean_ci`):
+unless data is very scarce. Each claim is a stated test on this run's final bbox AP,
+always on per-seed (paired) differences (a seed gives both inits the same data order and
+sampler draws), decided by the two-sided 95% t-interval of that difference
+(:func:`rethink.stats.mean_ci`) against a bound; the margin M (``--margin``, config
+``claims.margin``) is in AP points:
 
 1. Pre-trained is ahead early: at the end of the main variant's shortest schedule (the
-   paper's evidence: its shortest, 2x), the difference pretrained - scratch, paired by seed
-   (a seed fixes the data order and sampler draws of both inits), has its interval above 0.
+   paper's evidence: its shortest, 2x), pretrained - scratch has its interval above 0.
    Trunk checkpoints up to 1x are reported beside it.
-2. Scratch catches up: the best final scratch AP over the main variant's schedules reaches
-   the best final pretrained AP: scratch's mean is higher or the intervals overlap.
-3. The advantage shrinks: the gap pretrained - scratch (paired by seed) in final AP is
-   smaller at the longest schedule than at the shortest.
-4. Scarce data hurts scratch: in the regime variant with the smallest fraction, the best
-   pretrained interval lies entirely above the best scratch interval.
+2. Scratch reaches pre-trained (non-inferiority): best-schedule pretrained - best-schedule
+   scratch has its interval's upper end below M.
+3. The advantage shrinks: the difference of differences (gap at the longest schedule) -
+   (gap at the shortest), gap = pretrained - scratch, has its interval below 0.
+4. Scarce data hurts scratch: in the smallest regime variant, best pretrained - best
+   scratch has its interval above M ("clearly").
 5. Longer schedules help the pretrained model little: over the schedules of multiple >= 2
-   (all schedules when fewer than two are), its gain from the shortest to its best
-   schedule is less than half of scratch's gain over the same schedules.
+   (all when fewer than two are), pretrained's gain from the first to its best schedule
+   minus half of scratch's gain has its interval below 0.
 
-With one seed there is no interval; "above" then means ahead by more than ``--tolerance``
-AP points and "reaches" means at most that far behind, and the method column says so. A
-claim whose inputs are absent (no regime variant, a missing final checkpoint, a missing
-init) is "not tested", with the reason, rather than an error. Verdicts are results: the
-exit status is 0 whatever they are, and 2 only for unreadable or inconsistent input.
+Claims 2 and 5 are about the end of training: while either init's longest schedule still
+gains more than M over the one before it, they are "inconclusive: schedules too short".
+Each row also gives the smallest difference its test could detect with 80% power at the
+seeds' spread. With one seed there is no interval: the difference itself must clear the
+bound (by M where the bound is 0), and the method column says so. A claim whose inputs are
+absent (no regime variant, a missing final checkpoint, a missing init) is "not tested",
+with the reason, rather than an error. Verdicts are results: the exit status is 0 whatever
+they are, and 2 only for unreadable or inconsistent input.
 
     python -m rethink.claims --study study.json --metrics all_metrics.csv \\
-        --out-csv claims.csv --out-md claims.md [--tolerance 1.0] [--reference paper.json]
+        --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json]
 """
 from __future__ import annotations
 
@@ -42,13 +47,15 @@ import pandas as pd
 from rethink.atomic import write_text
 from rethink.results import (TRUNK, MetricsError, check_against_study, load_reference,
                              load_study, ordered_schedules, read_metrics_csv, variant_finals)
-from rethink.stats import mean_ci
+from rethink.stats import detectable_difference, mean_ci
 
 LEVEL = 0.95
 TASK, METRIC = "bbox", "AP"
 COLUMN = f"{TASK}_{METRIC}"
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
-COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method"]
+INCONCLUSIVE = "inconclusive: schedules too short"
+COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable"]
+POWER = 0.8  # for the detectable difference reported beside each test
 
 # The paper's R50-FPN GN bbox AP (random init vs ImageNet pre-trained) and its less-data
 # regimes; the same shape as the figures' --reference file (rethink.results.load_reference).
@@ -95,34 +102,34 @@ def _ref_join(values: Mapping[str, float]) -> str:
 
 
 # --------------------------------------------------------------------------
-# comparisons: intervals with n >= 2 on both sides, else the tolerance
+# tests on paired (same-seed) differences: two-sided 95% t-interval bounds
 # --------------------------------------------------------------------------
 def _has_ci(*cis) -> bool:
     return all(c["n"] >= 2 and math.isfinite(c["lo"]) for c in cis)
 
 
-def above(a: Mapping, b: Mapping, tol: float) -> bool:
-    """a's interval entirely above b's (with one seed: a ahead by more than tol)."""
-    if _has_ci(a, b):
-        return a["lo"] > b["hi"]
-    return a["mean"] - b["mean"] > tol
+def bound_test(d: Mapping, side: str, bound: float, margin: float) -> bool:
+    """`side` "above": the interval's lower end is above `bound`; "below": its upper end is
+    below it. With one seed there is no interval: the difference itself must clear the
+    bound, and clear it by the margin where the bound is 0."""
+    if _has_ci(d):
+        return d["lo"] > bound if side == "above" else d["hi"] < bound
+    pad = margin if bound == 0 else 0.0
+    return d["mean"] > bound + pad if side == "above" else d["mean"] < bound - pad
 
 
-def reaches(a: Mapping, b: Mapping, tol: float) -> bool:
-    """a at least b, or within its interval (with one seed: at most tol behind)."""
-    if a["mean"] >= b["mean"]:
-        return True
-    if _has_ci(a, b):
-        return a["hi"] >= b["lo"]
-    return b["mean"] - a["mean"] <= tol
+def detectable(d: Mapping) -> float:
+    """Smallest true difference (AP fraction) the test could detect at 80% power."""
+    return detectable_difference(d["std"], d["n"], LEVEL, POWER)
 
 
-def interval_note(tol: float, *cis) -> str:
-    if _has_ci(*cis):
-        return f"{int(LEVEL * 100)}% t-intervals over seeds"
-    ns = sorted({c["n"] for c in cis})
-    return (f"n={'/'.join(map(str, ns))} seed(s), no interval: tolerance of "
-            f"{100 * tol:.1f} AP points (--tolerance)")
+def describe(hypothesis: str, statistic: str, rule: str, margin: float, d: Mapping) -> str:
+    level = (f"level {int(LEVEL * 100)}% (two-sided t-interval over {d['n']} seeds)" if _has_ci(d)
+             else f"{d['n']} seed(s), no interval: the difference itself must clear the bound "
+                  f"(by the margin where the bound is 0)")
+    return (f"H1: {hypothesis}. Statistic: {statistic}, paired by seed (a seed gives both runs "
+            f"the same data order and sampler draws). Decided: {rule}. Margin "
+            f"{100 * margin:.1f} AP points; {level}")
 
 
 # --------------------------------------------------------------------------
@@ -170,9 +177,28 @@ def best(fin: pd.DataFrame, init: str, schedules: list[str]) -> tuple[str, dict]
 
 
 # --------------------------------------------------------------------------
-# the claims
+# the claims: each returns (this run's numbers, verdict, method, the statistic)
 # --------------------------------------------------------------------------
-def claim1(df, study, tol, ref):
+def still_rising(fin, scheds: list[str], margin: float):
+    """An init whose longest schedule still gains more than the margin over the one before
+    it (paired mean): (init, before, longest, gain); None once both have levelled off."""
+    if len(scheds) < 2:
+        return None
+    before, longest = scheds[-2], scheds[-1]
+    for init in ("scratch", "pretrained"):
+        g = paired(fin, (init, longest), (init, before))
+        if g["n"] and g["mean"] > margin:
+            return init, before, longest, g
+    return None
+
+
+def _unconverged(rising) -> str:
+    init, before, longest, g = rising
+    return (f"{INCONCLUSIVE}: {init} still gains {fmt_ci(g)} AP points from {before} to "
+            f"{longest}, more than the margin; decided only once both inits level off")
+
+
+def claim1(df, study, margin, ref):
     """Decided at the shortest schedule's end, the paper's own evidence for the claim (its
     shortest schedule, 2x: 40.3 vs 36.8); the trunk checkpoints up to 1x are shown beside it."""
     name = study["main"]
@@ -180,9 +206,8 @@ def claim1(df, study, tol, ref):
     fin = finals(df, study, name)
     shortest = ordered_schedules(plan)[0]["name"]
     pre, scr = summary(fin, "pretrained", shortest), summary(fin, "scratch", shortest)
-    # paired by seed: a seed gives both inits the same data order and sampler draws
     diff = paired(fin, ("pretrained", shortest), ("scratch", shortest))
-    ok = diff["lo"] > 0 if _has_ci(diff) else diff["mean"] > tol
+    ok = bound_test(diff, "above", 0.0, margin)
     parts = [f"{shortest}: pretrained {fmt_ci(pre)} vs scratch {fmt_ci(scr)}, difference {fmt_ci(diff)}"]
     one_x = plan.get("one_x") or ordered_schedules(plan)[0]["iters"]
     sub = df[(df["variant"] == name) & (df["branch"] == TRUNK) & (df["task"] == TASK)
@@ -193,28 +218,37 @@ def claim1(df, study, tol, ref):
         d = mean_ci((by_seed["pretrained"] - by_seed["scratch"]).dropna(), LEVEL)
         if d["n"]:
             parts.append(f"(trunk it {it}: difference {fmt_ci(d)})")
-    method = (f"variant {name!r}, final {COLUMN} of the shortest schedule ({shortest}): the difference "
-              f"pretrained - scratch, paired by seed, has its 95% interval above 0 (one seed: "
-              f"above the tolerance); trunk checkpoints up to 1x = {one_x} shown, not tested; "
-              f"{interval_note(tol, pre, scr, diff)}")
-    return "; ".join(parts), ok, method
+    method = describe(f"pretrained is ahead at the end of the shortest schedule ({shortest}) "
+                      f"of variant {name!r}",
+                      f"final {COLUMN}, pretrained - scratch",
+                      "the interval lies above 0; trunk checkpoints up to 1x = "
+                      f"{one_x} iterations shown, not tested", margin, diff)
+    return "; ".join(parts), HOLDS if ok else FAILS, method, diff
 
 
-def claim2(df, study, tol, ref):
+def claim2(df, study, margin, ref):
     name = study["main"]
     fin = finals(df, study, name)
     scheds = [s["name"] for s in ordered_schedules(study["variants"][name])]
     s_scr, scr = best(fin, "scratch", scheds)
     s_pre, pre = best(fin, "pretrained", scheds)
-    ok = reaches(scr, pre, tol)
-    text = f"best scratch {s_scr}: {fmt_ci(scr)} vs best pretrained {s_pre}: {fmt_ci(pre)}"
-    method = (f"variant {name!r}, best final {COLUMN} over schedules {scheds}: scratch's mean "
-              f"higher or the intervals overlap (one seed: at most the tolerance behind); "
-              f"{interval_note(tol, scr, pre)}")
-    return text, ok, method
+    diff = paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+    text = (f"best scratch {s_scr}: {fmt_ci(scr)} vs best pretrained {s_pre}: {fmt_ci(pre)}, "
+            f"pretrained - scratch {fmt_ci(diff)}")
+    rising = still_rising(fin, scheds, margin)
+    verdict = (_unconverged(rising) if rising
+               else HOLDS if bound_test(diff, "below", margin, margin) else FAILS)
+    method = describe("scratch is non-inferior to pretrained: pretrained's best final AP exceeds "
+                      "scratch's best by less than the margin",
+                      f"best-schedule final {COLUMN} (each init's best mean over {scheds}), "
+                      "pretrained - scratch",
+                      "the interval's upper end lies below the margin; inconclusive while the "
+                      "longest schedule still gains more than the margin over the one before",
+                      margin, diff)
+    return text, verdict, method, diff
 
 
-def claim3(df, study, tol, ref):
+def claim3(df, study, margin, ref):
     name = study["main"]
     fin = finals(df, study, name)
     scheds = [s["name"] for s in ordered_schedules(study["variants"][name])]
@@ -223,15 +257,21 @@ def claim3(df, study, tol, ref):
     gaps = {s: paired(fin, ("pretrained", s), ("scratch", s)) for s in scheds}
     if gaps[scheds[0]]["n"] == 0 or gaps[scheds[-1]]["n"] == 0:
         raise NotTested("no seed has both inits at the shortest and the longest schedule")
-    ok = gaps[scheds[-1]]["mean"] < gaps[scheds[0]]["mean"]
-    text = "gap " + ", ".join(f"{s}: {fmt_ci(g)}" for s, g in gaps.items())
-    method = (f"variant {name!r}, gap = pretrained - scratch final {COLUMN}, paired by seed: "
-              f"holds if the gap at the longest schedule ({scheds[-1]}) is below the gap at "
-              f"the shortest ({scheds[0]}); intervals shown, not tested")
-    return text, ok, method
+    first, last = scheds[0], scheds[-1]
+    shrink = _diff_of_diffs(fin, [(+1, "pretrained", last), (-1, "scratch", last),
+                                  (-1, "pretrained", first), (+1, "scratch", first)])
+    ok = bound_test(shrink, "below", 0.0, margin)
+    text = ("gap " + ", ".join(f"{s}: {fmt_ci(g)}" for s, g in gaps.items())
+            + f"; gap {last} - gap {first}: {fmt_ci(shrink)}")
+    method = describe(f"the gap pretrained - scratch is smaller at the longest schedule ({last}) "
+                      f"than at the shortest ({first})",
+                      f"difference of differences of final {COLUMN}: (pretrained - scratch at "
+                      f"{last}) - (pretrained - scratch at {first})",
+                      "the interval lies below 0", margin, shrink)
+    return text, HOLDS if ok else FAILS, method, shrink
 
 
-def claim4(df, study, tol, ref):
+def claim4(df, study, margin, ref):
     regimes = [(n, v) for n, v in study["variants"].items() if v.get("kind") == "regime"]
     if not regimes:
         raise NotTested("study.json has no regime (less-data) variant")
@@ -240,17 +280,21 @@ def claim4(df, study, tol, ref):
     scheds = [s["name"] for s in ordered_schedules(plan)]
     s_pre, pre = best(fin, "pretrained", scheds)
     s_scr, scr = best(fin, "scratch", scheds)
-    ok = above(pre, scr, tol)
+    diff = paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+    ok = bound_test(diff, "above", margin, margin)
     images = plan.get("train_images")
     size = f", {images} train images" if images is not None else ""
-    text = f"{name}: best pretrained {s_pre}: {fmt_ci(pre)} vs best scratch {s_scr}: {fmt_ci(scr)}"
-    method = (f"smallest regime {name!r} (fraction {plan.get('fraction', float('nan')):.4g}"
-              f"{size}): best pretrained interval entirely above best scratch's (one seed: "
-              f"ahead by more than the tolerance); {interval_note(tol, pre, scr)}")
-    return text, ok, method
+    text = (f"{name}: best pretrained {s_pre}: {fmt_ci(pre)} vs best scratch {s_scr}: {fmt_ci(scr)}, "
+            f"pretrained - scratch {fmt_ci(diff)}")
+    method = describe(f"in the smallest regime {name!r} (fraction "
+                      f"{plan.get('fraction', float('nan')):.4g}{size}) pretrained's best final AP "
+                      "is clearly above scratch's",
+                      f"best-schedule final {COLUMN}, pretrained - scratch",
+                      "the interval lies above the margin", margin, diff)
+    return text, HOLDS if ok else FAILS, method, diff
 
 
-def claim5(df, study, tol, ref):
+def claim5(df, study, margin, ref):
     name = study["main"]
     fin = finals(df, study, name)
     ordered = ordered_schedules(study["variants"][name])
@@ -267,14 +311,31 @@ def claim5(df, study, tol, ref):
         gains[init] = (s_best, paired(fin, (init, s_best), (init, first)))
     if any(g["n"] == 0 for _, g in gains.values()):
         raise NotTested(f"no seed has both the {first} and the best schedule's final AP")
-    g_pre, g_scr = gains["pretrained"][1]["mean"], gains["scratch"][1]["mean"]
-    ok = g_pre < 0.5 * g_scr
-    text = "; ".join(f"{init} {first} -> {s}: +{fmt_ci(g)}" if g["mean"] >= 0 else
-                     f"{init} {first} -> {s}: {fmt_ci(g)}" for init, (s, g) in gains.items())
-    method = (f"variant {name!r}, {which} {scheds}: gain = final {COLUMN} at the init's best "
-              f"schedule - at {first}, paired by seed; holds if pretrained's gain < half of "
-              f"scratch's ({pct(g_pre)} vs {pct(0.5 * g_scr)} AP points)")
-    return text, ok, method
+    (s_pre, _), (s_scr, _) = gains["pretrained"], gains["scratch"]
+    stat = _diff_of_diffs(fin, [(+1, "pretrained", s_pre), (-1, "pretrained", first),
+                                (-0.5, "scratch", s_scr), (+0.5, "scratch", first)])
+    text = "; ".join(f"{init} {first} -> {s}: {'+' if g['mean'] >= 0 else ''}{fmt_ci(g)}"
+                     for init, (s, g) in gains.items())
+    text += f"; pretrained's gain - half of scratch's: {fmt_ci(stat)}"
+    rising = still_rising(fin, scheds, margin)
+    verdict = (_unconverged(rising) if rising
+               else HOLDS if bound_test(stat, "below", 0.0, margin) else FAILS)
+    method = describe(f"over {which} {scheds}, pretrained gains less than half as much as "
+                      "scratch from the first to its best schedule",
+                      f"difference of gains in final {COLUMN}: (pretrained best - {first}) - "
+                      f"0.5 x (scratch best - {first})",
+                      "the interval lies below 0; inconclusive while the longest schedule still "
+                      "gains more than the margin over the one before", margin, stat)
+    return text, verdict, method, stat
+
+
+def _diff_of_diffs(fin, terms) -> dict:
+    """Per seed, sum of weight x final AP over (weight, init, schedule) terms; summarised."""
+    total = None
+    for w, init, sched in terms:
+        sub = fin[(fin["init"] == init) & (fin["schedule"] == sched)].set_index("seed")[COLUMN]
+        total = w * sub if total is None else total + w * sub
+    return mean_ci(total.dropna(), LEVEL)
 
 
 CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}
@@ -311,20 +372,22 @@ def paper_evidence(ref: Mapping) -> dict[int, str]:
     return out
 
 
-def evaluate(study: Mapping, df: pd.DataFrame, tolerance: float = 1.0,
+def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
              reference: Mapping | None = None) -> list[dict]:
-    """One row per claim (:data:`COLUMNS`); ``tolerance`` in AP points."""
+    """One row per claim (:data:`COLUMNS`); ``margin`` in AP points."""
     ref = PAPER if reference is None else reference
     evidence = paper_evidence(ref)
-    tol = tolerance / 100.0
+    m = margin / 100.0
     rows = []
     for k, fn in CLAIMS.items():
         row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k]}
         try:
-            text, ok, method = fn(df, study, tol, ref)
-            row.update(this_run=text, verdict=HOLDS if ok else FAILS, method=method)
+            text, verdict, method, stat = fn(df, study, m, ref)
+            mde = detectable(stat)
+            row.update(this_run=text, verdict=verdict, method=method,
+                       detectable="" if not math.isfinite(mde) else round(100 * mde, 2))
         except NotTested as e:
-            row.update(this_run="", verdict=UNTESTED, method=f"not tested: {e}")
+            row.update(this_run="", verdict=UNTESTED, method=f"not tested: {e}", detectable="")
         rows.append(row)
     return rows
 
@@ -341,19 +404,23 @@ def _md(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
-def to_markdown(rows: list[dict], tolerance: float, seeds: list[int]) -> str:
-    head = ["#", "Claim", "Paper", "This run (bbox AP %, 95% interval)", "Verdict", "How tested"]
+def to_markdown(rows: list[dict], margin: float, seeds: list[int]) -> str:
+    head = ["#", "Claim", "Paper", "This run (bbox AP %, 95% interval)", "Verdict",
+            "Detectable (AP points)", "How tested"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         verdict = f"**{r['verdict']}**"
         lines.append("| " + " | ".join(_md(x) for x in (
             r["claim"], r["statement"], r["paper"], r["this_run"] or "--", verdict,
-            r["method"])) + " |")
+            r["detectable"] if r["detectable"] != "" else "--", r["method"])) + " |")
     n = len(seeds)
-    lines += ["", f"Seeds: {n} ({', '.join(map(str, seeds))}). Intervals: mean over seeds "
-                  f"+- t(0.975, n-1) * std / sqrt(n)"
-              + ("." if n >= 2 else f"; with one seed there are none, and comparisons use a "
-                                    f"tolerance of {tolerance:.1f} AP points.")]
+    lines += ["", f"Seeds: {n} ({', '.join(map(str, seeds))}); margin {margin:.1f} AP points "
+                  "(`claims.margin`). Every test is on per-seed (paired) differences: the "
+                  "interval is mean +- t(0.975, n-1) * std / sqrt(n). Detectable: the smallest "
+                  "true difference the test would find with 80% power at the seeds' spread, "
+                  "(t(0.975, n-1) + t(0.8, n-1)) * std / sqrt(n)"
+              + ("." if n >= 2 else "; with one seed there are no intervals, and a difference "
+                                    "must clear each bound by the margin.")]
     return "\n".join(lines) + "\n"
 
 
@@ -365,22 +432,23 @@ def main(argv=None) -> int:
     ap.add_argument("--metrics", required=True, help="tidy metrics CSV (all_metrics.csv)")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
-    ap.add_argument("--tolerance", type=float, default=1.0,
-                    help="AP points within which one-seed numbers count as equal (default 1.0)")
+    ap.add_argument("--margin", type=float, default=1.0,
+                    help="AP points: the non-inferiority margin of 'reaches', the 'clearly' of "
+                         "'behind', the convergence threshold and the one-seed bound (default 1.0)")
     ap.add_argument("--reference", default=None,
                     help="JSON of the paper's numbers for the 'paper' column (default: the "
                          "paper's R50-FPN GN bbox AP)")
     args = ap.parse_args(argv)
     try:
-        if not math.isfinite(args.tolerance) or args.tolerance < 0:
-            raise MetricsError(f"--tolerance must be a non-negative number of AP points, "
-                               f"got {args.tolerance}")
+        if not math.isfinite(args.margin) or args.margin < 0:
+            raise MetricsError(f"--margin must be a non-negative number of AP points, "
+                               f"got {args.margin}")
         study = load_study(args.study)
         df = read_metrics_csv(args.metrics)
         check_against_study(df, study, str(args.metrics))
         reference = load_reference(args.reference)
-        rows = evaluate(study, df, args.tolerance, reference)
-        md = to_markdown(rows, args.tolerance, study["seeds"])
+        rows = evaluate(study, df, args.margin, reference)
+        md = to_markdown(rows, args.margin, study["seeds"])
         write_text(args.out_csv, to_csv(rows))
         write_text(args.out_md, md)
     except MetricsError as e:

@@ -60,6 +60,17 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
     return {"mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "n": n}
 
 
+def detectable_difference(std: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true mean difference a paired t-test on `n` seeds with this spread
+    would find (its `level` two-sided interval excluding 0) with probability `power`:
+    (t((1 + level) / 2, n - 1) + t(power, n - 1)) * std / sqrt(n). NaN below 2 seeds."""
+    level = _check_level(level)
+    if n < 2 or not math.isfinite(std):
+        return float("nan")
+    dof = n - 1
+    return float((_st.t.ppf(0.5 + level / 2, dof) + _st.t.ppf(power, dof)) * std / math.sqrt(n))
+
+
 def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
                     level: float = 0.95) -> pd.DataFrame:
     """Collapse the rows of each ``by`` group (normally: the seeds) to one summary row.
@@ -87,4 +98,4 @@ def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
     return out[by + SUMMARY_COLUMNS]
 
 
-__all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds"]
+__all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds", "detectable_difference"]

@@ -196,6 +196,7 @@ rule claims:
         md=f"{R}/tables/claims.md",
     params:
         reference=reference_arg,
+        margin=config["claims"]["margin"],
     log:
         f"{R}/logs/figures/claims.log",
     threads: 1
@@ -205,7 +206,7 @@ rule claims:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
-        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "--margin {params.margin} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:

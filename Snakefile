@@ -19,14 +19,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 PACKAGE_DIR = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, PACKAGE_DIR)
 os.environ.update(PYTHONPATH=PACKAGE_DIR)  # set for the jobs, not read
+from rethink import driver
+
 # Jobs run `python`: the interpreter running Snakemake, however it was started (e.g.
 # .venv/bin/snakemake without an activated environment); --use-conda's envs still come first.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-
-# One live driver per folder; locks left by a killed one are cleared (rethink/driver.py).
+driver.jobs_use_this_interpreter()
+# One live driver per folder; locks left by a killed one are cleared.
 if workflow.is_main_process:
-    from rethink import driver
-
     driver.claim_folder(".snakemake")
 
 

@@ -11,6 +11,7 @@ whole life. The kernel drops that lock the moment the process dies, however it d
     it as before (a live second driver is still refused).
 Jobs run by a local driver watch it (`watch_driver`): when it dies they exit within a second
 instead of training on as orphans beside the next run's copy of the same job.
+Also the jobs' interpreter: `python` in a job is the one running Snakemake.
 Torch-free: the Snakefile imports it.
 """
 from __future__ import annotations
@@ -64,6 +65,13 @@ def claim_folder(state_dir: str | os.PathLike = ".snakemake", log=None) -> bool:
         log(f"Removed {len(stale)} stale Snakemake lock file(s) in {state / 'locks'}: the driver "
             f"that wrote them ({previous or 'unknown'}) is no longer running.")
     return True
+
+
+def jobs_use_this_interpreter() -> None:
+    """Put this interpreter's folder first on PATH (jobs inherit it), so a job's `python`
+    is the one running Snakemake even when nobody activated its environment."""
+    folder = os.path.dirname(sys.executable)
+    os.environ["PATH"] = os.pathsep.join(p for p in (folder, os.environ.get("PATH")) if p)
 
 
 def watch_driver(environ=os.environ) -> bool:

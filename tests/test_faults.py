@@ -2,15 +2,19 @@
 write, and corrupt a finished checkpoint: each time, rerunning the pipeline finishes and the
 final weights are bitwise equal to an uninterrupted run's. (A training job trains a whole
 branch here: the trunk job writes 2, 4, 6 and 8, so a kill loses that job's work.)"""
+import base64
+import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 import torch
 import yaml
 from snakemake.utils import update_config
 
-from conftest import SMOKE, SNAKEMAKE, copy_workflow
+from conftest import FIGURE_FILES, SMOKE, SNAKEMAKE, copy_workflow
 from rethink import checkpoint
 from rethink import config as study_config
 from rethink.runtime import setup
@@ -117,8 +121,6 @@ def test_corrupt_checkpoint_is_named_removed_and_retrained(faulted, tmp_path):
 # --------------------------------------------------------------------------- whole-run kills
 def incomplete_outputs(work):
     """Outputs Snakemake has marked incomplete (its markers are the base64 of the path)."""
-    import base64
-
     folder = work / ".snakemake" / "incomplete"
     names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
     out = set()
@@ -146,13 +148,6 @@ def test_killed_process_group_resumes_with_the_plain_command(smoke, tmp_path):
     pre-training, training, evaluation and the figure rules; each time rerun the same plain
     command (no --unlock, no --rerun-incomplete). The run completes, nothing finished before a
     kill is redone, and the metrics equal an uninterrupted run's."""
-    import base64  # noqa: F401 (incomplete_outputs)
-    import json
-    import signal
-    import time
-
-    from conftest import FIGURE_FILES
-
     work = copy_workflow(tmp_path / "killed")
     (work / "main_only.yaml").write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": []}}))
     command = [*SNAKEMAKE, "--cores", "2", "--configfile", str(SMOKE), "main_only.yaml"]

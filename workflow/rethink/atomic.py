@@ -50,7 +50,7 @@ def _out_of_space(e: BaseException, folder: Path, still_needed: int) -> bool:
     as "unexpected pos 576 vs 534") while the device has no room left for the rest."""
     if isinstance(e, OSError):
         return e.errno in (errno.ENOSPC, errno.EDQUOT)
-    if not isinstance(e, (RuntimeError, ValueError)):
+    if not isinstance(e, RuntimeError):
         return False
     free = _free_bytes(folder)
     return free is not None and free < max(still_needed, 1 << 20)

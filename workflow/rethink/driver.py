@@ -52,12 +52,13 @@ def claim_folder(state_dir: str | os.PathLike = ".snakemake", log=None) -> bool:
         return False
     f.seek(0)
     previous = f.read().strip()
+    me = f"{socket.gethostname()}:{os.getpid()}"
     f.seek(0)
     f.truncate()
-    f.write(f"{socket.gethostname()}:{os.getpid()}\n")
+    f.write(me + "\n")
     f.flush()
     _held = f
-    os.environ[DRIVER_ENV] = f"{socket.gethostname()}:{os.getpid()}"
+    os.environ[DRIVER_ENV] = me
     stale = sorted(p for p in (state / "locks").glob("*.lock") if p.is_file())
     if stale:
         for p in stale:

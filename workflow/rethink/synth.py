@@ -50,6 +50,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
+from shapely.geometry import Polygon
+from shapely.ops import unary_union
 
 # --------------------------------------------------------------------------- #
 # vocabulary
@@ -279,13 +281,13 @@ def _polygon(shape, cx, cy, radius, angle) -> list:
 
 
 def _poly_mask(poly, h, w):
-    """(bool mask, rle) exactly as ``COCO.annToMask`` rasterises the polygon."""
+    """Bool mask, exactly as ``COCO.annToMask`` rasterises the polygon."""
     rle = mask_utils.merge(mask_utils.frPyObjects([poly], h, w))
     with warnings.catch_warnings():
         # pycocotools 2.0.x + numpy 2: harmless "__array__ ... copy keyword" notice
         warnings.simplefilter("ignore", DeprecationWarning)
         m = mask_utils.decode(rle)
-    return m.astype(bool), rle
+    return m.astype(bool)
 
 
 def _class_colour(rng, hue):
@@ -446,7 +448,7 @@ def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> 
     cy = rng.uniform(radius, size - radius)
     obj = _sample_object(rng, shape, texture, cx, cy, radius, hue)
     poly = _polygon(shape, obj["cx"], obj["cy"], radius, obj["angle"])
-    m, _ = _poly_mask(poly, size, size)
+    m = _poly_mask(poly, size, size)
     _paint(img, m, obj)
     return _finish(img, rng)
 
@@ -467,7 +469,7 @@ def render_detection_scene(rng, cfg, vocab):
     img = _background(rng, h, w, cfg.get("clutter", 1.0))
     side = min(h, w)
     n_obj = int(rng.integers(1, cfg["det_max_objects"] + 1))
-    # each: dict(cat, members [(obj, poly, full mask)], geom, full, vis, area, crowd)
+    # each: dict(cat, members [(obj, full mask)], geom (shapely), vis (mask), area, crowd, poly)
     objs = [_crowd_group(rng, cfg, vocab, h, w)] if rng.uniform() < CROWD_SCENE_FRACTION else []
     skipped = 0
     for _ in range(n_obj):
@@ -480,7 +482,7 @@ def render_detection_scene(rng, cfg, vocab):
             obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
                                  vocab[cat]["hue"])
             poly = _polygon(obj["shape"], obj["cx"], obj["cy"], radius, obj["angle"])
-            full, _ = _poly_mask(poly, h, w)
+            full = _poly_mask(poly, h, w)
             area = int(full.sum())
             if area < MIN_VISIBLE_PIXELS:
                 continue
@@ -497,7 +499,7 @@ def render_detection_scene(rng, cfg, vocab):
             for nv, o in zip(new_vis, objs):
                 o["vis"] = nv
             objs.append({"cat": cat, "members": [(obj, full)], "geom": geom, "poly": poly,
-                         "full": full, "vis": full.copy(), "area": area, "crowd": False})
+                         "vis": full.copy(), "area": area, "crowd": False})
             placed = True
             break
         if not placed:
@@ -505,22 +507,18 @@ def render_detection_scene(rng, cfg, vocab):
     for o in objs:
         for obj, full in o["members"]:
             _paint(img, full, obj)
-    anns = [(_crowd_annotation(o, h, w) if o["crowd"]
+    anns = [(_crowd_annotation(o) if o["crowd"]
              else _object_annotation(o, [p["geom"] for p in objs[k + 1:]]))
             for k, o in enumerate(objs)]
     return _finish(img, rng), anns, skipped
 
 
 def _shape(poly):
-    from shapely.geometry import Polygon
-
     return Polygon(np.asarray(poly, dtype=np.float64).reshape(-1, 2)).buffer(0)
 
 
 def _visible(geom, occluders):
     """The parts of `geom` no occluder covers (polygons only: slivers of lines dropped)."""
-    from shapely.ops import unary_union
-
     over = [g for g in occluders if g.intersects(geom)]
     vis = geom.difference(unary_union(over)) if over else geom
     parts = getattr(vis, "geoms", [vis])
@@ -572,17 +570,15 @@ def _crowd_group(rng, cfg, vocab, h, w) -> dict:
         obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
                              vocab[cat]["hue"])
         poly = _polygon(obj["shape"], cx, cy, radius, obj["angle"])
-        full, _ = _poly_mask(poly, h, w)
+        full = _poly_mask(poly, h, w)
         members.append((obj, full))
         union |= full
         geoms.append(_shape(poly))
-    from shapely.ops import unary_union
-
-    return {"cat": cat, "members": members, "geom": unary_union(geoms), "full": union,
-            "vis": union.copy(), "area": int(union.sum()), "crowd": True}
+    return {"cat": cat, "members": members, "geom": unary_union(geoms),
+            "vis": union, "area": int(union.sum()), "crowd": True}
 
 
-def _crowd_annotation(o, h, w) -> dict:
+def _crowd_annotation(o) -> dict:
     """COCO's record of a crowd region: uncompressed RLE of its visible pixels."""
     rle = mask_utils.encode(np.asfortranarray(o["vis"].astype(np.uint8)))
     return {

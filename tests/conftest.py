@@ -50,11 +50,13 @@ def smoke(tmp_path_factory):
 
 def pytest_terminal_summary(terminalreporter):
     """The reliability suite's counts, as the reliability issue asks."""
+    import test_backbones
     import test_bad_input
     import test_faults
     import test_workflow
     quirks, broken = len(test_bad_input.QUIRK_CASES), len(test_bad_input.BROKEN_CASES)
-    configs = len(test_workflow.CONFIG_CASES)
+    configs, backbone = len(test_workflow.CONFIG_CASES), len(test_backbones.BACKBONE_CASES)
     terminalreporter.write_line(
         f"fault injection: {len(test_faults.KILL_POINTS)} SIGKILL points; bad and quirky input: "
-        f"{quirks + broken + configs} cases ({quirks} quirks, {broken} broken data, {configs} config)")
+        f"{quirks + broken + configs + backbone} cases ({quirks} quirks, {broken} broken data, "
+        f"{configs} config, {backbone} backbone files)")

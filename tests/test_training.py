@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from rethink import checkpoint, synth
+from rethink.backbones import DETECTRON_BGR, IMAGENET_RGB
 from rethink.runtime import setup
 from rethink.train import train_segment
 from tiny import tiny
@@ -54,6 +55,22 @@ def test_resume_refuses_a_checkpoint_from_another_iteration(coco, tmp_path):
         train_segment(coco, model, train, "scratch", 3, 4, None, tmp_path / "b.pt",
                       resume=tmp_path / "a.pt")
     assert not (tmp_path / "b.pt").exists()
+
+
+def test_resume_and_backbone_with_other_input_conventions_are_refused(coco, tmp_path):
+    _, model, train = tiny()
+    train_segment(coco, model, train, "scratch", 0, 2, None, tmp_path / "a.pt", log_every=100)
+    assert checkpoint.load(tmp_path / "a.pt")["meta"]["input"] == IMAGENET_RGB  # recorded
+    bgr = {**model, "input": DETECTRON_BGR}
+    with pytest.raises(SystemExit, match=r"a.pt was trained on input .*'RGB'.*conflicting input conventions"):
+        train_segment(coco, bgr, train, "scratch", 2, 4, None, tmp_path / "b.pt", resume=tmp_path / "a.pt")
+    backbone = tmp_path / "backbone.pt"
+    state = checkpoint.load(tmp_path / "a.pt")["model"]
+    body = {k.removeprefix("backbone.body."): v for k, v in state.items() if k.startswith("backbone.body.")}
+    checkpoint.save({"model": body, "meta": {"input": IMAGENET_RGB}}, backbone)
+    with pytest.raises(SystemExit, match=r"backbone .*backbone.pt was trained on input .*conflicting"):
+        train_segment(coco, bgr, train, "pretrained", 0, 2, None, tmp_path / "c.pt", backbone=backbone)
+    assert not (tmp_path / "b.pt").exists() and not (tmp_path / "c.pt").exists()
 
 
 def test_non_finite_loss_stops_with_iteration_terms_and_hint(coco, tmp_path):

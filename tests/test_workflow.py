@@ -44,7 +44,7 @@ def test_dry_run_plans_every_stage(tmp_path):
 
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     ckpt = tmp_path / "my backbone.pt"
-    ckpt.write_bytes(b"x")
+    ckpt.write_bytes(b"PK\x03\x04")  # a torch.save zip, as far as the DAG's format sniffing reads
     given = ("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
     # it replaces the GN pre-training; the SyncBN variant's BN backbone is still pre-trained
     jobs = planned_jobs(*given)
@@ -53,7 +53,7 @@ def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     main_only.write_text("study: {seeds: 1, norms: [], regimes: []}\n")
     jobs = planned_jobs(*given, "--configfile", str(main_only))
     assert "pretrain" not in jobs and "synthesize_imagenet" not in jobs and "check_imagenet" not in jobs
-    assert "train" in jobs
+    assert "train" in jobs and jobs["import_backbone"] == 1  # checked and converted before training
 
 
 def test_lint_passes():
@@ -68,6 +68,8 @@ CONFIG_CASES = [  # (override, the key the error must name)
     ("detection={base_lr: -0.1}", "base_lr"),                # a negative LR
     ("detection={warmup_iters: 500}", "warmup_iters"),       # a schedule shorter than its warm-up
     ("data={corrupt_images: skip, verify_images: none}", "verify_images"),
+    ("pretrain={input: {channels: BGRA}}", "input"),          # conventions that are none
+    ("pretrain={checkpoint: README.md}", "not a backbone format"),  # a file that is no backbone
 ]
 
 

@@ -44,6 +44,9 @@ def check(config: dict) -> None:
     if data["corrupt_images"] == "skip" and data["verify_images"] == "none":
         raise ConfigError("data.corrupt_images: skip needs images opened by the layout check: "
                           "set data.verify_images to header or full")
+    if config["pretrain"]["input"] is not None and not config["pretrain"]["checkpoint"]:
+        raise ConfigError("pretrain.input describes the input conventions of pretrain.checkpoint, "
+                          "which is not set (this pipeline's own pre-training uses ImageNet RGB)")
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")

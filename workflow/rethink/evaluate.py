@@ -34,6 +34,7 @@ from pycocotools.cocoeval import COCOeval
 
 from . import checkpoint, evaluation_job
 from .atomic import disk_full_exits, write_json
+from .backbones import check_conventions
 from .data import CocoInstances, collate, eval_transforms, skipped_image_ids
 from .models import build_mask_rcnn
 from .runtime import Progress, json_arg, setup
@@ -255,6 +256,7 @@ def main(argv=None):
     model_cfg = json_arg(args.model, "model")
     model = build_mask_rcnn(model_cfg, dataset.num_classes)
     state = checkpoint.load(args.checkpoint, required=("model",))
+    check_conventions(state.get("meta", {}), model_cfg, f"checkpoint {args.checkpoint}")
     model.load_state_dict(state["model"])
     model.to(device)
     print(f"evaluating {args.checkpoint} on {len(dataset)} val images ({device}, "

@@ -15,10 +15,12 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import misc as misc_ops
 
+from .backbones import model_input
 from .roi_align import FastMultiScaleRoIAlign
 
 DEPTHS = {
@@ -49,7 +51,7 @@ class ResNet(nn.Module):
     """Stem + 4 stages named like torchvision's, so checkpoints use the usual keys."""
 
     def __init__(self, depth: int = 50, width: int = 64, norm: str = "GN", gn_groups: int = 32,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, stride_in_1x1: bool = False):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"model.depth must be one of {sorted(DEPTHS)}, got {depth}")
@@ -64,6 +66,9 @@ class ResNet(nn.Module):
         self.layer2 = self._stage(block, width * 2, layers[1], 2, norm_layer)
         self.layer3 = self._stage(block, width * 4, layers[2], 2, norm_layer)
         self.layer4 = self._stage(block, width * 8, layers[3], 2, norm_layer)
+        if stride_in_1x1 and block is Bottleneck:  # MSRA's original ResNet (Detectron's R-50.pkl)
+            for stage in (self.layer2, self.layer3, self.layer4):
+                stage[0].conv1.stride, stage[0].conv2.stride = (2, 2), (1, 1)
         self.stage_channels = [width * m * block.expansion for m in (1, 2, 4, 8)]
         self.fc = None
         if num_classes is not None:
@@ -109,7 +114,25 @@ def backbone_state(classifier: ResNet) -> dict:
 
 def build_classifier(model_cfg: dict, num_classes: int) -> ResNet:
     return ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"],
-                  model_cfg["gn_groups"], num_classes=num_classes)
+                  model_cfg["gn_groups"], num_classes=num_classes,
+                  stride_in_1x1=model_cfg.get("stride_in_1x1", False))
+
+
+class ConventionTransform(GeneralizedRCNNTransform):
+    """torchvision's detection transform, normalising as the backbone was trained: images
+    arrive RGB in [0, 1]; a BGR backbone gets its channels reversed, a 0-255 one its values
+    scaled, then (x - mean) / std in its own units (rethink.backbones: input conventions)."""
+
+    def __init__(self, min_size, max_size, conventions: dict):
+        super().__init__(min_size, max_size, conventions["mean"], conventions["std"])
+        self.bgr, self.value_range = conventions["channels"] == "BGR", conventions["range"]
+
+    def normalize(self, image):
+        if self.bgr:
+            image = image.flip(-3)
+        if self.value_range != 1:
+            image = image * self.value_range
+        return super().normalize(image)
 
 
 def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = True) -> MaskRCNN:
@@ -122,7 +145,8 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
     checkpoints do not depend on it.
     """
     norm_layer = norm_factory(model_cfg["norm"], model_cfg["gn_groups"])
-    resnet = ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"])
+    resnet = ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"],
+                    stride_in_1x1=model_cfg.get("stride_in_1x1", False))
     fpn_ch = model_cfg["fpn_channels"]
     backbone = BackboneWithFPN(
         resnet,
@@ -138,7 +162,7 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
     mask_head = MaskRCNNHeads(fpn_ch, [mask["channels"]] * mask["convs"], 1, norm_layer=norm_layer)
     rpn = model_cfg["rpn"]
     pool = FastMultiScaleRoIAlign if fast_roi_align else MultiScaleRoIAlign
-    return MaskRCNN(
+    detector = MaskRCNN(
         backbone,
         num_classes=None,
         min_size=model_cfg["min_size"],
@@ -158,6 +182,11 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
         mask_head=mask_head,
         mask_predictor=MaskRCNNPredictor(mask["channels"], mask["channels"], num_classes + 1),
     )
+    # Input conventions of the backbone (the same for both inits); no weights, so checkpoints
+    # do not depend on it. RGB in [0, 1] normalises exactly as torchvision's own transform.
+    detector.transform = ConventionTransform(detector.transform.min_size, model_cfg["max_size"],
+                                             model_input(model_cfg))
+    return detector
 
 
 def load_backbone(detector: MaskRCNN, state: dict) -> None:

@@ -99,7 +99,8 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
                "pixels_seen": total * bs * size * size, "classes": len(train_set.classes),
                "train_images": len(train_set), "val_images": len(val_set),
                "seconds": round(time.perf_counter() - t0, 1)}
-    checkpoint.save({"model": backbone_state(model), "meta": {"model": model_cfg, **metrics}}, out)
+    meta = {"model": model_cfg, "input": {"channels": "RGB", "range": 1, "mean": MEAN, "std": STD}, **metrics}
+    checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
     write_json(out_metrics, metrics)
     print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
 

@@ -29,6 +29,7 @@ import torchvision
 
 from . import checkpoint, distributed, evaluation_job, faults, schedule
 from .atomic import disk_full_exits, sha1_file, write_json
+from .backbones import check_conventions, check_given_for_scratch, model_input
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
 from .distributed import World
@@ -99,7 +100,7 @@ def load_resume(path, job_output=None):
 
 
 # The modules whose code decides the weights training produces (a checkpoint's lineage).
-LINEAGE_MODULES = ("train", "models", "roi_align", "data", "layout", "schedule", "checkpoint",
+LINEAGE_MODULES = ("train", "models", "backbones", "roi_align", "data", "layout", "schedule", "checkpoint",
                    "distributed", "runtime")
 
 
@@ -193,6 +194,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         state = load_resume(resume, resume_job)
         if state["iteration"] != start:
             raise SystemExit(f"{resume} is at iteration {state['iteration']}, segment starts at {start}")
+        check_conventions(state.get("meta", {}), model_cfg, f"checkpoint {resume}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         print(f"resumed from {resume} at iteration {start}", flush=True)
@@ -201,11 +203,13 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     elif init == "pretrained":
         if backbone is None:
             raise SystemExit("--init pretrained needs --backbone")
-        load_backbone(model, checkpoint.load(backbone, required=("model",))["model"])
-        print(f"backbone initialised from {backbone}", flush=True)
+        given = checkpoint.load(backbone, required=("model",))
+        check_conventions(given.get("meta", {}), model_cfg, f"backbone {backbone}")
+        load_backbone(model, given["model"])
+        print(f"backbone initialised from {backbone} (input {model_input(model_cfg)})", flush=True)
     else:
         print("random initialisation", flush=True)
-    meta = {**(meta or {}), "schedule_iters": total, "lineage": lineage_of(
+    meta = {**(meta or {}), "schedule_iters": total, "input": model_input(model_cfg), "lineage": lineage_of(
         model_cfg, train_cfg, init, total, backbone, state.get("meta", {}) if resume is not None else None,
         train_annotations or Path(coco_root) / "annotations" / "instances_train2017.json",
         dataset.ids, world.size, device.type)}
@@ -329,6 +333,8 @@ def main(argv=None):
     if not 0 <= args.start_iter < args.end_iter:
         p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
+    if args.init == "scratch" and args.start_iter == 0:
+        check_given_for_scratch(model_cfg)
     world, device = distributed.init(setup(args.threads, args.device))
     total = args.schedule_iters or None
     print(f"training {args.init} iterations {args.start_iter}->{args.end_iter} "

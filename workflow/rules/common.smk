@@ -5,6 +5,7 @@ import shutil
 
 from snakemake.exceptions import WorkflowError
 
+from rethink import backbones
 from rethink import config as study_config
 from rethink.schedule import TRUNK
 
@@ -43,17 +44,45 @@ MAIN_PRETRAIN_NORM = study_config.pretrain_norm(config["model"]["norm"])
 PRETRAINED = "pretrained" in INITS
 
 
+GIVEN_BACKBONE = config["pretrain"]["checkpoint"]
+IMPORTED_BACKBONE = f"{R}/pretrain/given/backbone.pt"  # pretrain.checkpoint, checked and converted
+
+
+def uses_given_backbone(norm):
+    return bool(GIVEN_BACKBONE) and study_config.pretrain_norm(norm) == MAIN_PRETRAIN_NORM
+
+
 def backbone_path(norm):
-    pnorm = study_config.pretrain_norm(norm)
-    if pnorm == MAIN_PRETRAIN_NORM and config["pretrain"]["checkpoint"]:
-        return config["pretrain"]["checkpoint"]
-    return f"{R}/pretrain/{pnorm}/backbone.pt"
+    if uses_given_backbone(norm):
+        return IMPORTED_BACKBONE
+    return f"{R}/pretrain/{study_config.pretrain_norm(norm)}/backbone.pt"
 
 
 def pretrain_metrics(norm):
     """The metrics file of the pre-training `norm`'s backbone comes from; None if given."""
-    path = backbone_path(norm)
-    return None if path == config["pretrain"]["checkpoint"] else f"{R}/pretrain/{study_config.pretrain_norm(norm)}/metrics.json"
+    return None if uses_given_backbone(norm) else f"{R}/pretrain/{study_config.pretrain_norm(norm)}/metrics.json"
+
+
+try:  # the given backbone's input conventions follow from its format: known before any job runs
+    GIVEN_INPUT = backbones.declared_input(GIVEN_BACKBONE, config["pretrain"]["input"]) if GIVEN_BACKBONE else None
+except backbones.BackboneError as e:
+    raise WorkflowError(str(e))
+
+
+# A scratch branch does not read the given backbone, so the file is no input of its jobs (a
+# new backbone leaves scratch as it is; its conventions reach scratch through params). Its
+# first job checks the file as import_backbone does, so that no training starts on a bad one;
+# the path travels in the environment, not params, to stay out of scratch's rerun triggers
+# (an order-only `ancient()` input would hide scratch's own changes behind a rerun import).
+os.environ.update(RETHINK_GIVEN_BACKBONE=json.dumps(
+    {"checkpoint": GIVEN_BACKBONE, "input": config["pretrain"]["input"], "norm": MAIN_PRETRAIN_NORM}
+    if GIVEN_BACKBONE else None))
+
+
+def input_conventions(norm):
+    """How `norm`'s detectors normalise their input, scratch and pre-trained alike: as the
+    backbone of its pretrained branch was trained (ours: ImageNet RGB in [0, 1])."""
+    return GIVEN_INPUT if uses_given_backbone(norm) else dict(backbones.IMAGENET_RGB)
 
 
 RUNS_PRETRAINING = PRETRAINED and any(pretrain_metrics(n) for n in PRETRAIN_NORMS)
@@ -208,8 +237,9 @@ def evaluated_checkpoint(wildcards):
     return path, job
 
 
-def variant_model(wildcards):
-    return as_json(study_config.model_settings(config, False, VARIANTS[wildcards.variant].norm))
+def variant_model(wildcards, for_eval=False):
+    norm = VARIANTS[wildcards.variant].norm
+    return as_json({**study_config.model_settings(config, for_eval, norm), "input": input_conventions(norm)})
 
 
 def variant_train(wildcards):

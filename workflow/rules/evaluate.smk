@@ -15,7 +15,7 @@ rule evaluate:
     params:
         root=COCO,
         checkpoint=lambda wildcards: evaluated_checkpoint(wildcards)[0],
-        model=lambda wildcards: as_json(study_config.model_settings(config, True, VARIANTS[wildcards.variant].norm)),
+        model=lambda wildcards: variant_model(wildcards, for_eval=True),
         batch_size=config["evaluate"]["batch_size"],
         backend=config["evaluate"]["backend"],
         device=config["device"],

@@ -12,7 +12,7 @@ rule pretrain:
     params:
         root=IMAGENET,
         model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.norm)),
-        pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "workers")}),
+        pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}),
         workers=config["pretrain"]["workers"],
         device=config["device"],
     log:
@@ -28,3 +28,26 @@ rule pretrain:
         "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.pretrain --imagenet {params.root:q} --model {params.model:q} "
         "--pretrain {params.pretrain:q} --out {output.backbone:q} --out-metrics {output.metrics:q} "
         "--threads {threads} --workers {params.workers} --device {params.device} > {log:q} 2>&1"
+
+
+# pretrain.checkpoint, in any format rethink.backbones reads: checked against model.* and
+# converted to this project's .pt before any training starts.
+rule import_backbone:
+    input:
+        GIVEN_BACKBONE or [],
+    output:
+        IMPORTED_BACKBONE,
+    params:
+        model=as_json({**study_config.model_settings(config, False), "input": GIVEN_INPUT}),
+        input=as_json(config["pretrain"]["input"]),
+    log:
+        f"{R}/logs/pretrain/import_backbone.log",
+    threads: 1
+    priority: 100  # first: a bad file stops the run before training (scratch jobs check it too)
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.backbones --checkpoint {input:q} --model {params.model:q} "
+        "--input {params.input:q} --out {output:q} > {log:q} 2>&1"

@@ -47,6 +47,11 @@ def check(config: dict) -> None:
     if config["pretrain"]["input"] is not None and not config["pretrain"]["checkpoint"]:
         raise ConfigError("pretrain.input describes the input conventions of pretrain.checkpoint, "
                           "which is not set (this pipeline's own pre-training uses ImageNet RGB)")
+    pre = config["pretrain"]
+    if pre["lr_schedule"] == "step" and not pre["lr_steps"]:
+        raise ConfigError("pretrain.lr_schedule: step needs pretrain.lr_steps (epochs, e.g. [30, 60, 80])")
+    if pre["crop_scale"][0] > pre["crop_scale"][1]:
+        raise ConfigError(f"pretrain.crop_scale: {pre['crop_scale']} is not [low, high]")
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")

@@ -28,11 +28,13 @@ import sys
 from numbers import Real
 from pathlib import Path
 
+from . import imagenet
 from .atomic import write_json
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 EXPECTED_LAYOUT = {
-    "imagenet": "  train/<class>/*.JPEG\n  val/<class>/*.JPEG   (the same class folders as train/)",
+    "imagenet": "  train/<class>/*.JPEG\n  val/<class>/*.JPEG   (the same class folders as train/)\n"
+                "  or val/*.JPEG with " + imagenet.EXPECTED,
     "coco": "  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
             "  train2017/*.jpg\n  val2017/*.jpg",
 }
@@ -72,10 +74,27 @@ def check_imagenet(root) -> dict:
         raise DatasetError(f"ImageNet folder {root}: does not exist or is not a directory")
     problems = []
     classes = {}
+    val_labels = None  # class folders
     for split in ("train", "val"):
         d = root / split
         if not d.is_dir():
             problems.append(f"missing {split}/")
+            continue
+        if split == "val" and imagenet.is_flat(d):  # ImageNet as it ships: labels in a file
+            try:
+                labels, source = imagenet.flat_labels(root)
+            except imagenet.LabelError as e:
+                problems.append(str(e).removeprefix(f"{root}/"))
+                continue
+            images = [p for p in d.iterdir() if _is_image(p)]
+            unlabelled = [p.name for p in images if p.stem not in labels]
+            if unlabelled:
+                problems.append(f"val/ images without a label in {source.name}: {_short(sorted(unlabelled))}")
+            counts = {}
+            for p in images:
+                if p.stem in labels:
+                    counts[labels[p.stem]] = counts.get(labels[p.stem], 0) + 1
+            classes[split], val_labels = counts, str(source)
             continue
         subdirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not subdirs:
@@ -97,7 +116,8 @@ def check_imagenet(root) -> dict:
             problems.append(f"class folders in val/ but not in train/: {_short(only_val)}")
     if problems:
         raise DatasetError(f"ImageNet folder {root}: " + _join(problems))
-    stats = {"root": str(root), "classes": len(classes["train"]), "wnids": sorted(classes["train"])}
+    stats = {"root": str(root), "classes": len(classes["train"]), "wnids": sorted(classes["train"]),
+             "val_labels": val_labels or "class folders"}
     names = _read_class_names(root / "classes.txt")
     if names is not None:
         stats["class_names"] = [names.get(w, w) for w in stats["wnids"]]

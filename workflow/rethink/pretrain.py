@@ -9,29 +9,36 @@ compute seen (iterations, images), which the figures use to show pre-training's 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from . import checkpoint
-from .atomic import disk_full_exits, write_json
+from . import checkpoint, faults
+from .atomic import disk_full_exits, sha1_file, write_json
+from .imagenet import val_dataset
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # as torchvision's detection transform
 
 
-def transforms(size: int, train: bool) -> v2.Compose:
+def transforms(size: int, train: bool, crop_scale=(0.5, 1.0), val_resize: float = 1.0) -> v2.Compose:
+    """Train: a random-resized crop of `crop_scale` of the image (the standard recipe:
+    0.08-1) and a flip. Val: short side to `val_resize` x size (standard: 256/224), centre crop."""
     ops = [v2.ToImage()]
     if train:
-        ops += [v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+        ops += [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip()]
     else:
-        ops += [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+        ops += [v2.Resize(round(size * val_resize), antialias=True), v2.CenterCrop(size)]
     return v2.Compose(ops + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
 
 
@@ -39,6 +46,16 @@ def cosine_lr(it: int, total: int, base: float, warmup: int) -> float:
     if it < warmup:
         return base * (it + 1) / warmup
     return 0.5 * base * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
+
+
+def lr_at(it: int, total: int, base: float, warmup: int, cfg: dict, per_epoch: int) -> float:
+    """Linear warm-up, then cosine decay to 0 or, with lr_schedule: step, x0.1 at each of
+    lr_steps (epochs)."""
+    if it < warmup:
+        return base * (it + 1) / warmup
+    if cfg.get("lr_schedule", "cosine") == "step":
+        return base * 0.1 ** sum(it >= e * per_epoch for e in cfg["lr_steps"])
+    return cosine_lr(it, total, base, warmup)
 
 
 @torch.no_grad()
@@ -52,12 +69,42 @@ def top1(model, loader, device) -> float:
     return correct / max(1, seen)
 
 
+# Settings that only decide how often state is saved, or how fast data loads.
+NOT_LINEAGE = ("checkpoint", "input", "workers", "checkpoint_every")
+
+
+def lineage_of(model_cfg: dict, cfg: dict, train_set) -> str:
+    """What decides the weights at any epoch: settings, the train images, the code."""
+    here = Path(__file__).parent
+    root = {"model": model_cfg, "pretrain": {k: v for k, v in cfg.items() if k not in NOT_LINEAGE},
+            "images": [(Path(p).name, c) for p, c in train_set.samples],
+            "code": {m: sha1_file(here / f"{m}.py") for m in ("pretrain", "models")},
+            "torch": torch.__version__}
+    return hashlib.sha1(json.dumps(root, sort_keys=True).encode()).hexdigest()
+
+
+def state_dir(out) -> Path:
+    return Path(out).parent / f"{Path(out).stem}_state"
+
+
+def latest_state(folder: Path, lineage: str):
+    """The newest resumable state in `folder` of this lineage, or None (others are ignored)."""
+    for path in sorted(folder.glob("epoch_*.pt"), reverse=True):
+        try:
+            state = checkpoint.load(path, required=("model", "optimizer", "epoch", "lineage"))
+        except RuntimeError as e:  # a kill in mid-write leaves no such file (atomic); corrupt: skip
+            print(f"ignoring {path}: {e}", flush=True)
+            continue
+        if state["lineage"] == lineage:
+            return path, state
+    return None
+
+
 def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
     size = cfg["image_size"]
-    train_set = datasets.ImageFolder(f"{imagenet}/train", transforms(size, True))
-    val_set = datasets.ImageFolder(f"{imagenet}/val", transforms(size, False))
-    if train_set.classes != val_set.classes:
-        raise SystemExit(f"{imagenet}: train/ and val/ have different class folders")
+    crop, val_resize = cfg.get("crop_scale", [0.5, 1.0]), cfg.get("val_resize", 1.0)
+    train_set = datasets.ImageFolder(f"{imagenet}/train", transforms(size, True, crop))
+    val_set = val_dataset(imagenet, train_set.class_to_idx, transforms(size, False, val_resize=val_resize))
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     bs = cfg["batch_size"]
@@ -69,17 +116,30 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=cfg["momentum"],
                                 weight_decay=cfg["weight_decay"], nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-    total = cfg["epochs"] * len(train_loader)
-    warmup = min(total, int(cfg["warmup_epochs"] * len(train_loader)))
+    per_epoch = len(train_loader)
+    total = cfg["epochs"] * per_epoch
+    warmup = min(total, int(cfg["warmup_epochs"] * per_epoch))
+    every = cfg.get("checkpoint_every", 1)
+    states, lineage = state_dir(out), lineage_of(model_cfg, cfg, train_set)
+    start, curve, seconds_before = 0, [], 0.0
+    found = latest_state(states, lineage)
+    if found is not None:  # a killed run of this job got this far
+        path, state = found
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        gen.set_state(state["loader_rng"])
+        start, curve, seconds_before = state["epoch"], state["curve"], state["seconds"]
+        print(f"resumed from {path} at epoch {start} (written by an earlier run of this job)", flush=True)
     print(f"pre-training on {len(train_set)} images, {len(train_set.classes)} classes, "
           f"{cfg['epochs']} epochs = {total} iterations of {bs}, on {device}", flush=True)
-    it, t0 = 0, time.perf_counter()
-    acc = 0.0
-    for epoch in range(cfg["epochs"]):
-        running = 0.0
+    t0 = time.perf_counter()
+    for epoch in range(start, cfg["epochs"]):
+        running, it = 0.0, epoch * per_epoch
         for x, y in train_loader:
+            faults.kill_if("pretrain", it)
             for g in optimizer.param_groups:
-                g["lr"] = cosine_lr(it, total, base_lr, warmup)
+                g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
             loss = loss_fn(model(x.to(device)), y.to(device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
@@ -90,18 +150,31 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
             running += loss.item()
             it += 1
         acc = top1(model, val_loader, device)
+        curve.append({"epoch": epoch + 1, "top1": acc, "loss": running / per_epoch})
         elapsed = time.perf_counter() - t0
-        print(f"epoch {epoch + 1}/{cfg['epochs']} loss={running / len(train_loader):.3f} "
-              f"val top-1={acc:.4f} | {it * bs / elapsed:.0f} img/s, "
-              f"{elapsed / (epoch + 1) * (cfg['epochs'] - epoch - 1):.0f}s left", flush=True)
+        print(f"epoch {epoch + 1}/{cfg['epochs']} loss={running / per_epoch:.3f} "
+              f"val top-1={acc:.4f} | {(epoch + 1 - start) * per_epoch * bs / elapsed:.0f} img/s, "
+              f"{elapsed / (epoch + 1 - start) * (cfg['epochs'] - epoch - 1):.0f}s left", flush=True)
+        if every and (epoch + 1) % every == 0 and epoch + 1 < cfg["epochs"]:
+            path = states / f"epoch_{epoch + 1:04d}.pt"
+            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "epoch": epoch + 1, "rng": torch.get_rng_state(), "curve": curve,
+                             "loader_rng": gen.get_state(), "lineage": lineage,
+                             "seconds": seconds_before + elapsed}, path)
+            for older in states.glob("epoch_*.pt"):
+                if older != path:
+                    older.unlink()
+    seconds = seconds_before + time.perf_counter() - t0
+    acc = curve[-1]["top1"]
     metrics = {"top1": acc, "epochs": cfg["epochs"], "iterations": total, "batch_size": bs,
                "images_seen": total * bs, "image_size": size,
                "pixels_seen": total * bs * size * size, "classes": len(train_set.classes),
                "train_images": len(train_set), "val_images": len(val_set),
-               "seconds": round(time.perf_counter() - t0, 1)}
+               "seconds": round(seconds, 1), "resumed_from_epoch": start, "curve": curve}
     meta = {"model": model_cfg, "input": {"channels": "RGB", "range": 1, "mean": MEAN, "std": STD}, **metrics}
     checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
     write_json(out_metrics, metrics)
+    shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
     print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
 
 
@@ -115,10 +188,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1,
+                   help="epochs between resumable states next to --out (0: none)")
     args = p.parse_args(argv)
     device = setup(args.threads, args.device, deterministic=False)
-    pretrain(args.imagenet, json_arg(args.model, "model"), json_arg(args.pretrain, "pretrain"),
-             args.out, args.out_metrics, device, args.workers)
+    cfg = {**json_arg(args.pretrain, "pretrain"), "checkpoint_every": args.checkpoint_every}
+    pretrain(args.imagenet, json_arg(args.model, "model"), cfg, args.out, args.out_metrics, device,
+             args.workers)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""ImageNet-style pre-training: epoch states that a killed job resumes from bitwise, the
+recipe's crop, val resize and LR schedules, and the per-epoch curve."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from rethink import imagenet as imagenet_layouts
+from rethink import synth
+from rethink.layout import DatasetError, check_imagenet
+from scipy.io import savemat
+from torchvision import datasets
+from rethink.pretrain import lr_at, transforms
+from tiny import tiny
+
+PRETRAIN = {"image_size": 32, "epochs": 3, "batch_size": 8, "lr": 0.4, "warmup_epochs": 1,
+            "momentum": 0.9, "weight_decay": 0.0001, "label_smoothing": 0.0, "seed": 0,
+            "crop_scale": [0.08, 1.0], "val_resize": 1.142857, "lr_schedule": "step", "lr_steps": [2]}
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "imagenet"
+    synth.generate_imagenet(root, tiny()[0], seed=0)  # 4 classes x 8 train images: 4 iterations an epoch
+    return root
+
+
+def run(imagenet, out, fault=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    env.pop("RETHINK_FAULT", None)
+    if fault:
+        env["RETHINK_FAULT"] = fault
+    _, model, _ = tiny()
+    model = {k: model[k] for k in ("depth", "width", "norm", "gn_groups", "stride_in_1x1")}
+    return subprocess.run([sys.executable, "-m", "rethink.pretrain", "--imagenet", str(imagenet),
+                           "--model", json.dumps(model), "--pretrain", json.dumps(PRETRAIN),
+                           "--out", str(out), "--out-metrics", str(out.with_suffix(".json"))],
+                          env=env, capture_output=True, text=True)
+
+
+def test_a_killed_pretraining_resumes_from_its_last_epoch_to_the_same_backbone(imagenet, tmp_path):
+    straight = tmp_path / "straight" / "backbone.pt"
+    assert run(imagenet, straight).returncode == 0
+    killed = tmp_path / "killed" / "backbone.pt"
+    proc = run(imagenet, killed, fault="pretrain:9")  # in epoch 3 (iterations 8-11)
+    assert proc.returncode == -9 and not killed.exists()
+    assert [p.name for p in (killed.parent / "backbone_state").iterdir()] == ["epoch_0002.pt"]
+    proc = run(imagenet, killed)
+    assert proc.returncode == 0, proc.stderr
+    assert "resumed from" in proc.stdout and "at epoch 2" in proc.stdout
+    a, b = (torch.load(p, weights_only=True) for p in (straight, killed))
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bitwise
+    curve = json.loads(straight.with_suffix(".json").read_text())["curve"]
+    assert [c["epoch"] for c in curve] == [1, 2, 3]
+    assert curve == json.loads(killed.with_suffix(".json").read_text())["curve"]
+    assert not (killed.parent / "backbone_state").exists()  # finished: no state left
+
+
+def test_lr_schedules():
+    cfg = {"lr_schedule": "step", "lr_steps": [30, 60, 80]}
+    per_epoch, total = 10, 900
+    assert lr_at(0, total, 0.1, 50, cfg, per_epoch) == pytest.approx(0.1 / 50)  # warm-up
+    assert lr_at(299, total, 0.1, 50, cfg, per_epoch) == pytest.approx(0.1)
+    assert lr_at(300, total, 0.1, 50, cfg, per_epoch) == pytest.approx(0.01)
+    assert lr_at(899, total, 0.1, 50, cfg, per_epoch) == pytest.approx(0.0001)
+    cosine = {"lr_schedule": "cosine"}
+    assert lr_at(50, total, 0.1, 50, cosine, per_epoch) == pytest.approx(0.1)
+    assert lr_at(475, total, 0.1, 50, cosine, per_epoch) == pytest.approx(0.05)
+
+
+def test_val_resizes_to_256_of_224_then_centre_crops():
+    image = torch.randint(0, 255, (3, 300, 400), dtype=torch.uint8)
+    out = transforms(224, False, val_resize=256 / 224)(image)
+    assert out.shape == (3, 224, 224)
+    crop = transforms(224, True, crop_scale=(0.08, 1.0))(image)
+    assert crop.shape == (3, 224, 224)
+
+
+def flat_copy(imagenet, dst, labels):
+    """`imagenet` with val/ as ImageNet ships it: one flat folder, labels in `labels` files."""
+    shutil.copytree(imagenet / "train", dst / "train")
+    (dst / "val").mkdir()
+    wnids = sorted(p.name for p in (imagenet / "val").iterdir())
+    truth = []
+    for n, path in enumerate(sorted((imagenet / "val").glob("*/*")), start=1):
+        shutil.copy(path, dst / "val" / f"ILSVRC2012_val_{n:08d}.JPEG")
+        truth.append((f"ILSVRC2012_val_{n:08d}", path.parent.name))
+    if labels == "devkit":  # ILSVRC2012_IDs in the devkit's own order, not sorted WNIDs
+        order = wnids[::-1]
+        data = dst / "ILSVRC2012_devkit_t12" / "data"
+        data.mkdir(parents=True)
+        synsets = np.array([(i + 1, w, w) for i, w in enumerate(order)],
+                           dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O")])
+        savemat(data / "meta.mat", {"synsets": synsets})
+        (data / imagenet_layouts.GROUND_TRUTH).write_text(
+            "".join(f"{order.index(w) + 1}\n" for _, w in truth))
+    else:
+        (dst / imagenet_layouts.LOC_SOLUTION).write_text(
+            "ImageId,PredictionString\n" + "".join(f"{i},{w} 1 2 30 31\n" for i, w in truth))
+    return dst
+
+
+@pytest.mark.parametrize("labels", ["devkit", "loc_csv"])
+def test_flat_val_loads_to_the_same_labels_as_class_folders(imagenet, tmp_path, labels):
+    flat = flat_copy(imagenet, tmp_path / "flat", labels)
+    folders = datasets.ImageFolder(imagenet / "val")
+    ours = imagenet_layouts.val_dataset(flat, folders.class_to_idx)
+    assert [label for _, label in ours.samples] == [label for _, label in folders.samples]
+    stats = check_imagenet(flat)
+    assert stats["val"]["images"] == len(folders) and stats["val_labels"].endswith(
+        imagenet_layouts.GROUND_TRUTH if labels == "devkit" else imagenet_layouts.LOC_SOLUTION)
+
+
+def test_flat_val_without_labels_names_what_is_missing(imagenet, tmp_path):
+    flat = flat_copy(imagenet, tmp_path / "flat", "loc_csv")
+    (flat / imagenet_layouts.LOC_SOLUTION).unlink()
+    with pytest.raises(DatasetError, match=r"val/ is a flat folder of images but no labels were found: "
+                                           r"expected LOC_val_solution.csv, or ILSVRC2012_validation"):
+        check_imagenet(flat)
+    flat = flat_copy(imagenet, tmp_path / "flat2", "devkit")
+    (flat / "ILSVRC2012_devkit_t12/data/meta.mat").unlink()
+    with pytest.raises(DatasetError, match=r"needs the devkit's meta.mat"):
+        check_imagenet(flat)

@@ -51,6 +51,7 @@ def test_training_arms_ratios_profile_and_flops(quick):
         assert p["top_self_cpu"] and p["roi_align_backward_ms_per_iter"] > 0
     assert t["flops"]["gflop_per_step"] > 0 and t["flops"]["sgemm"]["gflop_per_s_median"] > 0
     assert 0 < t["flops"]["fraction_of_sgemm"]
+    assert t["bf16_cpu"]["s_per_iter"]["bf16"] > 0 and t["bf16_cpu"]["bf16_speedup"] > 0  # measured, both ran
 
 
 def test_evaluation_backends_agree(quick):

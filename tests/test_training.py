@@ -1,9 +1,14 @@
 """Forked and resumed training give the same weights as one uninterrupted run."""
+import math
+import re
+
 import pytest
 import torch
 
 from rethink import checkpoint, synth
 from rethink.backbones import DETECTRON_BGR, IMAGENET_RGB
+from rethink.models import build_mask_rcnn
+from rethink.roi_align import FastMultiScaleRoIAlign
 from rethink.runtime import setup
 from rethink.train import train_segment
 from tiny import tiny
@@ -71,6 +76,18 @@ def test_resume_and_backbone_with_other_input_conventions_are_refused(coco, tmp_
     with pytest.raises(SystemExit, match=r"backbone .*backbone.pt was trained on input .*conflicting"):
         train_segment(coco, bgr, train, "pretrained", 0, 2, None, tmp_path / "c.pt", backbone=backbone)
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "c.pt").exists()
+
+
+def test_bf16_on_cpu_trains_with_finite_losses_through_our_roi_align(coco, tmp_path, capsys):
+    _, model, train = tiny()
+    train_segment(coco, model, {**train, "bf16": True}, "scratch", 0, 3, None, tmp_path / "bf16.pt",
+                  log_every=1)  # a non-finite loss would stop it (check_finite)
+    out = capsys.readouterr().out
+    assert "bf16 autocast on cpu" in out
+    losses = [float(m) for m in re.findall(r"iter \d+/3 loss=([0-9.na]+)", out)]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    built = build_mask_rcnn(model, 2)
+    assert isinstance(built.roi_heads.box_roi_pool, FastMultiScaleRoIAlign)  # ours, forward and backward
 
 
 def test_non_finite_loss_stops_with_iteration_terms_and_hint(coco, tmp_path):

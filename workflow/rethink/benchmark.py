@@ -81,6 +81,7 @@ def part_training(work: Path, config: dict, quick: bool, s: dict) -> dict:
     out["flops"] = training.flop_rate(root, model_cfg, det, threads,
                                       out["throughput"]["arms"]["ours"]["s_per_iter"],
                                       s["sgemm_n"], s["sgemm_repeats"], batches=s["flop_batches"])
+    out["bf16_cpu"] = training.bf16_on_cpu(root, model_cfg, det, threads, min(s["iters"], 4), 1 if quick else 2)
     return out
 
 
@@ -235,6 +236,11 @@ def markdown(r: dict) -> str:
                    f"convolution (oneDNN, {f['conv3x3']['shape']}) runs at "
                    f"{f['conv3x3']['gflop_per_s_median']} GFLOP/s here: against the better of the "
                    f"two the step reaches {_pct(f['fraction_of_best_dense'])}.", ""]
+            if "bf16_cpu" in e:
+                b = e["bf16_cpu"]
+                md += [f"bf16 on CPU: the step under bf16 autocast takes {b['s_per_iter']['bf16']} s "
+                       f"against {b['s_per_iter']['fp32']} s in fp32 (interleaved, best of "
+                       f"{b['repeats']}): **{b['bf16_speedup']}x**, so the miniature trains in fp32.", ""]
         elif name == "evaluation":
             md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "
                    f"{e['detections']} detections; {e['threads']} thread(s), {e['repeats']} repeats.", "",

@@ -140,7 +140,8 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
             faults.kill_if("pretrain", it)
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
+                loss = loss_fn(model(x.to(device)), y.to(device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
                                          f"(lr {optimizer.param_groups[0]['lr']:.4g}): lower pretrain.lr")

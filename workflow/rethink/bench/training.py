@@ -237,6 +237,27 @@ def profile_step(root, model_cfg, train_cfg, threads, iters, top=10) -> dict:
     return out
 
 
+def bf16_on_cpu(root, model_cfg, train_cfg, threads, iters, repeats) -> dict:
+    """The training step in fp32 and under bf16 autocast on this CPU, interleaved (fp32,
+    bf16, fp32, ...) so that load changes hit both alike; best repeat of each."""
+    dataset = CocoInstances(root, "train", train_transforms(train_cfg["flip_prob"]))
+    batches = _fixed_batches(dataset, train_cfg["batch_size"], iters + 1)
+    torch.set_num_threads(threads)
+    times = {"fp32": [], "bf16": []}
+    for _ in range(repeats):
+        for mode in times:
+            step = _model_and_step(dataset, model_cfg, train_cfg, True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                step(batches[0], 0)
+                t0 = time.perf_counter()
+                for j, batch in enumerate(batches[1:]):
+                    step(batch, j + 1)
+            times[mode].append((time.perf_counter() - t0) / iters)
+    best = {m: min(v) for m, v in times.items()}
+    return {"s_per_iter": {m: rnd(v, 4) for m, v in best.items()}, "iters": iters, "repeats": repeats,
+            "bf16_speedup": rnd(best["fp32"] / best["bf16"], 3)}
+
+
 def sgemm_rate(n: int, threads: int, repeats: int) -> dict:
     """float32 torch.mm of n x n matrices at `threads` threads: FLOP/s (2 n^3 per product)."""
     torch.set_num_threads(threads)

@@ -85,6 +85,14 @@ def test_train_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     assert "torch.distributed.run --standalone --nproc-per-node 4 -m rethink.train" in out
 
 
+def test_pretrain_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
+    from conftest import snakemake
+    override = tmp_path / "gpus.yaml"
+    override.write_text(f"results: {tmp_path}/r\nresources:\n  pretrain: {{mem_mb: 4000, runtime: 60, gpu: 8}}\n")
+    out = snakemake("-n", "-p", "--configfile", str(override)).stdout
+    assert "torch.distributed.run --standalone --nproc-per-node 8 -m rethink.pretrain" in out
+
+
 def test_gpu_check_script_runs(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "-m", "rethink.gpu_check", "--device", "cpu", "--min-size", "96",

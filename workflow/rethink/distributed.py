@@ -28,8 +28,8 @@ class World:
     def shard(self, items: list) -> list:
         """This rank's contiguous share of a global batch (sizes must divide)."""
         if len(items) % self.size:
-            raise SystemExit(f"detection.batch_size {len(items)} is not divisible by the "
-                             f"{self.size} training processes")
+            raise SystemExit(f"batch size {len(items)} (detection.batch_size or pretrain.batch_size) "
+                             f"is not divisible by the {self.size} training processes")
         per = len(items) // self.size
         return items[self.rank * per:(self.rank + 1) * per]
 

@@ -22,8 +22,9 @@ from torch import nn
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from . import checkpoint, faults
+from . import checkpoint, distributed, faults
 from .atomic import disk_full_exits, sha1_file, write_json
+from .distributed import World
 from .imagenet import val_dataset
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
@@ -31,12 +32,13 @@ from .runtime import json_arg, setup
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # as torchvision's detection transform
 
 
-def transforms(size: int, train: bool, crop_scale=(0.5, 1.0), val_resize: float = 1.0) -> v2.Compose:
+def transforms(size: int, train: bool, crop_scale=(0.5, 1.0), val_resize: float = 1.0,
+               flip_prob: float = 0.5) -> v2.Compose:
     """Train: a random-resized crop of `crop_scale` of the image (the standard recipe:
     0.08-1) and a flip. Val: short side to `val_resize` x size (standard: 256/224), centre crop."""
     ops = [v2.ToImage()]
     if train:
-        ops += [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip()]
+        ops += [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip(flip_prob)]
     else:
         ops += [v2.Resize(round(size * val_resize), antialias=True), v2.CenterCrop(size)]
     return v2.Compose(ops + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
@@ -100,18 +102,45 @@ def latest_state(folder: Path, lineage: str):
     return None
 
 
-def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
+class ShardedBatches:
+    """This rank's share of each global batch of `batches` (World.shard)."""
+
+    def __init__(self, batches, world: World):
+        self.batches, self.world = batches, world
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield self.world.shard(batch)
+
+
+def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, world: World = World()):
     size = cfg["image_size"]
     crop, val_resize = cfg.get("crop_scale", [0.5, 1.0]), cfg.get("val_resize", 1.0)
-    train_set = datasets.ImageFolder(f"{imagenet}/train", transforms(size, True, crop))
+    train_set = datasets.ImageFolder(f"{imagenet}/train",
+                                     transforms(size, True, crop, flip_prob=cfg.get("flip_prob", 0.5)))
     val_set = val_dataset(imagenet, train_set.class_to_idx, transforms(size, False, val_resize=val_resize))
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     bs = cfg["batch_size"]
-    train_loader = torch.utils.data.DataLoader(train_set, bs, shuffle=True, drop_last=True,
-                                               generator=gen, num_workers=workers)
+    # Every rank draws the same shuffled global batches and takes its share of each (one
+    # process: the whole batch, exactly as DataLoader(shuffle=True, drop_last=True) would).
+    batches = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(train_set, generator=gen),
+                                            bs, drop_last=True)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=ShardedBatches(batches, world),
+                                               generator=gen, num_workers=workers,
+                                               pin_memory=device.type == "cuda")
     val_loader = torch.utils.data.DataLoader(val_set, 256, num_workers=workers)
     model = build_classifier(model_cfg, len(train_set.classes)).to(device)
+    net = model
+    if world.size > 1:  # gradients averaged over ranks: the global batch's, as one process
+        if model_cfg["norm"] == "SyncBN":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        print(f"rank {world.rank}/{world.size}: global batch {bs} = {world.size} x {bs // world.size} "
+              f"images, LR for the global batch", flush=True)
     base_lr = cfg["lr"] * bs / 256  # linear scaling from the usual ImageNet reference batch
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=cfg["momentum"],
                                 weight_decay=cfg["weight_decay"], nesterov=True)
@@ -141,14 +170,14 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
-                loss = loss_fn(model(x.to(device)), y.to(device))
-            if not torch.isfinite(loss):
+                loss = loss_fn(net(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+            if not math.isfinite(world.all_sum(loss.item())):  # every rank stops together
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
                                          f"(lr {optimizer.param_groups[0]['lr']:.4g}): lower pretrain.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += loss.item()
+            running += world.all_sum(loss.item()) / world.size
             it += 1
         acc = top1(model, val_loader, device)
         curve.append({"epoch": epoch + 1, "top1": acc, "loss": running / per_epoch})
@@ -156,7 +185,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
         print(f"epoch {epoch + 1}/{cfg['epochs']} loss={running / per_epoch:.3f} "
               f"val top-1={acc:.4f} | {(epoch + 1 - start) * per_epoch * bs / elapsed:.0f} img/s, "
               f"{elapsed / (epoch + 1 - start) * (cfg['epochs'] - epoch - 1):.0f}s left", flush=True)
-        if every and (epoch + 1) % every == 0 and epoch + 1 < cfg["epochs"]:
+        if every and (epoch + 1) % every == 0 and epoch + 1 < cfg["epochs"] and world.main:
             path = states / f"epoch_{epoch + 1:04d}.pt"
             checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "epoch": epoch + 1, "rng": torch.get_rng_state(), "curve": curve,
@@ -172,11 +201,14 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0):
                "pixels_seen": total * bs * size * size, "classes": len(train_set.classes),
                "train_images": len(train_set), "val_images": len(val_set),
                "seconds": round(seconds, 1), "resumed_from_epoch": start, "curve": curve}
-    meta = {"model": model_cfg, "input": {"channels": "RGB", "range": 1, "mean": MEAN, "std": STD}, **metrics}
-    checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
-    write_json(out_metrics, metrics)
-    shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
-    print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
+    if world.main:  # ranks hold identical weights
+        meta = {"model": model_cfg, "input": {"channels": "RGB", "range": 1, "mean": MEAN, "std": STD},
+                **metrics, "processes": world.size}
+        checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
+        write_json(out_metrics, {**metrics, "processes": world.size})
+        shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
+        print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
+    world.barrier()
 
 
 def main(argv=None):
@@ -192,10 +224,13 @@ def main(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=1,
                    help="epochs between resumable states next to --out (0: none)")
     args = p.parse_args(argv)
-    device = setup(args.threads, args.device, deterministic=False)
+    world, device = distributed.init(setup(args.threads, args.device, deterministic=False))
     cfg = {**json_arg(args.pretrain, "pretrain"), "checkpoint_every": args.checkpoint_every}
-    pretrain(args.imagenet, json_arg(args.model, "model"), cfg, args.out, args.out_metrics, device,
-             args.workers)
+    try:
+        pretrain(args.imagenet, json_arg(args.model, "model"), cfg, args.out, args.out_metrics, device,
+                 args.workers, world)
+    finally:
+        distributed.shutdown(world)
 
 
 if __name__ == "__main__":

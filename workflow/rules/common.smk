@@ -154,12 +154,12 @@ def phase_files():
     return [cell_path(f"{R}/benchmarks/train/{CELL}.phases.json", *job) for job in all_train_jobs()]
 
 
-def train_launcher():
+def train_launcher(kind="train"):
     """One process, or with several GPUs per job, torchrun with one process per GPU."""
-    gpus = config["resources"]["train"]["gpu"]
+    gpus = config["resources"][kind]["gpu"]
     if gpus > 1:
-        return f"python -m torch.distributed.run --standalone --nproc-per-node {gpus} -m rethink.train"
-    return "python -m rethink.train"
+        return f"python -m torch.distributed.run --standalone --nproc-per-node {gpus} -m rethink.{kind}"
+    return f"python -m rethink.{kind}"
 
 
 def threads_for(kind):

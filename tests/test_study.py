@@ -86,3 +86,28 @@ def test_subset_cli_writes_a_coco_file_without_skipped_images(tmp_path):
     assert len(kept) == 5 and kept <= set(range(11, 21))
     assert {a["image_id"] for a in sub["annotations"]} == kept and sub["info"] == {"v": 1}
     assert subset_annotations(doc, kept)["images"] == sub["images"]
+
+
+def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
+    from conftest import SMOKE
+    from rethink import plan
+    cfg = plan.merged_config([str(SMOKE)])
+    estimate = plan.estimate(cfg)
+    study = json.loads((smoke / "results/detection/study.json").read_text())
+    for row in estimate["variants"]:
+        v = study["variants"][row["variant"]]
+        assert (row["forked_iterations"], row["separate_iterations"], row["train_images"]) == (
+            v["forked_iterations"], v["separate_iterations"], v["train_images"])
+    results = smoke / "results"
+    assert estimate["stages"]["train"]["jobs"] == len(list(results.glob("benchmarks/train/**/*.tsv")))
+    assert estimate["stages"]["evaluate"]["jobs"] == len(list(results.glob("eval/*/*/*/*/iter_*/metrics.json")))
+    assert estimate["stages"]["pretrain"]["jobs"] == len(list(results.glob("pretrain/*/backbone.pt")))
+    assert estimate["separate_iterations"] > estimate["stages"]["train"]["iterations"]  # forking saves
+
+
+def test_cost_plan_cli_prints_the_presets_gpu_hours(capsys):
+    from conftest import ROOT
+    from rethink import plan
+    assert plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "pretrain" in out and "GPU-hours" in out and "forking the schedules saves" in out

@@ -2,6 +2,7 @@
 import json
 import shlex
 import shutil
+import sys
 
 from snakemake.exceptions import WorkflowError
 
@@ -22,6 +23,11 @@ try:
     study_config.check(config)
 except study_config.ConfigError as e:
     raise WorkflowError(f"config: {e}")
+
+if workflow.is_main_process and (config["data"]["coco"] or config["data"]["imagenet"]):
+    from rethink import plan as cost_plan  # real data: say what the run will cost before it starts
+
+    print(cost_plan.summary(cost_plan.estimate(config)), file=sys.stderr)
 
 R = config["results"].rstrip("/")
 VARIANTS = study_config.variants(config)

@@ -1,0 +1,158 @@
+"""What a study will cost, before it is launched: per stage the jobs, iterations, images
+seen and GPU-hours, and the GPU-hours that forking the schedules saves.
+
+GPU-hours come from per-image GPU-seconds: those `rethink.gpu_check` measured on your GPU
+(--throughput its JSON: the bf16 rows), else published anchors (ANCHORS, below). The counts
+are the workflow's own (rethink.config's variants and plans, as study.json records them).
+
+    python -m rethink.plan --configfile workflow/presets/coco.yaml [--throughput gpu_check.json] \
+        [--coco-train-images 118287] [--json plan.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import config as study_config
+from .subsets import subset_size
+
+# GPU-seconds per image, published: detectron2's scratch GN 3x Mask R-CNN R50-FPN trains at
+# 0.338 s per 16-image iteration on 8 V100s; ResNet-50 ImageNet training, Goyal et al. 2017:
+# 90 epochs of 1,281,167 images in about 29 hours on 8 P100s; inference: detectron2's model zoo
+# lists about 0.043 s per image for R50-FPN Mask R-CNN on a V100.
+ANCHORS = {"detection_train": 0.338 * 8 / 16, "pretrain": 8 * 29 * 3600 / (90 * 1_281_167),
+           "inference": 0.043}
+ANCHOR_SOURCES = {"detection_train": "detectron2 scratch GN 3x, 8 V100",
+                  "pretrain": "Goyal et al. 2017, 8 P100", "inference": "detectron2 model zoo, V100"}
+COCO_TRAIN, COCO_VAL, IMAGENET_TRAIN, IMAGENET_VAL = 118_287, 5_000, 1_281_167, 50_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def merged_config(configfiles: list[str]) -> dict:
+    """config.yaml with each --configfile merged over it, as snakemake --configfile does."""
+    def merge(base, extra):
+        for k, v in extra.items():
+            base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        return base
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for path in configfiles:
+        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    return cfg
+
+
+def measured_seconds(path: str) -> dict:
+    """GPU-seconds per image from a gpu_check JSON (its bf16 rows), per stage."""
+    doc = json.loads(Path(path).read_text())
+    out = {}
+    rows = {r["mode"]: r for r in doc.get("results", [])}
+    if "bf16" in rows and rows["bf16"].get("img_per_s"):
+        out["detection_train"] = 1 / rows["bf16"]["img_per_s"]
+    pre = {r["mode"]: r for r in doc.get("pretrain", [])}
+    if "bf16" in pre and pre["bf16"].get("img_per_s"):
+        out["pretrain"] = 1 / pre["bf16"]["img_per_s"]
+    return out
+
+
+def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet_train: int) -> dict:
+    variants = study_config.variants(cfg)
+    seeds, inits = study_config.seeds(cfg), cfg["detection"]["inits"]
+    cells = len(seeds) * len(inits)
+    job_iters = cfg["detection"]["job_iters"]
+    rows, detection = [], {"jobs": 0, "evaluations": 0, "iterations": 0, "separate_iterations": 0, "images": 0}
+    for v in variants.values():
+        branches = ["trunk"] + [s.name for s in v.plan.schedules]
+        bs = v.detection["batch_size"]
+        row = {"variant": v.name, "train_images": subset_size(coco_train, v.fraction), "batch_size": bs,
+               "forked_iterations": v.plan.total_iterations(), "separate_iterations": v.plan.separate_iterations(),
+               "jobs": cells * sum(len(v.plan.jobs(b, job_iters)) for b in branches),
+               "evaluations": cells * sum(len(v.plan.checkpoints(b)) for b in branches)}
+        row["images_seen"] = cells * row["forked_iterations"] * bs
+        row["gpu_hours"] = round(row["images_seen"] * seconds["detection_train"] / 3600, 1)
+        row["gpu_hours_saved_by_forking"] = round(
+            cells * (row["separate_iterations"] - row["forked_iterations"]) * bs * seconds["detection_train"] / 3600, 1)
+        rows.append(row)
+        for k, key in (("jobs", "jobs"), ("evaluations", "evaluations"), ("iterations", "forked_iterations"),
+                       ("separate_iterations", "separate_iterations"), ("images", "images_seen")):
+            detection[k] += row[key] * (cells if k in ("iterations", "separate_iterations") else 1)
+    pre = cfg["pretrain"]
+    norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values()})
+    given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
+    pretrain_jobs = (len(norms) - given) if "pretrained" in inits else 0
+    pretrain_images = pretrain_jobs * pre["epochs"] * imagenet_train
+    evaluation_images = detection["evaluations"] * coco_val
+    stages = {
+        "pretrain": {"jobs": pretrain_jobs, "epochs": pre["epochs"], "images_seen": pretrain_images,
+                     "gpu_hours": round(pretrain_images * seconds["pretrain"] / 3600, 1)},
+        "train": {"jobs": detection["jobs"], "iterations": detection["iterations"],
+                  "images_seen": detection["images"],
+                  "gpu_hours": round(detection["images"] * seconds["detection_train"] / 3600, 1)},
+        "evaluate": {"jobs": detection["evaluations"], "images": evaluation_images,
+                     "gpu_hours": round(evaluation_images * seconds["inference"] / 3600, 1)},
+    }
+    saved = round(sum(r["gpu_hours_saved_by_forking"] for r in rows), 1)
+    return {"stages": stages, "variants": rows, "total_gpu_hours": round(sum(s["gpu_hours"] for s in stages.values()), 1),
+            "gpu_hours_saved_by_forking": saved, "separate_iterations": detection["separate_iterations"],
+            "seconds_per_image": seconds, "seeds": len(seeds), "inits": inits}
+
+
+def estimate(cfg: dict, throughput=None, coco_train=None, imagenet_train=None) -> dict:
+    """The cost plan of a (checked) config: real data counted as COCO 2017 and ImageNet-1k
+    unless told otherwise, the synthetic sets as configured."""
+    syn = cfg["data"]["synthetic"]
+    coco_train = coco_train or (COCO_TRAIN if cfg["data"]["coco"] else syn["det_train_images"])
+    coco_val = COCO_VAL if cfg["data"]["coco"] else syn["det_val_images"]
+    imagenet = imagenet_train or (
+        IMAGENET_TRAIN if cfg["data"]["imagenet"] else syn["classes"] * syn["cls_train_per_class"])
+    seconds = {**ANCHORS, **(measured_seconds(throughput) if throughput else {})}
+    return cost_plan(cfg, seconds, coco_train, coco_val, imagenet)
+
+
+def summary(plan: dict) -> str:
+    """One line for the workflow's log."""
+    return (f"cost plan: {plan['stages']['train']['iterations']:,} training iterations, about "
+            f"{plan['total_gpu_hours']:,.1f} GPU-hours at published V100/P100 rates "
+            f"(python -m rethink.plan for the breakdown)")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configfile", nargs="*", default=[], help="merged over config.yaml, in order")
+    p.add_argument("--throughput", help="rethink.gpu_check's JSON: your GPU's measured bf16 img/s")
+    p.add_argument("--coco-train-images", type=int, help=f"default: {COCO_TRAIN} for a real data.coco, "
+                   f"else the synthetic count")
+    p.add_argument("--imagenet-train-images", type=int)
+    p.add_argument("--json", help="also write the plan here")
+    args = p.parse_args(argv)
+    cfg = merged_config(args.configfile)
+    try:
+        study_config.check(cfg)
+    except study_config.ConfigError as e:
+        raise SystemExit(f"config: {e}")
+    plan = estimate(cfg, args.throughput, args.coco_train_images, args.imagenet_train_images)
+    seconds = plan["seconds_per_image"]
+    src = {k: ("measured" if args.throughput and k in measured_seconds(args.throughput) else ANCHOR_SOURCES[k])
+           for k in ANCHORS}
+    print(f"{plan['seeds']} seed(s) x {len(plan['inits'])} inits; GPU-seconds per image: "
+          + ", ".join(f"{k} {v:.4g} ({src[k]})" for k, v in seconds.items()))
+    print(f"{'stage':<10} {'jobs':>6} {'iterations':>12} {'images':>14} {'GPU-hours':>10}")
+    for name, s in plan["stages"].items():
+        its = s.get("iterations", s.get("epochs", ""))
+        print(f"{name:<10} {s['jobs']:>6} {its:>12} {s.get('images_seen', s.get('images')):>14,} {s['gpu_hours']:>10,.1f}")
+    print(f"total: {plan['total_gpu_hours']:,.1f} GPU-hours; forking the schedules saves "
+          f"{plan['gpu_hours_saved_by_forking']:,.1f} GPU-hours of training "
+          f"({plan['stages']['train']['iterations']:,} iterations instead of {plan['separate_iterations']:,})")
+    for r in plan["variants"]:
+        print(f"  {r['variant']}: {r['train_images']} images, {r['forked_iterations']:,} iterations per init "
+              f"and seed forked (vs {r['separate_iterations']:,}), {r['jobs']} training jobs, "
+              f"{r['evaluations']} evaluations, {r['gpu_hours']:,.1f} GPU-hours")
+    if args.json:
+        Path(args.json).write_text(json.dumps(plan, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 from rethink.bench.common import fit_line, job_counts
 
-CHEAP = "training,evaluation,pipeline,forking,gpu"
+CHEAP = "training,evaluation,loaders,pipeline,forking,gpu"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,14 @@ def test_training_arms_ratios_profile_and_flops(quick):
     assert t["flops"]["gflop_per_step"] > 0 and t["flops"]["sgemm"]["gflop_per_s_median"] > 0
     assert 0 < t["flops"]["fraction_of_sgemm"]
     assert t["bf16_cpu"]["s_per_iter"]["bf16"] > 0 and t["bf16_cpu"]["bf16_speedup"] > 0  # measured, both ran
+
+
+def test_loaders_part_measures_workers_per_gpu(quick):
+    e = quick[0]["parts"]["loaders"]
+    rates = e["img_per_s_per_worker"]
+    assert all(v > 0 for v in rates.values())
+    assert rates["coco_plus_cpu_resize_800x1333"] < rates["coco_decode_masks_flip"]  # resizing costs
+    assert e["workers_per_gpu"]["pretrain"] >= 1 and e["workers_per_gpu"]["detection"] >= 1
 
 
 def test_evaluation_backends_agree(quick):

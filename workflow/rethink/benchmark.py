@@ -6,7 +6,8 @@ limit, measured side by side in one run; writes JSON and a Markdown summary next
     PYTHONPATH=workflow python -m rethink.benchmark --only training,evaluation --out ...
 
 Parts (--only): training (our step vs a plain torchvision loop, data wait, profile, FLOP rate
-vs sgemm), evaluation (faster-coco-eval vs pycocotools), pipeline (Snakemake DAG build,
+vs sgemm), evaluation (faster-coco-eval vs pycocotools), loaders (images/s per loader
+worker at COCO and ImageNet sizes, workers per GPU for the GPU goals), pipeline (Snakemake DAG build,
 no-op, one-figure rebuild), cost_model (start-up per job, evaluation per checkpoint,
 training per iteration and overhead share of a reduced study, in the job layout before the
 training jobs evaluated their own checkpoints and now), forking (iterations forked vs separate), scaling (wall time of a
@@ -30,9 +31,9 @@ from pathlib import Path
 import torch
 
 from .atomic import write_json, write_text
-from .bench import common, cost_model, evaluation, forking, pipeline, training
+from .bench import common, cost_model, evaluation, forking, loaders, pipeline, training
 
-PARTS = ("training", "evaluation", "pipeline", "cost_model", "forking", "scaling", "gpu")
+PARTS = ("training", "evaluation", "loaders", "pipeline", "cost_model", "forking", "scaling", "gpu")
 
 # --quick: the tests' tiny model and data (tests/tiny.py), so the suite runs in about a minute
 QUICK_MODEL = {"width": 16, "fpn_channels": 16, "box_head": {"convs": 1, "conv_channels": 16, "fc": 32},
@@ -143,6 +144,9 @@ def run(parts, quick: bool, work: Path, out: Path, config: dict) -> dict:
                 entry.update(part_training(work, config, quick, s))
             elif part == "evaluation":
                 entry.update(part_evaluation(work, config, quick, s))
+            elif part == "loaders":
+                entry.update(loaders.run(work, dict(config["data"]["synthetic"]), 8 if quick else 48,
+                                         1 if quick else 3))
             elif part == "pipeline":
                 entry.update(pipeline.run_all(work, s["pipeline_repeats"], quick))
             elif part == "cost_model":
@@ -241,6 +245,15 @@ def markdown(r: dict) -> str:
                 md += [f"bf16 on CPU: the step under bf16 autocast takes {b['s_per_iter']['bf16']} s "
                        f"against {b['s_per_iter']['fp32']} s in fp32 (interleaved, best of "
                        f"{b['repeats']}): **{b['bf16_speedup']}x**, so the miniature trains in fp32.", ""]
+        elif name == "loaders":
+            r = e["img_per_s_per_worker"]
+            md += [f"One loader worker (one core), {e['images']} images, best of {e['repeats']}:", "",
+                   "| items | img/s per worker |", "|---|---:|"]
+            md += [f"| {k} | {v} |" for k, v in r.items()]
+            md += ["", f"Workers (cores) per GPU to feed {e['goals']['coco_img_per_s_per_gpu']:g} img/s of "
+                   f"Mask R-CNN: **{e['workers_per_gpu']['detection']}**; to feed "
+                   f"{e['goals']['imagenet_img_per_s_per_gpu']:g} img/s of ImageNet pre-training: "
+                   f"**{e['workers_per_gpu']['pretrain']}**.", ""]
         elif name == "evaluation":
             md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "
                    f"{e['detections']} detections; {e['threads']} thread(s), {e['repeats']} repeats.", "",

@@ -237,7 +237,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     seed, bs = train_cfg["seed"], train_cfg["batch_size"]
     sampler = IterationBatches(start, end, bs, len(dataset), seed, world.shard)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers,
+                                         num_workers=num_workers, pin_memory=device.type == "cuda",
                                          timeout=WORKER_TIMEOUT_S if num_workers else 0)
     base_lr = scaled_lr(train_cfg)
     progress = Progress(end - start, log_every)
@@ -263,8 +263,8 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
                             train_cfg["warmup_factor"])
         for group in optimizer.param_groups:
             group["lr"] = lr
-        images = [im.to(device) for im in images]
-        targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()}
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
                    for t in targets]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast["bf16"]):
             loss_terms = net(images, targets)

@@ -163,3 +163,17 @@ def test_two_processes_match_one_with_the_same_global_batch(imagenet, tmp_path):
           f"other data: cosine {float(cos(a, c, dim=0)):.4f}")
     assert float(cos(a, b, dim=0)) > 0.9999 and rel < 0.01  # detection's tolerance: > 0.95, < 0.30
     assert float(cos(a, c, dim=0)) < float(cos(a, b, dim=0)) - 0.1
+
+
+def test_pretrain_curve_figure_draws_and_reports_the_last_quarters_gain(tmp_path):
+    from rethink.figures import pretrain_curve
+    curve = [{"epoch": e, "top1": t, "loss": 2 - t} for e, t in enumerate([0.2, 0.4, 0.5, 0.55], start=1)]
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"curve": curve}))
+    assert pretrain_curve.last_quarter_gain(curve) == pytest.approx(5.0)
+    out = tmp_path / "c.png"
+    assert pretrain_curve.main(["--metrics", f"GN={metrics}", "--out-png", str(out),
+                                "--out-pdf", str(tmp_path / "c.pdf")]) == 0
+    assert out.stat().st_size > 1000 and (tmp_path / "c.pdf").exists()
+    assert pretrain_curve.run_cli(pretrain_curve.main, ["--metrics", f"GN={tmp_path}/none.json", "--out-png",
+                                                        str(out), "--out-pdf", str(out)]) == 2

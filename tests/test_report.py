@@ -18,6 +18,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Schedules": {"final AP per schedule"},
     "Less data": {"AP vs iterations per data regime"},
     "Normalisation": {"GN vs SyncBN"},
+    "Pre-training": {"val top-1 per epoch"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)"},
 }
@@ -38,7 +39,7 @@ def test_report_has_every_result_with_a_caption(report):
     results = json.loads(payload.strip().rstrip(";"))
     names = {r["name"] for r in results.values()}
     assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
-                     "final_metrics.csv", "claims.csv", "compute_seen.csv", "job_costs.csv"}
+                     "pretrain_curve.png", "final_metrics.csv", "claims.csv", "compute_seen.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]
     assert "Configuration" in html and "one_x" in html  # the config used is in the report
@@ -64,7 +65,7 @@ def test_report_renders_every_figure_in_chromium(report):
             }
             return out; }""")
         assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
-                                  "compute_seen.png"}
+                                  "compute_seen.png", "pretrain_curve.png"}
         assert all(width > 300 for width in decoded.values()), decoded
         # Each category lists its results; the report's viewer shows each figure.
         for category, labels in EXPECTED.items():
@@ -73,7 +74,8 @@ def test_report_renders_every_figure_in_chromium(report):
             for label in labels:
                 assert page.get_by_text(label).first.is_visible(), (category, label)
             for label in labels & {"AP vs iterations", "final AP per schedule",
-                                   "AP vs iterations per data regime", "GN vs SyncBN"}:
+                                   "AP vs iterations per data regime", "GN vs SyncBN",
+                                   "val top-1 per epoch"}:
                 row = page.locator("tr", has_text=label).first
                 row.locator("a[iconname=eye]").click()
                 page.wait_for_function(

@@ -30,7 +30,8 @@ def test_dry_run_plans_every_stage(tmp_path):
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
                          "pretrain", "subset", "plan", "train", "evaluate", "collect_metrics",
                          "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
-                         "fig_compute_seen", "claims", "table_final_metrics", "table_job_costs", "all"}
+                         "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
+                         "table_job_costs", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     from rethink.config import seeds, variants
     branches = [(v, b) for v in variants(cfg).values() for b in ["trunk"] + [s.name for s in v.plan.schedules]]
@@ -129,7 +130,7 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override.write_text("figures: {dpi: 72}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
-                         "fig_compute_seen", "all"}
+                         "fig_compute_seen", "fig_pretrain_curve", "all"}
     override.write_text("claims: {margin: 0.5}\n")
     assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 

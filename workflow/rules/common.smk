@@ -294,6 +294,7 @@ FIGURES = [
     *(figure_pair("less_data") if HAS_REGIMES else []),
     *(figure_pair("norms") if HAS_NORMS else []),
     *figure_pair("compute_seen"),
+    *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
     *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
     *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],

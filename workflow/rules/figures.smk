@@ -228,3 +228,32 @@ rule table_job_costs:
     shell:
         "python -m rethink.costs --out-csv {output.csv:q} --out-md {output.md:q} "
         "--phases {input.phases:q} -- {input.benchmarks:q} > {log:q} 2>&1"
+
+
+# The pre-training curve(s): val top-1 and train loss per epoch, one line per pre-training run.
+PRETRAIN_CURVES = {n: pretrain_metrics(n) for n in PRETRAIN_NORMS if pretrain_metrics(n)}
+
+
+rule fig_pretrain_curve:
+    input:
+        script=f"{FIG_SRC}/pretrain_curve.py",
+        common=f"{FIG_SRC}/common.py",
+        **PRETRAIN_CURVES,
+    output:
+        png=report(f"{R}/figures/pretrain_curve.png", caption="../report/pretrain_curve.rst",
+                   category="Pre-training", labels={"figure": "val top-1 per epoch"}),
+        pdf=f"{R}/figures/pretrain_curve.pdf",
+    params:
+        **figure_params(),
+        metrics=lambda wildcards, input: " ".join(shlex.quote(f"{n}={input[n]}") for n in PRETRAIN_CURVES),
+    log:
+        f"{R}/logs/figures/pretrain_curve.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.pretrain_curve --metrics {params.metrics} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"

@@ -134,6 +134,9 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                                                pin_memory=device.type == "cuda")
     val_loader = torch.utils.data.DataLoader(val_set, 256, num_workers=workers)
     model = build_classifier(model_cfg, len(train_set.classes)).to(device)
+    channels_last = bool(cfg.get("channels_last")) and device.type == "cuda"  # pays on GPUs only
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net = model
     if world.size > 1:  # gradients averaged over ranks: the global batch's, as one process
         if model_cfg["norm"] == "SyncBN":
@@ -170,7 +173,10 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
-                loss = loss_fn(net(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+                x = x.to(device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                loss = loss_fn(net(x), y.to(device, non_blocking=True))
             if not math.isfinite(world.all_sum(loss.item())):  # every rank stops together
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
                                          f"(lr {optimizer.param_groups[0]['lr']:.4g}): lower pretrain.lr")

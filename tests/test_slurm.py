@@ -4,14 +4,18 @@ through workflow/profiles/slurm and snakemake-executor-plugin-slurm."""
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
-from conftest import ROOT, SMOKE, SNAKEMAKE, copy_workflow
+from conftest import ROOT, SMOKE, copy_workflow
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+# `python -m snakemake`, but polling squeue every --seconds-between-status-checks instead of the
+# plugin's growing back-off (+10 s per check in which no job finished): see tests/slurm/steady_poll.py
+SNAKEMAKE = [sys.executable, str(ROOT / "tests" / "slurm" / "steady_poll.py")]
 # No accounting daemon here: job status comes from squeue, and there is no account to charge.
 LOCAL = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-keep-successful-logs",
          "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
@@ -62,21 +66,21 @@ def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke,
 
 def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp_path):
     work = copy_workflow(tmp_path / "scancel")
-    override = work / "long.yaml"  # three 200-iteration jobs: 0->200 (trunk), 200->400, 400->600
-    override.write_text(yaml.safe_dump({"detection": {"inits": ["scratch"], "one_x": 600, "schedules": [1],
-                                                      "checkpoint_every": 200, "job_iters": 200}}))
-    target = "results/detection/main/seed0/scratch/1x/iter_000600.pt"
+    override = work / "long.yaml"  # three 60-iteration jobs: 0->60 (trunk), 60->120, 120->180
+    override.write_text(yaml.safe_dump({"detection": {"inits": ["scratch"], "one_x": 180, "schedules": [1],
+                                                      "checkpoint_every": 60, "job_iters": 60}}))
+    target = "results/detection/main/seed0/scratch/1x/iter_000180.pt"
     args = [target, "--configfile", str(SMOKE), str(override)]
     proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
                             env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = work / "results/detection/main/seed0/scratch/trunk/iter_000200.pt"
-    log = work / "results/logs/detection/main/seed0/scratch/1x/iter_000400.log"
+    first = work / "results/detection/main/seed0/scratch/trunk/iter_000060.pt"
+    log = work / "results/logs/detection/main/seed0/scratch/1x/iter_000120.log"
     deadline = time.monotonic() + 300
     while not (log.exists() and "iter " in log.read_text()):  # the second segment is training
         assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
         time.sleep(0.5)
     jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster, capture_output=True, text=True).stdout
-    ids = [line.split()[0] for line in jobs.splitlines() if "rule_train" in line and "000400" in line]
+    ids = [line.split()[0] for line in jobs.splitlines() if "rule_train" in line and "000120" in line]
     assert ids, jobs
     subprocess.run(["scancel", *ids], env=cluster, check=True)
     proc.communicate(timeout=300)
@@ -86,4 +90,4 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
     slurm_snakemake(work, cluster, *args)
     assert (work / target).exists()
     assert first.stat().st_mtime_ns == kept  # the finished segment was not redone
-    assert "resumed from results/detection/main/seed0/scratch/trunk/iter_000200.pt" in log.read_text()
+    assert "resumed from results/detection/main/seed0/scratch/trunk/iter_000060.pt" in log.read_text()

@@ -14,6 +14,10 @@ CTLD_PID="$DIR/slurmctld.pid"
 SLURMD_PID="$DIR/slurmd.pid"
 MUNGE_SOCK="/run/munge/munge.socket.2"
 WAIT_S="${SLURM_TEST_WAIT_S:-60}"
+# Jobs per core (partition OverSubscribe=FORCE:N; memory stays a consumable resource). A job
+# here is mostly two Snakemake start-ups and ~2 s of idle exit, so with one job per core the
+# cores idle while jobs queue; two per core overlap that idle time with the next job's work.
+SHARE="${SLURM_TEST_JOBS_PER_CORE:-2}"
 # The compiled-in default config path. snakemake-executor-plugin-slurm-jobstep strips
 # every SLURM_* variable (SLURM_CONF included) before its in-job `srun`, so that srun only
 # finds the config at this path. We symlink it to our conf unless a real file is there.
@@ -100,6 +104,9 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
+# Start a submitted batch job at slurmctld's next background tick (<= 1 s) rather than holding
+# it for up to the default 3 s batch_sched_delay (a throughput knob for busy clusters).
+SchedulerParameters=batch_sched_delay=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
@@ -114,7 +121,7 @@ SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig=$DIR/plugstack.conf
 $line State=UNKNOWN
-PartitionName=$PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$SHARE
 CONF
   : >"$DIR/plugstack.conf"
   mv "$CONF.tmp" "$CONF"

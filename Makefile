@@ -22,7 +22,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 test: setup browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q --durations=15 tests
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=workflow python -m rethink.benchmark --out results/benchmarks/suite.json

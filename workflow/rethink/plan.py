@@ -34,13 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def merged_config(configfiles: list[str]) -> dict:
     """config.yaml with each --configfile merged over it, as snakemake --configfile does."""
-    def merge(base, extra):
-        for k, v in extra.items():
-            base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-        return base
+    from snakemake.utils import update_config
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     for path in configfiles:
-        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+        update_config(cfg, yaml.safe_load(Path(path).read_text()) or {})
     return cfg
 
 

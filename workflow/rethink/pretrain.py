@@ -24,12 +24,13 @@ from torchvision.transforms import v2
 
 from . import checkpoint, distributed, faults
 from .atomic import disk_full_exits, sha1_file, write_json
+from .backbones import IMAGENET_RGB
 from .distributed import World
 from .imagenet import val_dataset
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
 
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # as torchvision's detection transform
+MEAN, STD = IMAGENET_RGB["mean"], IMAGENET_RGB["std"]  # as torchvision's detection transform
 
 
 def transforms(size: int, train: bool, crop_scale=(0.5, 1.0), val_resize: float = 1.0,
@@ -75,10 +76,11 @@ def top1(model, loader, device) -> float:
 NOT_LINEAGE = ("checkpoint", "input", "workers", "checkpoint_every")
 
 
-def lineage_of(model_cfg: dict, cfg: dict, train_set) -> str:
-    """What decides the weights at any epoch: settings, the train images, the code."""
+def lineage_of(model_cfg: dict, cfg: dict, train_set, processes: int) -> str:
+    """What decides the weights at any epoch: settings, the train images, processes, code."""
     here = Path(__file__).parent
     root = {"model": model_cfg, "pretrain": {k: v for k, v in cfg.items() if k not in NOT_LINEAGE},
+            "processes": processes,
             "images": [(Path(p).name, c) for p, c in train_set.samples],
             "code": {m: sha1_file(here / f"{m}.py") for m in ("pretrain", "models")},
             "torch": torch.__version__}
@@ -134,6 +136,9 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                                                pin_memory=device.type == "cuda")
     val_loader = torch.utils.data.DataLoader(val_set, 256, num_workers=workers)
     model = build_classifier(model_cfg, len(train_set.classes)).to(device)
+    if cfg.get("bf16") and device.type != "cuda":
+        print(f"bf16 autocast on {device}: numbers differ from fp32 runs, and on CPU it is usually "
+              f"slower (see make bench, 'bf16 on CPU')", flush=True)
     channels_last = bool(cfg.get("channels_last")) and device.type == "cuda"  # pays on GPUs only
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -152,7 +157,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
     total = cfg["epochs"] * per_epoch
     warmup = min(total, int(cfg["warmup_epochs"] * per_epoch))
     every = cfg.get("checkpoint_every", 1)
-    states, lineage = state_dir(out), lineage_of(model_cfg, cfg, train_set)
+    states, lineage = state_dir(out), lineage_of(model_cfg, cfg, train_set, world.size)
     start, curve, seconds_before = 0, [], 0.0
     found = latest_state(states, lineage)
     if found is not None:  # a killed run of this job got this far
@@ -208,8 +213,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                "train_images": len(train_set), "val_images": len(val_set),
                "seconds": round(seconds, 1), "resumed_from_epoch": start, "curve": curve}
     if world.main:  # ranks hold identical weights
-        meta = {"model": model_cfg, "input": {"channels": "RGB", "range": 1, "mean": MEAN, "std": STD},
-                **metrics, "processes": world.size}
+        meta = {"model": model_cfg, "input": dict(IMAGENET_RGB), **metrics, "processes": world.size}
         checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
         write_json(out_metrics, {**metrics, "processes": world.size})
         shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
@@ -227,14 +231,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=1,
-                   help="epochs between resumable states next to --out (0: none)")
     args = p.parse_args(argv)
     world, device = distributed.init(setup(args.threads, args.device, deterministic=False))
-    cfg = {**json_arg(args.pretrain, "pretrain"), "checkpoint_every": args.checkpoint_every}
     try:
-        pretrain(args.imagenet, json_arg(args.model, "model"), cfg, args.out, args.out_metrics, device,
-                 args.workers, world)
+        pretrain(args.imagenet, json_arg(args.model, "model"), json_arg(args.pretrain, "pretrain"),
+                 args.out, args.out_metrics, device, args.workers, world)
     finally:
         distributed.shutdown(world)
 

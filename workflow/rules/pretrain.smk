@@ -13,8 +13,7 @@ rule pretrain:
         root=IMAGENET,
         launcher=train_launcher("pretrain"),
         model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.norm)),
-        pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers", "checkpoint_every")}),
-        checkpoint_every=config["pretrain"]["checkpoint_every"],
+        pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}),
         workers=config["pretrain"]["workers"],
         device=config["device"],
     log:
@@ -28,7 +27,7 @@ rule pretrain:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --imagenet {params.root:q} --model {params.model:q} "
-        "--pretrain {params.pretrain:q} --checkpoint-every {params.checkpoint_every} --out {output.backbone:q} --out-metrics {output.metrics:q} "
+        "--pretrain {params.pretrain:q} --out {output.backbone:q} --out-metrics {output.metrics:q} "
         "--threads {threads} --workers {params.workers} --device {params.device} > {log:q} 2>&1"
 
 

@@ -1,6 +1,10 @@
 """Forked and resumed training give the same weights as one uninterrupted run."""
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,3 +236,19 @@ def test_a_full_disk_stops_the_job_cleanly_and_it_resumes_once_space_is_freed(co
     with pytest.raises(atomic.DiskFull, match="metrics.json: it needs about"):
         atomic.atomic_write(tmp_path / "metrics.json", enospc, size_hint=10_000)
     assert not list(tmp_path.glob(".metrics.json*"))
+
+
+@pytest.mark.parametrize("body,code,stdout,stderr", [
+    ("print('done', end='')\n    return 0", 0, "done", ""),   # unflushed output still gets out
+    ("return 3", 3, "", ""),
+    ("raise SystemExit('error: bad key x')", 1, "", "error: bad key x"),
+    ("raise ValueError('boom')", 1, "", "ValueError: boom"),  # errors keep their traceback
+])
+def test_run_job_exits_fast_with_main_s_status_and_output(tmp_path, body, code, stdout, stderr):
+    """A job's entry point skips the interpreter's ~1 s teardown but keeps what it printed and
+    its exit status."""
+    script = tmp_path / "job.py"
+    script.write_text(f"from rethink.atomic import run_job\n\ndef main():\n    {body}\n\nrun_job(main)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == code and r.stdout == stdout and stderr in r.stderr, r

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -81,6 +82,22 @@ def disk_full_exits():
         yield
     except DiskFull as e:
         raise SystemExit(f"error: {e.strerror}: {e.filename}") from None
+
+
+def run_job(main) -> None:
+    """A job's entry point: main() under disk_full_exits(), then, once it has returned, exit at once.
+
+    Tearing down an interpreter that has imported torch takes about 1 s (finalising modules and
+    objects) on which no output depends: every file a job writes is written atomically and
+    closed before main() returns. So the process flushes stdout and stderr and leaves with
+    os._exit. Errors take Python's normal path (their message or traceback, exit status 1)."""
+    with disk_full_exits():
+        code = main()
+    if code is not None and not isinstance(code, int):
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _mb(n: int) -> str:

@@ -33,7 +33,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from . import checkpoint, evaluation_job
-from .atomic import disk_full_exits, write_json
+from .atomic import run_job, write_json
 from .backbones import check_conventions
 from .data import CocoInstances, collate, eval_transforms, skipped_image_ids
 from .models import build_mask_rcnn
@@ -272,5 +272,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with disk_full_exits():
-        sys.exit(main())
+    run_job(main)

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from .atomic import disk_full_exits, sha1_file
+from .atomic import run_job, sha1_file
 from .layout import skipped_image_ids
 
 BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
@@ -112,5 +112,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with disk_full_exits():
-        sys.exit(main())
+    run_job(main)

@@ -23,7 +23,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from . import checkpoint, distributed, faults
-from .atomic import disk_full_exits, sha1_file, write_json
+from .atomic import run_job, sha1_file, write_json
 from .backbones import IMAGENET_RGB
 from .distributed import World
 from .imagenet import val_dataset
@@ -241,5 +241,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with disk_full_exits():
-        sys.exit(main())
+    run_job(main)

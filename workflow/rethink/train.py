@@ -28,7 +28,7 @@ import torch
 import torchvision
 
 from . import checkpoint, distributed, evaluation_job, faults, schedule
-from .atomic import disk_full_exits, sha1_file, write_json
+from .atomic import run_job, sha1_file, write_json
 from .backbones import check_conventions, check_given_for_scratch, model_input
 from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
                    train_transforms)
@@ -383,5 +383,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with disk_full_exits():
-        sys.exit(main())
+    run_job(main)

@@ -227,6 +227,7 @@ def test_cli_failing_claims_still_exit_0(tmp_path):
     ("unknown_seed", "seed(s) [7] not in study.seeds"),
     ("study_key", "study is missing key 'main'"),
     ("margin", "--margin must be a non-negative number"),
+    ("tolerance", "--tolerance must be a non-negative number"),
 ])
 def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
     st = study()
@@ -248,6 +249,8 @@ def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
         s.write_text(json.dumps(st))
     elif case == "margin":
         extra = ["--margin", "-1"]
+    elif case == "tolerance":
+        extra = ["--tolerance", "nan"]
     r = run("--study", s, "--metrics", m, "--out-csv", tmp_path / "c.csv",
             "--out-md", tmp_path / "c.md", *extra)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -357,3 +360,47 @@ def test_shrinks_is_tested_on_the_difference_of_differences():
                               "iteration": 4 * k, "task": "bbox", "metric": "AP", "value": v})
     r = by_claim(evaluate(st, pd.DataFrame(rows_)))[3]
     assert r["verdict"] == FAILS and "gap 4x - gap 1x: -2.0" in r["this_run"], r
+
+
+# the paper's numbers for a few cells of the HOLD study: 3x pretrained 2.5 points above ours
+REPRO_REF = {"metric": "bbox_AP", "task": "bbox",
+             "schedules": {"scratch": {"1x": 30.5, "4x": 40.0}, "pretrained": {"1x": 38.0, "3x": 42.0}},
+             "regimes": {"1k": {"scratch": 3.0, "pretrained": 10.0}}}
+
+
+def test_reproduced_column_compares_each_cell_a_claim_rests_on_with_the_paper():
+    st = study()
+    df = metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL)
+    r = by_claim(evaluate(st, df, reference=REPRO_REF, tolerance=1.0))
+    # claim 1 rests on 1x of both inits: 38.0 vs 38.0 and 30.0 vs 30.5
+    assert r[1]["reproduced"] == ("matched (each within 1.0): pretrained 1x: 38.0 vs 38.0 (+0.0); "
+                                  "scratch 1x: 30.0 vs 30.5 (-0.5)")
+    # claim 2 on each init's best schedule: pretrained's (3x, the earliest of a tie) is 2.5 below
+    assert r[2]["reproduced"].startswith("differs: pretrained 3x beyond 1.0: pretrained 3x: 39.5 vs 42.0 (-2.5)")
+    assert "scratch 4x: 40.0 vs 40.0 (+0.0)" in r[2]["reproduced"]
+    # claim 4 on the smallest regime's best: the paper's regime numbers
+    assert r[4]["reproduced"] == ("matched (each within 1.0): pretrained 1k 2x: 10.0 vs 10.0 (+0.0); "
+                                  "scratch 1k 2x: 3.0 vs 3.0 (+0.0)")
+    # a looser tolerance matches claim 2 too; cells without a paper number are left out
+    assert by_claim(evaluate(st, df, reference=REPRO_REF, tolerance=3.0))[2]["reproduced"].startswith("matched")
+    none = {"metric": "bbox_AP", "task": "bbox", "schedules": {"scratch": {"6x": 41.3}}, "regimes": {}}
+    assert by_claim(evaluate(st, df, reference=none, tolerance=1.0))[1]["reproduced"] == \
+        "no paper number for these cells"
+    # without a tolerance there is no check
+    assert all(row["reproduced"] == "" for row in evaluate(st, df, reference=REPRO_REF))
+
+
+def test_cli_tolerance_adds_the_reproduced_column(tmp_path):
+    st = study()
+    s, m = write(tmp_path, st, metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL))
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps(REPRO_REF))
+    out = ["--out-csv", tmp_path / "c.csv", "--out-md", tmp_path / "c.md"]
+    r = run("--study", s, "--metrics", m, "--reference", ref, "--tolerance", "1.0", *out)
+    assert r.returncode == 0, r.stderr
+    got = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert got[1]["reproduced"].startswith("differs: pretrained 3x")
+    md = (tmp_path / "c.md").read_text()
+    assert "Reproduced (this run vs the paper, tolerance 1.0)" in md and "`claims.tolerance`" in md
+    r = run("--study", s, "--metrics", m, "--reference", ref, *out)
+    assert r.returncode == 0 and "Reproduced" not in (tmp_path / "c.md").read_text()

@@ -24,14 +24,18 @@ sampler draws), decided by the two-sided 95% t-interval of that difference
 Claims 2 and 5 are about the end of training: while either init's longest schedule still
 gains more than M over the one before it, they are "inconclusive: schedules too short".
 Each row also gives the smallest difference its test could detect with 80% power at the
-seeds' spread. With one seed there is no interval: the difference itself must clear the
+seeds' spread. With ``--tolerance T`` (config ``claims.tolerance``, set in the COCO preset),
+a "reproduced" column compares each number a claim rests on (an init's mean final AP at a
+schedule, or a regime's best) with the paper's at the same cell, and reads "matched" when
+every one lies within T AP points of it. With one seed there is no interval: the difference itself must clear the
 bound (by M where the bound is 0), and the method column says so. A claim whose inputs are
 absent (no regime variant, a missing final checkpoint, a missing init) is "not tested",
 with the reason, rather than an error. Verdicts are results: the exit status is 0 whatever
 they are, and 2 only for unreadable or inconsistent input.
 
     python -m rethink.claims --study study.json --metrics all_metrics.csv \\
-        --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json]
+        --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json] \
+        [--tolerance 1.0]
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ TASK, METRIC = "bbox", "AP"
 COLUMN = f"{TASK}_{METRIC}"
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 INCONCLUSIVE = "inconclusive: schedules too short"
-COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable"]
+COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable", "reproduced"]
+MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test
 
 # The paper's R50-FPN GN bbox AP (random init vs ImageNet pre-trained) and its less-data
@@ -223,7 +228,8 @@ def claim1(df, study, margin, ref):
                       f"final {COLUMN}, pretrained - scratch",
                       "the interval lies above 0; trunk checkpoints up to 1x = "
                       f"{one_x} iterations shown, not tested", margin, diff)
-    return "; ".join(parts), HOLDS if ok else FAILS, method, diff
+    cells = [(name, i, shortest) for i in ("pretrained", "scratch")]
+    return "; ".join(parts), HOLDS if ok else FAILS, method, diff, cells
 
 
 def claim2(df, study, margin, ref):
@@ -245,7 +251,7 @@ def claim2(df, study, margin, ref):
                       "the interval's upper end lies below the margin; inconclusive while the "
                       "longest schedule still gains more than the margin over the one before",
                       margin, diff)
-    return text, verdict, method, diff
+    return text, verdict, method, diff, [(name, "pretrained", s_pre), (name, "scratch", s_scr)]
 
 
 def claim3(df, study, margin, ref):
@@ -268,7 +274,8 @@ def claim3(df, study, margin, ref):
                       f"difference of differences of final {COLUMN}: (pretrained - scratch at "
                       f"{last}) - (pretrained - scratch at {first})",
                       "the interval lies below 0", margin, shrink)
-    return text, HOLDS if ok else FAILS, method, shrink
+    cells = [(name, i, s) for s in (first, last) for i in ("pretrained", "scratch")]
+    return text, HOLDS if ok else FAILS, method, shrink, cells
 
 
 def claim4(df, study, margin, ref):
@@ -291,7 +298,7 @@ def claim4(df, study, margin, ref):
                       "is clearly above scratch's",
                       f"best-schedule final {COLUMN}, pretrained - scratch",
                       "the interval lies above the margin", margin, diff)
-    return text, HOLDS if ok else FAILS, method, diff
+    return text, HOLDS if ok else FAILS, method, diff, [(name, "pretrained", s_pre), (name, "scratch", s_scr)]
 
 
 def claim5(df, study, margin, ref):
@@ -326,7 +333,9 @@ def claim5(df, study, margin, ref):
                       f"0.5 x (scratch best - {first})",
                       "the interval lies below 0; inconclusive while the longest schedule still "
                       "gains more than the margin over the one before", margin, stat)
-    return text, verdict, method, stat
+    cells = [(name, "pretrained", first), (name, "pretrained", s_pre),
+             (name, "scratch", first), (name, "scratch", s_scr)]
+    return text, verdict, method, stat, cells
 
 
 def _diff_of_diffs(fin, terms) -> dict:
@@ -372,20 +381,56 @@ def paper_evidence(ref: Mapping) -> dict[int, str]:
     return out
 
 
+def paper_value(ref: Mapping, study: Mapping, variant: str, init: str, schedule: str):
+    """The paper's AP (percent) for one cell of this study, or None: the main variant's
+    schedules are the reference's "schedules"; a regime's best is its "regimes" entry."""
+    if variant == study["main"]:
+        return (ref.get("schedules") or {}).get(init, {}).get(schedule)
+    if study["variants"][variant].get("kind") == "regime":
+        return (ref.get("regimes") or {}).get(variant, {}).get(init)
+    return None
+
+
+def reproduction(df: pd.DataFrame, study: Mapping, ref: Mapping, cells, tolerance: float) -> str:
+    """Each of a claim's cells against the paper: 'matched' when every cell that has a paper
+    number lies within `tolerance` AP points of it (this run's mean over seeds)."""
+    parts, worst = [], []
+    for variant, init, schedule in dict.fromkeys(cells):
+        want = paper_value(ref, study, variant, init, schedule)
+        if want is None:
+            continue
+        ours = summary(finals(df, study, variant), init, schedule)
+        if ours["n"] == 0:
+            continue
+        delta = 100 * ours["mean"] - want
+        where = schedule if variant == study["main"] else f"{variant} {schedule}"
+        parts.append(f"{init} {where}: {pct(ours['mean'])} vs {want:.1f} ({delta:+.1f})")
+        if abs(delta) > tolerance:
+            worst.append(f"{init} {where}")
+    if not parts:
+        return NO_REFERENCE
+    head = (f"{MATCHED} (each within {tolerance:.1f})" if not worst
+            else f"{DIFFERS}: {', '.join(worst)} beyond {tolerance:.1f}")
+    return f"{head}: " + "; ".join(parts)
+
+
 def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
-             reference: Mapping | None = None) -> list[dict]:
-    """One row per claim (:data:`COLUMNS`); ``margin`` in AP points."""
+             reference: Mapping | None = None, tolerance: float | None = None) -> list[dict]:
+    """One row per claim (:data:`COLUMNS`); ``margin`` and ``tolerance`` in AP points
+    (``tolerance`` None: no reproduction check, the column is empty)."""
     ref = PAPER if reference is None else reference
     evidence = paper_evidence(ref)
     m = margin / 100.0
     rows = []
     for k, fn in CLAIMS.items():
-        row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k]}
+        row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k], "reproduced": ""}
         try:
-            text, verdict, method, stat = fn(df, study, m, ref)
+            text, verdict, method, stat, cells = fn(df, study, m, ref)
             mde = detectable(stat)
             row.update(this_run=text, verdict=verdict, method=method,
                        detectable="" if not math.isfinite(mde) else round(100 * mde, 2))
+            if tolerance is not None:
+                row["reproduced"] = reproduction(df, study, ref, cells, tolerance)
         except NotTested as e:
             row.update(this_run="", verdict=UNTESTED, method=f"not tested: {e}", detectable="")
         rows.append(row)
@@ -404,15 +449,19 @@ def _md(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
-def to_markdown(rows: list[dict], margin: float, seeds: list[int]) -> str:
+def to_markdown(rows: list[dict], margin: float, seeds: list[int],
+                tolerance: float | None = None) -> str:
     head = ["#", "Claim", "Paper", "This run (bbox AP %, 95% interval)", "Verdict",
             "Detectable (AP points)", "How tested"]
+    if tolerance is not None:
+        head.insert(5, f"Reproduced (this run vs the paper, tolerance {tolerance:.1f})")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        verdict = f"**{r['verdict']}**"
-        lines.append("| " + " | ".join(_md(x) for x in (
-            r["claim"], r["statement"], r["paper"], r["this_run"] or "--", verdict,
-            r["detectable"] if r["detectable"] != "" else "--", r["method"])) + " |")
+        cells = [r["claim"], r["statement"], r["paper"], r["this_run"] or "--", f"**{r['verdict']}**",
+                 r["detectable"] if r["detectable"] != "" else "--", r["method"]]
+        if tolerance is not None:
+            cells.insert(5, r["reproduced"] or "--")
+        lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
     n = len(seeds)
     lines += ["", f"Seeds: {n} ({', '.join(map(str, seeds))}); margin {margin:.1f} AP points "
                   "(`claims.margin`). Every test is on per-seed (paired) differences: the "
@@ -421,6 +470,11 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int]) -> str:
                   "(t(0.975, n-1) + t(0.8, n-1)) * std / sqrt(n)"
               + ("." if n >= 2 else "; with one seed there are no intervals, and a difference "
                                     "must clear each bound by the margin.")]
+    if tolerance is not None:
+        lines[-1] += (f" Reproduced: this run's mean final AP at each cell a claim rests on "
+                      f"against the paper's number for that cell (`figures.reference`), "
+                      f"\"matched\" when each lies within {tolerance:.1f} AP points "
+                      f"(`claims.tolerance`).")
     return "\n".join(lines) + "\n"
 
 
@@ -435,6 +489,9 @@ def main(argv=None) -> int:
     ap.add_argument("--margin", type=float, default=1.0,
                     help="AP points: the non-inferiority margin of 'reaches', the 'clearly' of "
                          "'behind', the convergence threshold and the one-seed bound (default 1.0)")
+    ap.add_argument("--tolerance", type=float, default=None,
+                    help="AP points: add the 'reproduced' column, each number a claim rests on "
+                         "against the paper's within this tolerance (default: no column)")
     ap.add_argument("--reference", default=None,
                     help="JSON of the paper's numbers for the 'paper' column (default: the "
                          "paper's R50-FPN GN bbox AP)")
@@ -443,12 +500,15 @@ def main(argv=None) -> int:
         if not math.isfinite(args.margin) or args.margin < 0:
             raise MetricsError(f"--margin must be a non-negative number of AP points, "
                                f"got {args.margin}")
+        if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+            raise MetricsError(f"--tolerance must be a non-negative number of AP points, "
+                               f"got {args.tolerance}")
         study = load_study(args.study)
         df = read_metrics_csv(args.metrics)
         check_against_study(df, study, str(args.metrics))
         reference = load_reference(args.reference)
-        rows = evaluate(study, df, args.margin, reference)
-        md = to_markdown(rows, args.margin, study["seeds"])
+        rows = evaluate(study, df, args.margin, reference, args.tolerance)
+        md = to_markdown(rows, args.margin, study["seeds"], args.tolerance)
         write_text(args.out_csv, to_csv(rows))
         write_text(args.out_md, md)
     except MetricsError as e:

@@ -197,6 +197,8 @@ rule claims:
     params:
         reference=reference_arg,
         margin=config["claims"]["margin"],
+        tolerance=(f"--tolerance {config['claims']['tolerance']}"
+                   if config["claims"]["tolerance"] is not None and config["figures"]["reference"] else ""),
     log:
         f"{R}/logs/figures/claims.log",
     threads: 1
@@ -206,7 +208,7 @@ rule claims:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
-        "--margin {params.margin} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "--margin {params.margin} {params.tolerance} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:

@@ -404,3 +404,15 @@ def test_cli_tolerance_adds_the_reproduced_column(tmp_path):
     assert "Reproduced (this run vs the paper, tolerance 1.0)" in md and "`claims.tolerance`" in md
     r = run("--study", s, "--metrics", m, "--reference", ref, *out)
     assert r.returncode == 0 and "Reproduced" not in (tmp_path / "c.md").read_text()
+
+
+def test_table_says_what_the_pretrained_branches_started_from():
+    from rethink.claims import to_markdown
+    st = study()
+    res = evaluate(st, metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL))
+    done = {"epochs": 32, "top1": 0.775, "last_quarter_gain": 0.4, "levelled_off": True}
+    assert ("Pre-training: 32 epochs, val top-1 77.5% (the last quarter of its epochs added +0.4 "
+            "points: levelled off).") in to_markdown(res, 1.0, st["seeds"], pretrain=done)
+    short = {"epochs": 6, "top1": 0.595, "last_quarter_gain": 3.1, "levelled_off": False}
+    assert "NOT levelled off" in to_markdown(res, 1.0, st["seeds"], pretrain=short)
+    assert "Pre-training: " not in to_markdown(res, 1.0, st["seeds"], pretrain=None)  # a given backbone

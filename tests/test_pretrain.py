@@ -63,6 +63,10 @@ def test_a_killed_pretraining_resumes_from_its_last_epoch_to_the_same_backbone(i
     curve = json.loads(straight.with_suffix(".json").read_text())["curve"]
     assert [c["epoch"] for c in curve] == [1, 2, 3]
     assert curve == json.loads(killed.with_suffix(".json").read_text())["curve"]
+    m = json.loads(straight.with_suffix(".json").read_text())  # epoch 3 of 3 is the last quarter
+    assert m["last_quarter_gain"] == pytest.approx(100 * (curve[2]["top1"] - curve[1]["top1"]), abs=0.01)
+    assert m["levelled_off"] == (m["last_quarter_gain"] < 1.0)
+    assert ("levelled off:" if m["levelled_off"] else "has not levelled off") in proc.stdout
     assert not (killed.parent / "backbone_state").exists()  # finished: no state left
 
 

@@ -449,8 +449,19 @@ def _md(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
+def pretraining_note(pretrain: Mapping | None) -> str:
+    """What the pretrained branches started from: epochs, val top-1, and whether it levelled off."""
+    if not pretrain or "top1" not in pretrain:
+        return ""
+    note = f" Pre-training: {pretrain.get('epochs', '?')} epochs, val top-1 {100 * pretrain['top1']:.1f}%"
+    if "last_quarter_gain" in pretrain:
+        state = "levelled off" if pretrain.get("levelled_off") else "NOT levelled off: more epochs would improve it"
+        note += f" (the last quarter of its epochs added {pretrain['last_quarter_gain']:+.1f} points: {state})"
+    return note + "."
+
+
 def to_markdown(rows: list[dict], margin: float, seeds: list[int],
-                tolerance: float | None = None) -> str:
+                tolerance: float | None = None, pretrain: Mapping | None = None) -> str:
     head = ["#", "Claim", "Paper", "This run (bbox AP %, 95% interval)", "Verdict",
             "Detectable (AP points)", "How tested"]
     if tolerance is not None:
@@ -470,6 +481,7 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
                   "(t(0.975, n-1) + t(0.8, n-1)) * std / sqrt(n)"
               + ("." if n >= 2 else "; with one seed there are no intervals, and a difference "
                                     "must clear each bound by the margin.")]
+    lines[-1] += pretraining_note(pretrain)
     if tolerance is not None:
         lines[-1] += (f" Reproduced: this run's mean final AP at each cell a claim rests on "
                       f"against the paper's number for that cell (`figures.reference`), "
@@ -508,7 +520,7 @@ def main(argv=None) -> int:
         check_against_study(df, study, str(args.metrics))
         reference = load_reference(args.reference)
         rows = evaluate(study, df, args.margin, reference, args.tolerance)
-        md = to_markdown(rows, args.margin, study["seeds"], args.tolerance)
+        md = to_markdown(rows, args.margin, study["seeds"], args.tolerance, study.get("pretrain"))
         write_text(args.out_csv, to_csv(rows))
         write_text(args.out_md, md)
     except MetricsError as e:

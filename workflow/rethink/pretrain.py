@@ -29,6 +29,7 @@ from .distributed import World
 from .imagenet import val_dataset
 from .models import backbone_state, build_classifier
 from .runtime import json_arg, setup
+from .stats import LEVELLED_OFF_POINTS, last_quarter_gain
 
 MEAN, STD = IMAGENET_RGB["mean"], IMAGENET_RGB["std"]  # as torchvision's detection transform
 
@@ -212,12 +213,19 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                "pixels_seen": total * bs * size * size, "classes": len(train_set.classes),
                "train_images": len(train_set), "val_images": len(val_set),
                "seconds": round(seconds, 1), "resumed_from_epoch": start, "curve": curve}
+    gain = last_quarter_gain(curve)
+    metrics.update(last_quarter_gain=round(gain, 2), levelled_off=gain < LEVELLED_OFF_POINTS)
     if world.main:  # ranks hold identical weights
         meta = {"model": model_cfg, "input": dict(IMAGENET_RGB), **metrics, "processes": world.size}
         checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
         write_json(out_metrics, {**metrics, "processes": world.size})
         shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
         print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
+        quarter = f"the last quarter of its epochs added {gain:+.2f} top-1 points"
+        print(f"levelled off: {quarter}" if gain < LEVELLED_OFF_POINTS else
+              f"warning: pre-training has not levelled off: {quarter} (>= {LEVELLED_OFF_POINTS}); "
+              f"the pretrained branches start from a backbone more epochs would improve "
+              f"(pretrain.epochs)", flush=True)
     world.barrier()
 
 

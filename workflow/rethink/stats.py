@@ -99,3 +99,17 @@ def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
 
 
 __all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds", "detectable_difference"]
+
+
+# A pre-training has levelled off when the last quarter of its epochs adds less than this
+# (val top-1, percentage points): the backbone the pretrained branches start from is then
+# as good as more epochs of that recipe would make it.
+LEVELLED_OFF_POINTS = 1.0
+
+
+def last_quarter_gain(curve: Sequence[dict]) -> float:
+    """Val top-1 points gained over the last quarter of a pre-training's epochs (at least the
+    last one); `curve` is its per-epoch [{"epoch", "top1", ...}] with top-1 as a fraction."""
+    k = max(1, len(curve) // 4)
+    before = curve[-k - 1]["top1"] if len(curve) > k else 0.0
+    return 100 * (curve[-1]["top1"] - before)

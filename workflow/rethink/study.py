@@ -16,7 +16,8 @@ from .runtime import json_arg
 from .schedule import make_plan
 from .subsets import subset_size
 
-PRETRAIN_KEYS = ("images_seen", "pixels_seen", "epochs", "train_images", "image_size", "top1")
+PRETRAIN_KEYS = ("images_seen", "pixels_seen", "epochs", "train_images", "image_size", "top1",
+                 "last_quarter_gain", "levelled_off")
 
 
 def read_json(path: str, what: str) -> dict:

@@ -14,13 +14,7 @@ import sys
 
 from rethink.figures.common import add_figure_args, plt, run_cli, save_figure, setup_theme
 from rethink.results import MetricsError
-
-
-def last_quarter_gain(curve: list[dict]) -> float:
-    """Top-1 points gained over the last quarter of the epochs (at least the last one)."""
-    k = max(1, len(curve) // 4)
-    before = curve[-k - 1]["top1"] if len(curve) > k else 0.0
-    return 100 * (curve[-1]["top1"] - before)
+from rethink.stats import last_quarter_gain
 
 
 def load(spec: str) -> tuple[str, list[dict]]:

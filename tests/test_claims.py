@@ -416,3 +416,26 @@ def test_table_says_what_the_pretrained_branches_started_from():
     short = {"epochs": 6, "top1": 0.595, "last_quarter_gain": 3.1, "levelled_off": False}
     assert "NOT levelled off" in to_markdown(res, 1.0, st["seeds"], pretrain=short)
     assert "Pre-training: " not in to_markdown(res, 1.0, st["seeds"], pretrain=None)  # a given backbone
+
+
+def test_each_pretraining_variant_gets_the_pre_training_claims_against_main_s_scratch():
+    st = study()
+    st["variants"]["pre6ep"] = {**plan("pretraining", schedules=(1, 3, 4)), "scratch_from": "main",
+                                "pretrain": {"epochs": 6, "top1": 0.595}}
+    df = metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL)
+    # its scratch cells are main's (shared); its pretrained runs lead by 10 points at 1x, 8 at 4x
+    weak = {("pre6ep", "scratch"): HOLD_FINAL[("main", "scratch")],
+            ("pre6ep", "pretrained"): {"1x": 0.40, "3x": 0.475, "4x": 0.48}}
+    df = pd.concat([df, metrics(st["seeds"], {}, {k: {s: v for s, v in per.items() if s != "2x"}
+                                                  for k, per in weak.items()})])
+    res = evaluate(st, df)
+    assert [r["variant"] for r in res] == ["main"] * 5 + ["pre6ep"] * 4
+    extra = {r["claim"]: r for r in res if r["variant"] == "pre6ep"}
+    assert sorted(extra) == [1, 2, 3, 5]
+    assert extra[1]["verdict"] == HOLDS and extra[3]["verdict"] == HOLDS
+    assert extra[2]["verdict"] == FAILS  # scratch 8 points behind at 4x, both levelled off
+    assert extra[2]["this_run"].startswith("pre-trained 6 epochs, 59.5% top-1: best scratch 4x")
+    assert verdicts([r for r in res if r["variant"] == "main"]) == dict.fromkeys(range(1, 6), HOLDS)
+    from rethink.claims import to_markdown
+    md = to_markdown(res, 1.0, st["seeds"])
+    assert "By pre-training" in md and "| pre6ep | 2 |" in md

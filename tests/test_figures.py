@@ -624,3 +624,10 @@ def test_variant_without_rows(tmp_path):
 def test_latex_escapes_underscores():
     from rethink.figures.final_table import tex_escape
     assert tex_escape("long_sched_2x") == r"long\_sched\_2x"
+
+
+def test_pretrain_strength_figure_needs_a_pretraining_variant(run_dir, tmp_path):
+    """The fake study has none: a clear one-line error (the smoke study draws the figure)."""
+    r = run(*figure_cmd("pretrain_strength", run_dir["dir"], run_dir["study"], run_dir["csv"], tmp_path))
+    assert r.returncode == 2 and "no pretraining variant (study.pretrainings)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "pretrain_strength.png").exists()

@@ -18,11 +18,11 @@ def default_config(**extra):
     return cfg
 
 
-def test_default_variants_are_main_norms_then_regimes_largest_first():
+def test_default_variants_are_main_norms_regimes_largest_first_then_pretrainings():
     variants = study_config.variants(default_config())
-    assert list(variants) == ["main", "SyncBN", "10k", "3.5k", "1k"]
+    assert list(variants) == ["main", "SyncBN", "10k", "3.5k", "1k", "pre6ep"]
     assert variants["SyncBN"].norm == "SyncBN" and variants["SyncBN"].fraction == 1.0
-    assert [v.kind for v in variants.values()] == ["main", "norm", "regime", "regime", "regime"]
+    assert [v.kind for v in variants.values()] == ["main", "norm", "regime", "regime", "regime", "pretraining"]
     assert variants["1k"].fraction == pytest.approx(1000 / 118287, rel=1e-3)
     assert study_config.pretrain_norm("SyncBN") == "BN" and study_config.pretrain_norm("GN") == "GN"
 
@@ -54,6 +54,36 @@ def test_seeds_count_from_the_detection_seed():
 def test_inconsistent_study_config_names_the_entry(study, key):
     with pytest.raises(study_config.ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         study_config.check(default_config(study=study))
+
+
+def test_a_pretraining_variant_is_main_from_another_pre_training_and_shares_its_scratch():
+    cfg = default_config()
+    variants = study_config.variants(cfg)
+    pre, main = variants["pre6ep"], variants["main"]
+    assert pre.shares_scratch and not main.shares_scratch and pre.norm == main.norm
+    assert pre.pretrain == {"epochs": 6} and [s.name for s in pre.plan.schedules] == ["1x", "2x", "6x"]
+    # the same detection settings as main, and each of its checkpoints one of main's
+    assert study_config.train_settings(pre, 0) == study_config.train_settings(main, 0)
+    for branch in ["trunk", "1x", "2x", "6x"]:
+        assert set(pre.plan.checkpoints(branch)) <= set(main.plan.checkpoints(branch))
+    # its own pre-training: main's keys with its overrides, in pretrain/GN_pre6ep
+    assert study_config.pretraining_key(pre) == "GN_pre6ep" and study_config.pretraining_key(main) == "GN"
+    own, base = study_config.pretrain_settings(cfg, "GN_pre6ep"), study_config.pretrain_settings(cfg, "GN")
+    assert own == {**base, "epochs": 6} and base["epochs"] == cfg["pretrain"]["epochs"]
+    # nothing to vary with a given backbone or without a pretrained init
+    for extra in ({"pretrain": {"checkpoint": "/x/r50.pth"}}, {"detection": {"inits": ["scratch"]}}):
+        assert "pre6ep" not in study_config.variants(default_config(**extra))
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "p", "epochs": 6, "schedules": [1, 7]}, r"study.pretrainings\[p\].schedules: \[7.0\] not in detection.schedules"),
+    ({"name": "p", "epochs": 6, "base_lr": 0.1}, r"study.pretrainings\[p\]: unknown key\(s\) \['base_lr'\]"),
+    ({"name": "p", "schedules": [1]}, r"study.pretrainings\[p\]: sets no pretrain key"),
+    ({"name": "1k", "epochs": 6}, r"study.pretrainings\[1k\]: variant names must be unique"),
+])
+def test_bad_pretraining_variants_name_the_entry(entry, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.variants(default_config(study={"pretrainings": [entry]}))
 
 
 def test_subsets_are_deterministic_nested_and_never_empty():
@@ -100,7 +130,15 @@ def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
             v["forked_iterations"], v["separate_iterations"], v["train_images"])
     results = smoke / "results"
     assert estimate["stages"]["train"]["jobs"] == len(list(results.glob("benchmarks/train/**/*.tsv")))
-    assert estimate["stages"]["evaluate"]["jobs"] == len(list(results.glob("eval/*/*/*/*/iter_*/metrics.json")))
+    # evaluate jobs (a pretraining variant's scratch cells are main's, shared, not evaluated again)
+    assert estimate["stages"]["evaluate"]["jobs"] == len(list(results.glob("benchmarks/evaluate/**/*.tsv")))
+    shared = list(results.glob("eval/short/*/scratch/*/iter_*/metrics.json"))
+    assert len(shared) == 4  # 2 seeds x (trunk end, 2x end)
+    for path in shared:
+        record, of_main = json.loads(path.read_text()), json.loads(
+            (results / "eval/main" / path.relative_to(results / "eval/short")).read_text())
+        assert record["shared_from"] == "main" and record["variant"] == "short"
+        assert record["bbox"] == of_main["bbox"] and record["segm"] == of_main["segm"]
     assert estimate["stages"]["pretrain"]["jobs"] == len(list(results.glob("pretrain/*/backbone.pt")))
     assert estimate["separate_iterations"] > estimate["stages"]["train"]["iterations"]  # forking saves
 

@@ -31,25 +31,30 @@ def test_dry_run_plans_every_stage(tmp_path):
                          "pretrain", "subset", "plan", "train", "evaluate", "collect_metrics",
                          "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
                          "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
-                         "table_job_costs", "all"}
+                         "table_job_costs", "share_scratch", "fig_pretrain_strength", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     from rethink.config import seeds, variants
     branches = [(v, b) for v in variants(cfg).values() for b in ["trunk"] + [s.name for s in v.plan.schedules]]
-    checkpoints = sum(len(v.plan.checkpoints(b)) for v, b in branches)
-    n_cells = 2 * len(seeds(cfg))
+    checkpoints = {v.name: sum(len(v.plan.checkpoints(b)) for u, b in branches if u is v) for v, _ in branches}
+    inits = {v.name: 1 if v.shares_scratch else 2 for v, _ in branches}  # pre6ep: pretrained only
+    n = len(seeds(cfg))
     # one training job per branch (detection.job_iters: null), one evaluate job per checkpoint
-    assert jobs["train"] == n_cells * len(branches) < jobs["evaluate"] == n_cells * checkpoints
+    assert jobs["train"] == n * sum(inits[v.name] for v, _ in branches)
+    assert jobs["evaluate"] == n * sum(inits[v] * c for v, c in checkpoints.items()) > jobs["train"]
+    assert jobs["share_scratch"] == n * checkpoints["pre6ep"]  # its scratch cells are main's
     assert jobs["subset"] == len(cfg["study"]["regimes"])
-    assert jobs["pretrain"] == 2  # GN, and BN for the SyncBN variant
+    assert jobs["pretrain"] == 3  # GN, BN for the SyncBN variant, GN_pre6ep for pre6ep
 
 
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     ckpt = tmp_path / "my backbone.pt"
     ckpt.write_bytes(b"PK\x03\x04")  # a torch.save zip, as far as the DAG's format sniffing reads
     given = ("--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}")
-    # it replaces the GN pre-training; the SyncBN variant's BN backbone is still pre-trained
+    # it replaces the GN pre-training; the SyncBN variant's BN backbone is still pre-trained,
+    # and study.pretrainings (variations of our own GN pre-training) are left out, saying so
     jobs = planned_jobs(*given)
-    assert jobs["pretrain"] == 1 and "train" in jobs
+    assert jobs["pretrain"] == 1 and "train" in jobs and "share_scratch" not in jobs
+    assert "study.pretrainings left out" in snakemake("-n", *given).stderr
     main_only = tmp_path / "main_only.yaml"
     main_only.write_text("study: {seeds: 1, norms: [], regimes: []}\n")
     jobs = planned_jobs(*given, "--configfile", str(main_only))
@@ -96,9 +101,9 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
     assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
-    assert set(tidy["variant"]) == {"main", "SyncBN", "half"} and set(tidy["seed"]) == {0, 1}
-    # checkpoints (main: 4 per init, SyncBN and half: 2) x inits x seeds x tasks x COCO numbers
-    assert len(tidy) == (4 + 2 + 2) * 2 * 2 * 2 * 12
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short"} and set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN, half and short: 2) x inits x seeds x tasks x COCO numbers
+    assert len(tidy) == (4 + 2 + 2 + 2) * 2 * 2 * 2 * 12
     pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
@@ -130,7 +135,7 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override.write_text("figures: {dpi: 72}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
-                         "fig_compute_seen", "fig_pretrain_curve", "all"}
+                         "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "all"}
     override.write_text("claims: {margin: 0.5}\n")
     assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 
@@ -142,7 +147,8 @@ def test_evaluation_only_key_plans_no_training_job(smoke, tmp_path, override):
     path.write_text(override + "\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(path), cwd=smoke)
     assert "train" not in jobs and "pretrain" not in jobs
-    assert jobs["evaluate"] == 32 and "collect_metrics" in jobs  # every checkpoint, re-scored
+    # every checkpoint, re-scored: 32, and 4 of the pretraining variant's (its scratch is main's)
+    assert jobs["evaluate"] == 36 and "collect_metrics" in jobs
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

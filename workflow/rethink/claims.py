@@ -58,7 +58,10 @@ TASK, METRIC = "bbox", "AP"
 COLUMN = f"{TASK}_{METRIC}"
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 INCONCLUSIVE = "inconclusive: schedules too short"
-COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable", "reproduced"]
+COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable", "reproduced",
+           "variant"]
+# the claims about one pre-training's runs, repeated for each pretraining variant
+PER_PRETRAINING = (1, 2, 3, 5)
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test
 
@@ -422,14 +425,23 @@ def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
     evidence = paper_evidence(ref)
     m = margin / 100.0
     rows = []
-    for k, fn in CLAIMS.items():
-        row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k], "reproduced": ""}
-        try:
-            text, verdict, method, stat, cells = fn(df, study, m, ref)
+    pretrainings = [n for n, v in study["variants"].items() if v.get("kind") == "pretraining"]
+    runs = [(k, study["main"]) for k in CLAIMS] + [(k, n) for n in pretrainings for k in PER_PRETRAINING]
+    for k, variant in runs:
+        fn = CLAIMS[k]
+        row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k], "reproduced": "",
+               "variant": variant}
+        try:  # a pretraining variant's claims: the same tests with it in main's place
+            text, verdict, method, stat, cells = fn(df, {**study, "main": variant}, m, ref)
             mde = detectable(stat)
+            pre = study["variants"][variant].get("pretrain") if variant != study["main"] else None
+            if pre and "top1" in pre:
+                epochs = pre.get("epochs", "?")
+                text = (f"pre-trained {epochs} epoch{'' if epochs == 1 else 's'}, "
+                        f"{100 * pre['top1']:.1f}% top-1: {text}")
             row.update(this_run=text, verdict=verdict, method=method,
                        detectable="" if not math.isfinite(mde) else round(100 * mde, 2))
-            if tolerance is not None:
+            if tolerance is not None and variant == study["main"]:
                 row["reproduced"] = reproduction(df, study, ref, cells, tolerance)
         except NotTested as e:
             row.update(this_run="", verdict=UNTESTED, method=f"not tested: {e}", detectable="")
@@ -467,7 +479,8 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
     if tolerance is not None:
         head.insert(5, f"Reproduced (this run vs the paper, tolerance {tolerance:.1f})")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
+    main = rows[0]["variant"] if rows else None
+    for r in (r for r in rows if r["variant"] == main):
         cells = [r["claim"], r["statement"], r["paper"], r["this_run"] or "--", f"**{r['verdict']}**",
                  r["detectable"] if r["detectable"] != "" else "--", r["method"]]
         if tolerance is not None:
@@ -487,6 +500,13 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
                       f"against the paper's number for that cell (`figures.reference`), "
                       f"\"matched\" when each lies within {tolerance:.1f} AP points "
                       f"(`claims.tolerance`).")
+    others = [r for r in rows if r["variant"] != main]
+    if others:
+        lines += ["", "By pre-training (`study.pretrainings`): the same tests on each other "
+                      "pre-training's runs, against the same scratch runs.", "",
+                  "| Pre-training | # | This run (bbox AP %, 95% interval) | Verdict |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md(x) for x in (r["variant"], r["claim"], r["this_run"] or "--",
+                                                     f"**{r['verdict']}**")) + " |" for r in others]
     return "\n".join(lines) + "\n"
 
 

@@ -283,7 +283,7 @@ def compute(study: dict, annotations: dict, skip_ids=(), study_path="study.json"
             "pixels_per_epoch": float(resized_pixels(images["heights"], images["widths"],
                                                      scales, v["max_size"]).sum()),
             "train_scales": scales, "max_size": v["max_size"], "batch_size": v["batch_size"]}
-        rows += variant_rows(name, v, images, seed, study.get("pretrain"))
+        rows += variant_rows(name, v, images, seed, v.get("pretrain", study.get("pretrain")))  # a pretraining variant: its own
     return {"seed": seed,
             "note": (f"batch order of seed {seed}; other seeds differ only in order: per-epoch "
                      "totals are identical, only the last partial epoch's share can differ"),

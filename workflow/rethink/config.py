@@ -14,6 +14,10 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.]+$")  # the {variant} wildcard's patte
 # augmentation for its small-data regimes); they apply to both inits alike.
 OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_decay",
                  "warmup_iters", "scales")
+# pre-training keys a pretraining variant may override (its pre-training strength); its
+# detection runs keep main's settings and may only run fewer of main's schedules
+PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
+                          "crop_scale", "lr_schedule", "lr_steps", "seed")
 
 
 class ConfigError(ValueError):
@@ -22,13 +26,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One experiment of the study: a normalisation, a train-set fraction, a schedule set."""
+    """One experiment of the study: a normalisation, a train-set fraction, a schedule set, or
+    a pre-training strength."""
     name: str
-    kind: str          # main | norm | regime
+    kind: str          # main | norm | regime | pretraining
     norm: str
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
+    pretrain: dict | None = None  # pretraining variants: their pretrain.* overrides
+
+    @property
+    def shares_scratch(self) -> bool:
+        """A pretraining variant's scratch runs are main's: the same settings, and scratch
+        reads no backbone, so they are not trained again but shared (rethink.shared_runs)."""
+        return self.kind == "pretraining"
 
 
 def check(config: dict) -> None:
@@ -86,6 +98,7 @@ def variants(config: dict) -> dict[str, Variant]:
     regimes = sorted(study["regimes"], key=lambda r: -r["fraction"])
     entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
     entries += [("regime", dict(r), r["name"]) for r in regimes]
+    entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
     for kind, overrides, name in entries:
         overrides.pop("name", None), overrides.pop("norm", None)
         where = f"study.{kind}s[{name}]"
@@ -94,6 +107,9 @@ def variants(config: dict) -> dict[str, Variant]:
                               f"letters, digits, '_' or '.'")
         if kind == "norm" and name == main_norm:
             raise ConfigError(f"{where}: {name} is model.norm already (the main variant)")
+        if kind == "pretraining":
+            out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
+            continue
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - {"fraction"})
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(OVERRIDE_KEYS)}")
@@ -102,6 +118,52 @@ def variants(config: dict) -> dict[str, Variant]:
         norm = name if kind == "norm" else main_norm
         out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where))
     return out
+
+
+def pretrainings_run(config: dict) -> list[dict]:
+    """study.pretrainings, unless the study has no pre-training of its own to vary: a given
+    backbone (pretrain.checkpoint) replaces it, or no pretrained init compares against scratch."""
+    if config["pretrain"]["checkpoint"] or set(config["detection"]["inits"]) != {"scratch", "pretrained"}:
+        return []
+    return config["study"].get("pretrainings") or []
+
+
+def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) -> Variant:
+    """Main's detection runs from another pre-training: its pretrain.* overrides, and at most
+    a subset of main's schedules. A subset has a subset of main's checkpoints (the same trunk
+    spacing and forks, each tail as main's), so the scratch runs it is compared with are
+    main's own."""
+    schedules = overrides.pop("schedules", None)
+    unknown = sorted(set(overrides) - set(PRETRAIN_OVERRIDE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: schedules (a subset of "
+                          f"detection.schedules) and the pretrain keys {list(PRETRAIN_OVERRIDE_KEYS)}")
+    if not overrides:
+        raise ConfigError(f"{where}: sets no pretrain key, so it would repeat the main variant")
+    det = dict(main.detection)
+    if schedules is not None:
+        extra = sorted(set(float(s) for s in schedules) - set(float(s) for s in det["schedules"]))
+        if extra:
+            raise ConfigError(f"{where}.schedules: {extra} not in detection.schedules "
+                              f"{det['schedules']} (its scratch runs are the main variant's)")
+        det["schedules"] = list(schedules)
+    return Variant(name, "pretraining", main.norm, 1.0, det, _plan(det, where), pretrain=dict(overrides))
+
+
+def pretraining_key(variant: Variant) -> str:
+    """The folder under pretrain/ of the backbone `variant`'s pretrained branch starts from:
+    the norm's (GN, BN), or for a pretraining variant NORM_NAME."""
+    norm = pretrain_norm(variant.norm)
+    return f"{norm}_{variant.name}" if variant.pretrain is not None else norm
+
+
+def pretrain_settings(config: dict, key: str) -> dict:
+    """The pretrain config of the pre-training `key` (see pretraining_key)."""
+    settings = {k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}
+    _, _, name = key.partition("_")
+    if name:
+        settings.update(variants(config)[name].pretrain)
+    return settings
 
 
 def seeds(config: dict) -> list[int]:

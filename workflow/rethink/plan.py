@@ -57,10 +57,10 @@ def measured_seconds(path: str) -> dict:
 def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet_train: int) -> dict:
     variants = study_config.variants(cfg)
     seeds, inits = study_config.seeds(cfg), cfg["detection"]["inits"]
-    cells = len(seeds) * len(inits)
     job_iters = cfg["detection"]["job_iters"]
     rows, detection = [], {"jobs": 0, "evaluations": 0, "iterations": 0, "separate_iterations": 0, "images": 0}
     for v in variants.values():
+        cells = len(seeds) * (1 if v.shares_scratch else len(inits))  # shared scratch: main's runs
         branches = ["trunk"] + [s.name for s in v.plan.schedules]
         bs = v.detection["batch_size"]
         row = {"variant": v.name, "train_images": subset_size(coco_train, v.fraction), "batch_size": bs,
@@ -78,8 +78,11 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     pre = cfg["pretrain"]
     norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values()})
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
-    pretrain_jobs = (len(norms) - given) if "pretrained" in inits else 0
-    pretrain_images = pretrain_jobs * pre["epochs"] * imagenet_train
+    epochs = [pre["epochs"]] * (len(norms) - given) if "pretrained" in inits else []
+    epochs += [study_config.pretrain_settings(cfg, study_config.pretraining_key(v))["epochs"]
+               for v in variants.values() if v.pretrain is not None]
+    pretrain_jobs = len(epochs)
+    pretrain_images = sum(epochs) * imagenet_train
     evaluation_images = detection["evaluations"] * coco_val
     stages = {
         "pretrain": {"jobs": pretrain_jobs, "epochs": pre["epochs"], "images_seen": pretrain_images,

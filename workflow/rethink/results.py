@@ -51,7 +51,7 @@ TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metri
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
 DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
 DEFAULT_SEED = 0
-VARIANT_KINDS = ("main", "norm", "regime")
+VARIANT_KINDS = ("main", "norm", "regime", "pretraining")
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 
 

@@ -40,8 +40,21 @@ def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
                                   "min_size", "max_size", "train_scales")}
     entry["train_images"] = subset_size(n_train, spec["fraction"])
     entry["inits"] = list(inits)
+    for key in ("scratch_from", "pretrain_overrides"):  # pretraining variants
+        if key in spec:
+            entry[key] = spec[key]
     entry.update(plan.to_dict())
     return entry
+
+
+def pretrain_summary(path: str) -> dict:
+    m = read_json(path, "pre-training metrics")
+    try:
+        out = {k: m[k] for k in PRETRAIN_KEYS if k in m}
+        out["instances_seen"] = out.get("images_seen")  # one object per image
+    except (KeyError, TypeError) as e:
+        raise SystemExit(f"error: {path}: missing key {e}")
+    return out
 
 
 def main(argv=None):
@@ -52,21 +65,24 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--coco-stats", required=True, help="the COCO layout check's JSON")
     p.add_argument("--pretrain-metrics", help="the main norm's pre-training metrics (absent: a given checkpoint)")
+    p.add_argument("--variant-pretrain", nargs="*", default=[], metavar="NAME=METRICS",
+                   help="a pretraining variant's own pre-training metrics")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     specs = json_arg(args.variants, "variants")
     try:
         n_train = train_image_count(read_json(args.coco_stats, "COCO layout stats"))
-        pretrain = None
-        if args.pretrain_metrics:
-            m = read_json(args.pretrain_metrics, "pre-training metrics")
-            pretrain = {k: m[k] for k in PRETRAIN_KEYS if k in m}
-            pretrain["instances_seen"] = pretrain.get("images_seen")  # one object per image
     except KeyError as e:
-        raise SystemExit(f"error: {args.coco_stats} or {args.pretrain_metrics}: missing key {e}")
+        raise SystemExit(f"error: {args.coco_stats}: missing key {e}")
+    pretrain = pretrain_summary(args.pretrain_metrics) if args.pretrain_metrics else None
     study = {"inits": args.inits, "seeds": args.seeds, "main": next(iter(specs)),
              "variants": {name: variant_entry(spec, n_train, args.inits) for name, spec in specs.items()},
              "pretrain": pretrain}
+    for item in args.variant_pretrain:
+        name, _, path = item.partition("=")
+        if name not in study["variants"] or "scratch_from" not in study["variants"][name]:
+            raise SystemExit(f"error: --variant-pretrain {item}: {name!r} is no pretraining variant")
+        study["variants"][name]["pretrain"] = pretrain_summary(path)
     write_json(args.out, study)
     for name, v in study["variants"].items():
         print(f"{name}: {v['train_images']} train images, {v['forked_iterations']} iterations forked "

@@ -1,5 +1,6 @@
 # Paths, the training plan and small helpers shared by the rule files.
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -69,6 +70,29 @@ def pretrain_metrics(norm):
     return None if uses_given_backbone(norm) else f"{R}/pretrain/{study_config.pretrain_norm(norm)}/metrics.json"
 
 
+# Pretraining variants (study.pretrainings) pre-train main's norm again with their own
+# pretrain.* keys, into pretrain/NORM_NAME/: one pre-training per key of PRETRAININGS.
+PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].pretrain is not None]
+if workflow.is_main_process and config["study"].get("pretrainings") and not PRETRAINING_VARIANTS:
+    print("note: study.pretrainings left out: they vary this pipeline's own pre-training, and this "
+          "study " + ("starts from pretrain.checkpoint" if GIVEN_BACKBONE else "has no scratch-vs-pretrained "
+          "comparison (detection.inits)"), file=sys.stderr)
+PRETRAININGS = sorted({n for n in PRETRAIN_NORMS if pretrain_metrics(n)} |
+                      {study_config.pretraining_key(VARIANTS[v]) for v in PRETRAINING_VARIANTS})
+
+
+def variant_backbone(variant):
+    """The backbone `variant`'s pretrained branch starts from."""
+    v = VARIANTS[variant]
+    if v.pretrain is None:
+        return backbone_path(v.norm)
+    return f"{R}/pretrain/{study_config.pretraining_key(v)}/backbone.pt"
+
+
+def variant_pretrain_metrics(variant):
+    return f"{R}/pretrain/{study_config.pretraining_key(VARIANTS[variant])}/metrics.json"
+
+
 try:  # the given backbone's input conventions follow from its format: known before any job runs
     GIVEN_INPUT = backbones.declared_input(GIVEN_BACKBONE, config["pretrain"]["input"]) if GIVEN_BACKBONE else None
 except backbones.BackboneError as e:
@@ -106,6 +130,7 @@ wildcard_constraints:
     branch=r"trunk|[0-9.]+x",
     iteration=r"\d{6}",
     norm="GN|BN|SyncBN|FrozenBN",
+    pretraining=r"(GN|BN)(_[A-Za-z0-9_.]+)?",
 
 
 def as_json(obj):
@@ -122,9 +147,16 @@ def branches(variant):
     return [TRUNK] + [s.name for s in VARIANTS[variant].plan.schedules]
 
 
-def all_checkpoints():
-    """(variant, seed, init, branch, iteration) of every checkpoint of the study."""
+def trains(variant, init):
+    """Whether `variant` trains its own `init` runs (a pretraining variant's scratch runs are main's)."""
+    return not (init == "scratch" and VARIANTS[variant].shares_scratch)
+
+
+def all_checkpoints(trained_only=False):
+    """(variant, seed, init, branch, iteration) of every checkpoint of the study (with
+    trained_only: leaving out the scratch cells a pretraining variant shares with main)."""
     return [(v, seed, init, branch, it) for v in VARIANTS for seed in SEEDS for init in INITS
+            if trains(v, init) or not trained_only
             for branch in branches(v) for it in VARIANTS[v].plan.checkpoints(branch)]
 
 
@@ -136,7 +168,7 @@ def variant_jobs(variant, branch):
 def all_train_jobs():
     """(variant, seed, init, branch, last iteration) of every training job of the study."""
     return [(v, seed, init, branch, ckpts[-1]) for v in VARIANTS for seed in SEEDS for init in INITS
-            for branch in branches(v) for _, ckpts in variant_jobs(v, branch)]
+            if trains(v, init) for branch in branches(v) for _, ckpts in variant_jobs(v, branch)]
 
 
 def job_end(variant, branch, iteration):
@@ -149,9 +181,9 @@ def benchmark_files():
     """The benchmark files of every pre-training, training and evaluation job."""
     files = []
     if RUNS_PRETRAINING:
-        files += [f"{R}/benchmarks/pretrain/{n}.tsv" for n in PRETRAIN_NORMS if pretrain_metrics(n)]
+        files += [f"{R}/benchmarks/pretrain/{key}.tsv" for key in PRETRAININGS]
     files += [cell_path(f"{R}/benchmarks/train/{CELL}.tsv", *job) for job in all_train_jobs()]
-    files += [cell_path(f"{R}/benchmarks/evaluate/{CELL}.tsv", *cell) for cell in all_checkpoints()]
+    files += [cell_path(f"{R}/benchmarks/evaluate/{CELL}.tsv", *cell) for cell in all_checkpoints(True)]
     return files
 
 
@@ -215,7 +247,7 @@ def job_inputs(wildcards):
         inputs["resume_job"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
                                          branch, job_end(wildcards.variant, branch, start))
     elif wildcards.init == "pretrained":
-        inputs["backbone"] = backbone_path(VARIANTS[wildcards.variant].norm)
+        inputs["backbone"] = variant_backbone(wildcards.variant)
     return inputs
 
 
@@ -272,6 +304,8 @@ def study_variants():
                      "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
                      "min_size": model["min_size"], "max_size": model["max_size"],
                      "train_scales": det["scales"] or [model["min_size"]]}
+        if v.shares_scratch:
+            out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)
     return out
 
 
@@ -282,6 +316,7 @@ METRICS = f"{R}/metrics/all_metrics.csv"
 REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"] else []
 HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
 HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
+HAS_PRETRAININGS = bool(PRETRAINING_VARIANTS)
 
 
 def figure_pair(name):
@@ -293,6 +328,7 @@ FIGURES = [
     *figure_pair("final_ap"),
     *(figure_pair("less_data") if HAS_REGIMES else []),
     *(figure_pair("norms") if HAS_NORMS else []),
+    *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],

@@ -74,6 +74,7 @@ rule plan:
     input:
         checked=COCO_CHECKED,
         pretrain=PRETRAIN_METRICS or [],
+        variant_pretrain=[variant_pretrain_metrics(v) for v in PRETRAINING_VARIANTS],
     output:
         STUDY,
     params:
@@ -81,6 +82,8 @@ rule plan:
         inits=" ".join(INITS),
         seeds=" ".join(str(s) for s in SEEDS),
         pretrain=lambda wildcards, input: f"--pretrain-metrics {shlex.quote(input.pretrain)}" if input.pretrain else "",
+        variant_pretrain=lambda wildcards: "--variant-pretrain " + " ".join(
+            shlex.quote(f"{v}={variant_pretrain_metrics(v)}") for v in PRETRAINING_VARIANTS) if PRETRAINING_VARIANTS else "",
     log:
         f"{R}/logs/detection/plan.log",
     threads: 1
@@ -90,4 +93,4 @@ rule plan:
         "../../envs/torch.yaml"
     shell:
         "python -m rethink.study --variants {params.variants:q} --inits {params.inits} --seeds {params.seeds} "
-        "--coco-stats {input.checked:q} {params.pretrain} --out {output:q} > {log:q} 2>&1"
+        "--coco-stats {input.checked:q} {params.pretrain} {params.variant_pretrain} --out {output:q} > {log:q} 2>&1"

@@ -37,6 +37,32 @@ rule evaluate:
         "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device} > {log:q} 2>&1"
 
 
+# A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its
+# name, not trained or evaluated again.
+if PRETRAINING_VARIANTS:
+
+    ruleorder: share_scratch > evaluate
+
+    rule share_scratch:
+        input:
+            main=lambda wildcards: cell_path(f"{EVAL_DIR}/metrics.json", study_config.MAIN, wildcards.seed,
+                                             "scratch", wildcards.branch, int(wildcards.iteration)),
+        output:
+            f"{R}/eval/{{variant}}/seed{{seed}}/scratch/{{branch}}/iter_{{iteration}}/metrics.json",
+        wildcard_constraints:
+            variant="|".join(re.escape(v) for v in PRETRAINING_VARIANTS),
+        log:
+            f"{R}/logs/eval/{{variant}}/seed{{seed}}/scratch/{{branch}}/iter_{{iteration}}.log",
+        threads: 1
+        resources:
+            **resources_for("data"),
+        conda:
+            "../../envs/plot.yaml"
+        shell:
+            "python -m rethink.shared_runs --metrics {input.main:q} --variant {wildcards.variant} "
+            "--out {output:q} > {log:q} 2>&1"
+
+
 rule collect_metrics:
     input:
         study=STUDY,

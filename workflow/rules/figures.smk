@@ -114,6 +114,28 @@ rule fig_norms:
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
+rule fig_pretrain_strength:
+    input:
+        **figure_inputs("pretrain_strength"),
+    output:
+        png=report(f"{R}/figures/pretrain_strength.png", caption="../report/pretrain_strength.rst",
+                   category="Pre-training", labels={"figure": "pre-training strength"}),
+        pdf=f"{R}/figures/pretrain_strength.pdf",
+    params:
+        **figure_params(),
+    log:
+        f"{R}/logs/figures/pretrain_strength.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.pretrain_strength --study {input.study:q} --metrics {input.metrics:q} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+
+
 rule compute_seen:
     input:
         script=f"{PACKAGE_DIR}/rethink/compute.py",
@@ -233,21 +255,21 @@ rule table_job_costs:
 
 
 # The pre-training curve(s): val top-1 and train loss per epoch, one line per pre-training run.
-PRETRAIN_CURVES = {n: pretrain_metrics(n) for n in PRETRAIN_NORMS if pretrain_metrics(n)}
+PRETRAIN_CURVES = {key: f"{R}/pretrain/{key}/metrics.json" for key in PRETRAININGS}
 
 
 rule fig_pretrain_curve:
     input:
         script=f"{FIG_SRC}/pretrain_curve.py",
         common=f"{FIG_SRC}/common.py",
-        **PRETRAIN_CURVES,
+        curves=list(PRETRAIN_CURVES.values()),
     output:
         png=report(f"{R}/figures/pretrain_curve.png", caption="../report/pretrain_curve.rst",
                    category="Pre-training", labels={"figure": "val top-1 per epoch"}),
         pdf=f"{R}/figures/pretrain_curve.pdf",
     params:
         **figure_params(),
-        metrics=lambda wildcards, input: " ".join(shlex.quote(f"{n}={input[n]}") for n in PRETRAIN_CURVES),
+        metrics=" ".join(shlex.quote(f"{key}={path}") for key, path in PRETRAIN_CURVES.items()),
     log:
         f"{R}/logs/figures/pretrain_curve.log",
     threads: 1

@@ -1,25 +1,27 @@
 # ImageNet-style pre-training of the backbone, once per norm the pretrained branches use
-# (GN, and BN for the BN/SyncBN variants). pretrain.checkpoint, when set, names an existing
-# backbone for model.norm: that pre-training is skipped and the detection rules read it.
+# (pretrain/GN, and pretrain/BN for the BN/SyncBN variants), and once per pretraining
+# variant (pretrain/GN_NAME: main's norm with that variant's pretrain.* keys).
+# pretrain.checkpoint, when set, names an existing backbone for model.norm: that
+# pre-training is skipped and the detection rules read it.
 
 
 rule pretrain:
     input:
         checked=IMAGENET_CHECKED,
     output:
-        backbone=f"{R}/pretrain/{{norm}}/backbone.pt",
-        metrics=f"{R}/pretrain/{{norm}}/metrics.json",
+        backbone=f"{R}/pretrain/{{pretraining}}/backbone.pt",
+        metrics=f"{R}/pretrain/{{pretraining}}/metrics.json",
     params:
         root=IMAGENET,
         launcher=train_launcher("pretrain"),
-        model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.norm)),
-        pretrain=as_json({k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}),
+        model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.pretraining.split("_")[0])),
+        pretrain=lambda wildcards: as_json(study_config.pretrain_settings(config, wildcards.pretraining)),
         workers=config["pretrain"]["workers"],
         device=config["device"],
     log:
-        f"{R}/logs/pretrain/{{norm}}.log",
+        f"{R}/logs/pretrain/{{pretraining}}.log",
     benchmark:
-        f"{R}/benchmarks/pretrain/{{norm}}.tsv"
+        f"{R}/benchmarks/pretrain/{{pretraining}}.tsv"
     threads: threads_for("pretrain")
     resources:
         **resources_for("pretrain"),

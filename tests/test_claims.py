@@ -439,3 +439,13 @@ def test_each_pretraining_variant_gets_the_pre_training_claims_against_main_s_sc
     from rethink.claims import to_markdown
     md = to_markdown(res, 1.0, st["seeds"])
     assert "By pre-training" in md and "| pre6ep | 2 |" in md
+
+
+def test_float_noise_is_no_difference():
+    """Gaps equal at every seed (0.08 at 1x and at 4x) differ by ~1e-17 in floats: claim 3,
+    'the gap shrinks', must not hold on that."""
+    st = study()
+    final = {**HOLD_FINAL, ("main", "scratch"): {"1x": 0.30, "2x": 0.36, "3x": 0.395, "4x": 0.40},
+             ("main", "pretrained"): {"1x": 0.38, "2x": 0.44, "3x": 0.475, "4x": 0.48}}
+    r = by_claim(evaluate(st, metrics(st["seeds"], HOLD_TRUNK, final)))[3]
+    assert r["verdict"] == FAILS and "gap 4x - gap 1x: 0.0" in r["this_run"], r["this_run"]

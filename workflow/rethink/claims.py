@@ -64,6 +64,9 @@ COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "dete
 PER_PRETRAINING = (1, 2, 3, 5)
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test
+# per-seed differences are rounded to this many decimals (of an AP fraction): float noise such
+# as 0.38 - 0.30 - (0.48 - 0.40) = -1e-17 must not count as "below 0" when nothing differs
+ROUND = 12
 
 # The paper's R50-FPN GN bbox AP (random init vs ImageNet pre-trained) and its less-data
 # regimes; the same shape as the figures' --reference file (rethink.results.load_reference).
@@ -171,7 +174,7 @@ def paired(fin: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]) -> dict:
     def by_seed(init, sched):
         sub = fin[(fin["init"] == init) & (fin["schedule"] == sched)]
         return sub.set_index("seed")[COLUMN]
-    d = (by_seed(*a) - by_seed(*b)).dropna()
+    d = (by_seed(*a) - by_seed(*b)).dropna().round(ROUND)
     return mean_ci(d, LEVEL)
 
 
@@ -347,7 +350,7 @@ def _diff_of_diffs(fin, terms) -> dict:
     for w, init, sched in terms:
         sub = fin[(fin["init"] == init) & (fin["schedule"] == sched)].set_index("seed")[COLUMN]
         total = w * sub if total is None else total + w * sub
-    return mean_ci(total.dropna(), LEVEL)
+    return mean_ci(total.dropna().round(ROUND), LEVEL)
 
 
 CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}

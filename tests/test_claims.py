@@ -411,7 +411,7 @@ def test_table_says_what_the_pretrained_branches_started_from():
     st = study()
     res = evaluate(st, metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL))
     done = {"epochs": 32, "top1": 0.775, "last_quarter_gain": 0.4, "levelled_off": True}
-    assert ("Pre-training: 32 epochs, val top-1 77.5% (the last quarter of its epochs added +0.4 "
+    assert ("Pre-training: 32 epochs, 77.5% top-1 (the last quarter of its epochs added +0.4 "
             "points: levelled off).") in to_markdown(res, 1.0, st["seeds"], pretrain=done)
     short = {"epochs": 6, "top1": 0.595, "last_quarter_gain": 3.1, "levelled_off": False}
     assert "NOT levelled off" in to_markdown(res, 1.0, st["seeds"], pretrain=short)

@@ -149,3 +149,18 @@ def test_cost_plan_cli_prints_the_presets_gpu_hours(capsys):
     assert plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
     out = capsys.readouterr().out
     assert "pretrain" in out and "GPU-hours" in out and "forking the schedules saves" in out
+
+
+def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
+    from rethink import shared_runs
+    src, out = tmp_path / "metrics.json", tmp_path / "shared" / "metrics.json"
+    src.write_text(json.dumps({"variant": "main", "init": "pretrained", "bbox": {}}))
+    with pytest.raises(SystemExit, match=r"metrics.json: not the metrics of a scratch checkpoint \(init 'pretrained'\)"):
+        shared_runs.main(["--metrics", str(src), "--variant", "pre6ep", "--out", str(out)])
+    with pytest.raises(SystemExit, match="cannot read"):
+        shared_runs.main(["--metrics", str(tmp_path / "gone.json"), "--variant", "pre6ep", "--out", str(out)])
+    assert not out.exists()
+    src.write_text(json.dumps({"variant": "main", "init": "scratch", "bbox": {"AP": 0.1}}))
+    assert shared_runs.main(["--metrics", str(src), "--variant", "pre6ep", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"variant": "pre6ep", "init": "scratch", "bbox": {"AP": 0.1},
+                                           "shared_from": "main"}

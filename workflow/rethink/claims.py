@@ -24,17 +24,20 @@ sampler draws), decided by the two-sided 95% t-interval of that difference
 Claims 2 and 5 are about the end of training: while either init's longest schedule still
 gains more than M over the one before it, they are "inconclusive: schedules too short".
 Each row also gives the smallest difference its test could detect with 80% power at the
-seeds' spread. With ``--tolerance T`` (config ``claims.tolerance``, set in the COCO preset),
-a "reproduced" column compares each number a claim rests on (an init's mean final AP at a
-schedule, or a regime's best) with the paper's at the same cell, and reads "matched" when
-every one lies within T AP points of it. With one seed there is no interval: the difference itself must clear the
+seeds' spread. With one seed there is no interval: the difference itself must clear the
 bound (by M where the bound is 0), and the method column says so. A claim whose inputs are
 absent (no regime variant, a missing final checkpoint, a missing init) is "not tested",
 with the reason, rather than an error. Verdicts are results: the exit status is 0 whatever
 they are, and 2 only for unreadable or inconsistent input.
 
+Each pretraining variant (study.pretrainings) gets claims 1, 2, 3 and 5 again, with it in
+main's place (its scratch cells are main's), under "By pre-training". With ``--tolerance T``
+(config ``claims.tolerance``, set in the COCO preset) a "reproduced" column compares each
+number a claim rests on (an init's mean final AP at a schedule, or a regime's best) with the
+paper's at the same cell, and reads "matched" when every one lies within T AP points of it.
+
     python -m rethink.claims --study study.json --metrics all_metrics.csv \\
-        --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json] \
+        --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json] \\
         [--tolerance 1.0]
 """
 from __future__ import annotations
@@ -439,9 +442,7 @@ def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
             mde = detectable(stat)
             pre = study["variants"][variant].get("pretrain") if variant != study["main"] else None
             if pre and "top1" in pre:
-                epochs = pre.get("epochs", "?")
-                text = (f"pre-trained {epochs} epoch{'' if epochs == 1 else 's'}, "
-                        f"{100 * pre['top1']:.1f}% top-1: {text}")
+                text = f"pre-trained {describe_pretraining(pre)}: {text}"
             row.update(this_run=text, verdict=verdict, method=method,
                        detectable="" if not math.isfinite(mde) else round(100 * mde, 2))
             if tolerance is not None and variant == study["main"]:
@@ -464,11 +465,17 @@ def _md(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
+def describe_pretraining(pre: Mapping) -> str:
+    """'32 epochs, 82.5% top-1' from a study.json pretrain summary."""
+    epochs = pre.get("epochs", "?")
+    return f"{epochs} epoch{'' if epochs == 1 else 's'}, {100 * pre['top1']:.1f}% top-1"
+
+
 def pretraining_note(pretrain: Mapping | None) -> str:
     """What the pretrained branches started from: epochs, val top-1, and whether it levelled off."""
     if not pretrain or "top1" not in pretrain:
         return ""
-    note = f" Pre-training: {pretrain.get('epochs', '?')} epochs, val top-1 {100 * pretrain['top1']:.1f}%"
+    note = f" Pre-training: {describe_pretraining(pretrain)}"
     if "last_quarter_gain" in pretrain:
         state = "levelled off" if pretrain.get("levelled_off") else "NOT levelled off: more epochs would improve it"
         note += f" (the last quarter of its epochs added {pretrain['last_quarter_gain']:+.1f} points: {state})"

@@ -157,10 +157,16 @@ def pretraining_key(variant: Variant) -> str:
     return f"{norm}_{variant.name}" if variant.pretrain is not None else norm
 
 
+def split_pretraining_key(key: str) -> tuple[str, str]:
+    """(norm, pretraining variant name or "") of a pretraining_key."""
+    norm, _, name = key.partition("_")
+    return norm, name
+
+
 def pretrain_settings(config: dict, key: str) -> dict:
     """The pretrain config of the pre-training `key` (see pretraining_key)."""
     settings = {k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}
-    _, _, name = key.partition("_")
+    _, name = split_pretraining_key(key)
     if name:
         settings.update(variants(config)[name].pretrain)
     return settings

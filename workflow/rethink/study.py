@@ -48,12 +48,12 @@ def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
 
 
 def pretrain_summary(path: str) -> dict:
+    """What a pre-training saw and reached, from its metrics.json."""
     m = read_json(path, "pre-training metrics")
-    try:
-        out = {k: m[k] for k in PRETRAIN_KEYS if k in m}
-        out["instances_seen"] = out.get("images_seen")  # one object per image
-    except (KeyError, TypeError) as e:
-        raise SystemExit(f"error: {path}: missing key {e}")
+    if not isinstance(m, dict):
+        raise SystemExit(f"error: {path}: pre-training metrics must be a JSON object")
+    out = {k: m[k] for k in PRETRAIN_KEYS if k in m}
+    out["instances_seen"] = out.get("images_seen")  # one object per image
     return out
 
 

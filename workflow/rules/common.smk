@@ -81,16 +81,19 @@ PRETRAININGS = sorted({n for n in PRETRAIN_NORMS if pretrain_metrics(n)} |
                       {study_config.pretraining_key(VARIANTS[v]) for v in PRETRAINING_VARIANTS})
 
 
+def pretraining_file(key, name):
+    """A file (backbone.pt, metrics.json) of the pre-training `key` (GN, BN, GN_<variant>)."""
+    return f"{R}/pretrain/{key}/{name}"
+
+
 def variant_backbone(variant):
     """The backbone `variant`'s pretrained branch starts from."""
     v = VARIANTS[variant]
-    if v.pretrain is None:
-        return backbone_path(v.norm)
-    return f"{R}/pretrain/{study_config.pretraining_key(v)}/backbone.pt"
+    return backbone_path(v.norm) if v.pretrain is None else pretraining_file(study_config.pretraining_key(v), "backbone.pt")
 
 
 def variant_pretrain_metrics(variant):
-    return f"{R}/pretrain/{study_config.pretraining_key(VARIANTS[variant])}/metrics.json"
+    return pretraining_file(study_config.pretraining_key(VARIANTS[variant]), "metrics.json")
 
 
 try:  # the given backbone's input conventions follow from its format: known before any job runs

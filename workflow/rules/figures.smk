@@ -255,7 +255,7 @@ rule table_job_costs:
 
 
 # The pre-training curve(s): val top-1 and train loss per epoch, one line per pre-training run.
-PRETRAIN_CURVES = {key: f"{R}/pretrain/{key}/metrics.json" for key in PRETRAININGS}
+PRETRAIN_CURVES = {key: pretraining_file(key, "metrics.json") for key in PRETRAININGS}
 
 
 rule fig_pretrain_curve:

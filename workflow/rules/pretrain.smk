@@ -14,7 +14,7 @@ rule pretrain:
     params:
         root=IMAGENET,
         launcher=train_launcher("pretrain"),
-        model=lambda wildcards: as_json(study_config.model_settings(config, False, wildcards.pretraining.split("_")[0])),
+        model=lambda wildcards: as_json(study_config.model_settings(config, False, study_config.split_pretraining_key(wildcards.pretraining)[0])),
         pretrain=lambda wildcards: as_json(study_config.pretrain_settings(config, wildcards.pretraining)),
         workers=config["pretrain"]["workers"],
         device=config["device"],

@@ -150,7 +150,7 @@ def test_killed_process_group_resumes_with_the_plain_command(smoke, tmp_path):
     kill is redone, and the metrics equal an uninterrupted run's."""
     work = copy_workflow(tmp_path / "killed")
     (work / "main_only.yaml").write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": [],
-                                                                    "pretrainings": []}}))
+                                                                    "pretrainings": [], "models": []}}))
     command = [*SNAKEMAKE, "--cores", "2", "--configfile", str(SMOKE), "main_only.yaml"]
     results = work / "results"
     pretrain_log = results / "logs/pretrain/GN.log"

@@ -33,12 +33,13 @@ REGIME_PLAN = dict(PLAN, kind="regime", regime="1k", fraction=0.1, train_images=
                    one_x=4, trunk_end=6, schedules=[
                        {"name": "1x", "multiple": 1.0, "iters": 4, "fork": 2, "drops": [2, 3]},
                        {"name": "2x", "multiple": 2.0, "iters": 8, "fork": 6, "drops": [6, 7]}])
-PLANS = {"main": PLAN, "SyncBN": SYNC_PLAN, "1k": REGIME_PLAN}
+MODEL_PLAN = dict(PLAN, kind="model", backbone={"depth": 18, "width": 32}, model_overrides={"depth": 18})
+PLANS = {"main": PLAN, "SyncBN": SYNC_PLAN, "1k": REGIME_PLAN, "R18": MODEL_PLAN}
 TRUNK_ITERS = [0, 2, 4, 6, 8]
 BRANCH_ITERS = {"1x": [4, 6], "2x": [10, 12]}
 POINTS = {"main": (TRUNK_ITERS, BRANCH_ITERS), "SyncBN": (TRUNK_ITERS, BRANCH_ITERS),
-          "1k": ([0, 2, 4, 6], {"1x": [4], "2x": [8]})}
-VARIANT_OFFSET = {"main": 0.0, "SyncBN": -0.02, "1k": -0.05}
+          "1k": ([0, 2, 4, 6], {"1x": [4], "2x": [8]}), "R18": (TRUNK_ITERS, BRANCH_ITERS)}
+VARIANT_OFFSET = {"main": 0.0, "SyncBN": -0.02, "1k": -0.05, "R18": 0.01}
 SEED_STEP = 0.01
 # one seed's final point has no ground truth for small boxes: its cell has n=1
 NAN_POINTS = {("main", 1, "pretrained", "2x", 12, "bbox", "APs")}
@@ -631,3 +632,22 @@ def test_pretrain_strength_figure_needs_a_pretraining_variant(run_dir, tmp_path)
     r = run(*figure_cmd("pretrain_strength", run_dir["dir"], run_dir["study"], run_dir["csv"], tmp_path))
     assert r.returncode == 2 and "no pretraining variant (study.pretrainings)" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "pretrain_strength.png").exists()
+
+
+def test_models_figure_draws_each_model_and_the_papers_points(tmp_path):
+    study, _, csv = collect(tmp_path, seeds=(0, 1), variants=("main", "R18"))
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({**REFERENCE, "variants": {"R18": {"scratch": {"2x": 38.2}, "pretrained": {"2x": 41.8}}}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run(*figure_cmd("models", None, study, csv, out, "--reference", ref))
+    assert r.returncode == 0, r.stderr
+    assert "(2 models)" in r.stdout and (out / "models.png").stat().st_size > 0
+    assert (out / "models.pdf").read_bytes().startswith(b"%PDF") and no_temp_files(out)
+    # no model variant: a one-line error naming the key, no figure
+    r = run(*figure_cmd("models", None, *collect(tmp_path / "plain", seeds=(0,), variants=("main",))[::2], tmp_path))
+    assert r.returncode == 2 and "no model variant (study.models)" in r.stderr and "Traceback" not in r.stderr
+    # a malformed "variants" block of the reference names the entry
+    ref.write_text(json.dumps({"metric": "bbox_AP", "variants": {"R18": {"random": {"2x": 38.2}}}}))
+    r = run(*figure_cmd("models", None, study, csv, out, "--reference", ref))
+    assert r.returncode == 2 and "reference.variants['R18'] must map each of ['scratch', 'pretrained']" in r.stderr

@@ -62,7 +62,7 @@ def test_preset_is_the_papers_setup():
 
 def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_run):
     counts, shell, results = preset_dry_run
-    assert counts["pretrain"] == 2  # GN for the main and regime runs, BN for SyncBN
+    assert counts["pretrain"] == 3  # GN for the main and regime runs, BN for SyncBN, GN_R101 for R101
     assert counts["subset"] == 3
     # main: trunk to 6x - (60/90)x = 480k, checkpoints every 10k plus the forks at
     # 2x..6x - 60k; tails of 60k each with checkpoints at +10k..: per init and seed
@@ -70,7 +70,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     tails = 5 * 6
     main = len(trunk) + tails
     syncbn = len(sorted(set(range(10000, 210001, 10000)) | {120000, 210000})) + 2 * 6
-    per_init = main + syncbn
+    per_init = main + syncbn + main  # R101: main's schedules, its own runs for both inits
     jobs_per_init = per_init  # checkpoints 10k apart, job_iters 10k: one checkpoint per job
     from rethink.schedule import make_plan
     for one_x, schedules, every in ((30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
@@ -85,6 +85,30 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     for init in ("scratch", "pretrained"):
         assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell
         assert f"detection/10k/seed0/{init}/7x/iter_210000.pt" in shell
+        assert f"detection/R101/seed0/{init}/6x/iter_540000.pt" in shell
     assert "--end-iter 540000 --schedule-iters 540000" in shell
     assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
     assert "--nproc-per-node 8" in shell
+
+
+def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(preset_dry_run):
+    _, shell, _ = preset_dry_run
+    assert "pretrain/GN_R101/backbone.pt" in shell and '"depth":101' in shell
+    ref = yaml.safe_load(PRESET.read_text())["figures"]["reference"]["variants"]["R101"]
+    assert ref["scratch"]["6x"] == 42.7 and ref["pretrained"]["2x"] == 41.8
+
+
+def test_paper_miniature_adds_the_model_variants_to_the_default(tmp_path):
+    """Over the default: only the deeper and wider models' pre-trainings and runs are added."""
+    miniature = ROOT / "workflow/presets/paper_miniature.yaml"
+    results = ("--config", f"results={tmp_path}/results")
+    def counts(*extra):
+        out = snakemake("-n", "--quiet", "rules", *results, *extra).stdout
+        return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M)}
+    default, paper = counts(), counts("--configfile", str(miniature))
+    models = yaml.safe_load(miniature.read_text())["study"]["models"]
+    seeds = yaml.safe_load((ROOT / "config.yaml").read_text())["study"]["seeds"]
+    assert {m["name"] for m in models} == {"R18", "wide"}
+    assert paper["pretrain"] == default["pretrain"] + 2 and paper["fig_models"] == 1
+    # per model, seed and init: the trunk and the 1x, 2x and 6x tails
+    assert paper["train"] == default["train"] + len(models) * seeds * 2 * 4

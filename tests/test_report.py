@@ -19,6 +19,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Less data": {"AP vs iterations per data regime"},
     "Normalisation": {"GN vs SyncBN"},
     "Pre-training": {"val top-1 per epoch"},
+    "Models": {"deeper and wider models"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)"},
 }
@@ -39,7 +40,7 @@ def test_report_has_every_result_with_a_caption(report):
     results = json.loads(payload.strip().rstrip(";"))
     names = {r["name"] for r in results.values()}
     assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
-                     "pretrain_curve.png", "pretrain_strength.png", "final_metrics.csv", "claims.csv",
+                     "pretrain_curve.png", "pretrain_strength.png", "models.png", "final_metrics.csv", "claims.csv",
                      "compute_seen.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]
@@ -66,7 +67,8 @@ def test_report_renders_every_figure_in_chromium(report):
             }
             return out; }""")
         assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
-                                  "compute_seen.png", "pretrain_curve.png", "pretrain_strength.png"}
+                                  "compute_seen.png", "pretrain_curve.png", "pretrain_strength.png",
+                                  "models.png"}
         assert all(width > 300 for width in decoded.values()), decoded
         # Each category lists its results; the report's viewer shows each figure.
         for category, labels in EXPECTED.items():

@@ -86,6 +86,40 @@ def test_bad_pretraining_variants_name_the_entry(entry, message):
         study_config.variants(default_config(study={"pretrainings": [entry]}))
 
 
+def test_a_model_variant_trains_both_inits_of_its_own_backbone_from_its_own_pre_training():
+    cfg = default_config(study={"models": [{"name": "R18", "depth": 18, "schedules": [1, 6]}]})
+    variants = study_config.variants(cfg)
+    deep, main = variants["R18"], variants["main"]
+    assert list(variants)[-1] == "R18" and deep.kind == "model" and deep.model == {"depth": 18}
+    assert deep.own_pretraining and not deep.shares_scratch and deep.pretrain is None
+    # both inits see the deeper model, nothing else differs from main's
+    model, base = study_config.model_settings(cfg, False, variant=deep), study_config.model_settings(cfg, False, variant=main)
+    assert model == {**base, "depth": 18} and base["depth"] == cfg["model"]["depth"]
+    assert study_config.train_settings(deep, 0) == study_config.train_settings(main, 0)
+    # its pre-training: the deeper backbone with main's pretrain keys, in pretrain/GN_R18
+    assert study_config.pretraining_key(deep) == "GN_R18"
+    assert study_config.pretrain_model_settings(cfg, "GN_R18") == model
+    assert study_config.pretrain_model_settings(cfg, "GN") == base
+    assert study_config.pretrain_settings(cfg, "GN_R18") == study_config.pretrain_settings(cfg, "GN")
+    # a given backbone has main's shape: no deeper one to start from, so the variant is left out
+    given = default_config(study=cfg["study"], pretrain={"checkpoint": "/x/r50.pth"})
+    assert "R18" not in study_config.variants(given)
+    scratch_only = default_config(study=cfg["study"], detection={"inits": ["scratch"]})
+    assert "R18" in study_config.variants(scratch_only)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "m", "schedules": [1]}, r"study.models\[m\]: sets no model key \(depth, width\)"),
+    ({"name": "m", "depth": 10}, r"study.models\[m\]: sets no model key"),  # main's own depth
+    ({"name": "m", "depth": 18, "fraction": 0.5}, r"study.models\[m\]: unknown key\(s\) \['fraction'\]"),
+    ({"name": "m", "depth": 18, "epochs": 6}, r"unknown key\(s\) \['epochs'\]; allowed: .*'depth', 'width'"),
+    ({"name": "pre6ep", "depth": 18}, r"study.models\[pre6ep\]: variant names must be unique"),
+])
+def test_bad_model_variants_name_the_entry(entry, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.variants(default_config(study={"models": [entry]}))
+
+
 def test_subsets_are_deterministic_nested_and_never_empty():
     ids = list(range(1, 1001))
     small, large = choose(ids, 0.03, seed=0), choose(ids, 0.1, seed=0)

@@ -46,6 +46,18 @@ def test_dry_run_plans_every_stage(tmp_path):
     assert jobs["pretrain"] == 3  # GN, BN for the SyncBN variant, GN_pre6ep for pre6ep
 
 
+def test_a_model_variant_plans_its_pre_training_and_both_inits(tmp_path):
+    override = tmp_path / "models.yaml"
+    override.write_text("study: {models: [{name: R18, depth: 18, schedules: [1, 6]}]}\n")
+    base = planned_jobs("--config", f"results={tmp_path}/results")
+    jobs = planned_jobs("--config", f"results={tmp_path}/results", "--configfile", str(override))
+    assert jobs["pretrain"] == base["pretrain"] + 1 and jobs["fig_models"] == 1
+    seeds = yaml.safe_load((ROOT / "config.yaml").read_text())["study"]["seeds"]
+    assert jobs["train"] == base["train"] + seeds * 2 * 3  # per init: trunk, 1x, 6x
+    shell = snakemake("-n", "-p", "--config", f"results={tmp_path}/results", "--configfile", str(override)).stdout
+    assert "results/pretrain/GN_R18/backbone.pt" in shell and '"depth":18' in shell
+
+
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     ckpt = tmp_path / "my backbone.pt"
     ckpt.write_bytes(b"PK\x03\x04")  # a torch.save zip, as far as the DAG's format sniffing reads
@@ -101,11 +113,33 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
     assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
-    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short"} and set(tidy["seed"]) == {0, 1}
-    # checkpoints (main: 4 per init, SyncBN, half and short: 2) x inits x seeds x tasks x COCO numbers
-    assert len(tidy) == (4 + 2 + 2 + 2) * 2 * 2 * 2 * 12
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "deep"} and set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN, half, short and deep: 2) x inits x seeds x tasks x COCO numbers
+    assert len(tidy) == (4 + 2 + 2 + 2 + 2) * 2 * 2 * 2 * 12
     pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
+
+
+def test_a_model_variants_checkpoints_are_of_its_deeper_model_for_both_inits(smoke):
+    """The smoke study's `deep` variant (depth 18 where main is 10): its own pre-training, and
+    every checkpoint of either init of the deeper ResNet (two blocks a stage, main has one)."""
+    import torch
+    results = smoke / "results"
+    backbone = torch.load(results / "pretrain/GN_deep/backbone.pt", weights_only=False)
+    assert backbone["meta"]["model"]["depth"] == 18 and any(k.startswith("layer1.1.") for k in backbone["model"])
+    assert json.loads((results / "pretrain/GN_deep/metrics.json").read_text())["epochs"] == \
+        json.loads((results / "pretrain/GN/metrics.json").read_text())["epochs"]  # main's recipe
+    for init in ("scratch", "pretrained"):
+        deep = torch.load(results / f"detection/deep/seed0/{init}/1x/iter_000006.pt", weights_only=False)
+        main = torch.load(results / f"detection/main/seed0/{init}/1x/iter_000006.pt", weights_only=False)
+        assert any(".layer1.1." in k for k in deep["model"]), init
+        assert not any(".layer1.1." in k for k in main["model"]), init
+    study = json.loads((results / "detection/study.json").read_text())["variants"]["deep"]
+    assert study["kind"] == "model" and study["backbone"] == {"depth": 18, "width": 16}
+    assert study["pretrain"]["epochs"] == 2 and "scratch_from" not in study
+    claims = pd.read_csv(results / "tables/claims.csv")
+    assert list(claims[claims["variant"] == "deep"]["claim"]) == [1, 2, 3, 5]
+    assert "By model (`study.models`)" in (results / "tables/claims.md").read_text()
 
 
 def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
@@ -135,7 +169,8 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override.write_text("figures: {dpi: 72}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
-                         "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "all"}
+                         "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "fig_models",
+                         "all"}
     override.write_text("claims: {margin: 0.5}\n")
     assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 
@@ -147,8 +182,8 @@ def test_evaluation_only_key_plans_no_training_job(smoke, tmp_path, override):
     path.write_text(override + "\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(path), cwd=smoke)
     assert "train" not in jobs and "pretrain" not in jobs
-    # every checkpoint, re-scored: 32, and 4 of the pretraining variant's (its scratch is main's)
-    assert jobs["evaluate"] == 36 and "collect_metrics" in jobs
+    # every checkpoint, re-scored: 40, and 4 of the pretraining variant's (its scratch is main's)
+    assert jobs["evaluate"] == 44 and "collect_metrics" in jobs
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

@@ -31,7 +31,10 @@ with the reason, rather than an error. Verdicts are results: the exit status is 
 they are, and 2 only for unreadable or inconsistent input.
 
 Each pretraining variant (study.pretrainings) gets claims 1, 2, 3 and 5 again, with it in
-main's place (its scratch cells are main's), under "By pre-training". With ``--tolerance T``
+main's place (its scratch cells are main's), under "By pre-training"; so does each model
+variant (study.models: a deeper or wider backbone, both inits trained, the pretrained one
+from its own pre-training), under "By model": its claim 2 is the paper's "a deeper model
+also catches up" (its Fig. 3, R101). With ``--tolerance T``
 (config ``claims.tolerance``, set in the COCO preset) a "reproduced" column compares each
 number a claim rests on (an init's mean final AP at a schedule, or a regime's best) with the
 paper's at the same cell, and reads "matched" when every one lies within T AP points of it.
@@ -62,9 +65,16 @@ COLUMN = f"{TASK}_{METRIC}"
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 INCONCLUSIVE = "inconclusive: schedules too short"
 COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable", "reproduced",
-           "variant"]
-# the claims about one pre-training's runs, repeated for each pretraining variant
-PER_PRETRAINING = (1, 2, 3, 5)
+           "variant", "kind"]
+# the claims about one pair of branches, repeated for each variant of these kinds, and the
+# heading of their part of the table
+PER_VARIANT = {"pretraining": (1, 2, 3, 5), "model": (1, 2, 3, 5)}
+PER_VARIANT_HEADINGS = {
+    "pretraining": ("Pre-training", "By pre-training (`study.pretrainings`): the same tests on each other "
+                    "pre-training's runs, against the same scratch runs."),
+    "model": ("Model", "By model (`study.models`): the same tests on each deeper or wider backbone, "
+              "both inits trained with it, the pretrained one from its own pre-training with main's recipe."),
+}
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test
 # per-seed differences are rounded to this many decimals (of an AP fraction): float noise such
@@ -397,7 +407,7 @@ def paper_value(ref: Mapping, study: Mapping, variant: str, init: str, schedule:
         return (ref.get("schedules") or {}).get(init, {}).get(schedule)
     if study["variants"][variant].get("kind") == "regime":
         return (ref.get("regimes") or {}).get(variant, {}).get(init)
-    return None
+    return (ref.get("variants") or {}).get(variant, {}).get(init, {}).get(schedule)
 
 
 def reproduction(df: pd.DataFrame, study: Mapping, ref: Mapping, cells, tolerance: float) -> str:
@@ -431,21 +441,18 @@ def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
     evidence = paper_evidence(ref)
     m = margin / 100.0
     rows = []
-    pretrainings = [n for n, v in study["variants"].items() if v.get("kind") == "pretraining"]
-    runs = [(k, study["main"]) for k in CLAIMS] + [(k, n) for n in pretrainings for k in PER_PRETRAINING]
+    others = [(n, v["kind"]) for n, v in study["variants"].items() if v.get("kind") in PER_VARIANT]
+    runs = [(k, study["main"]) for k in CLAIMS] + [(k, n) for n, kind in others for k in PER_VARIANT[kind]]
     for k, variant in runs:
         fn = CLAIMS[k]
         row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k], "reproduced": "",
-               "variant": variant}
-        try:  # a pretraining variant's claims: the same tests with it in main's place
+               "variant": variant, "kind": study["variants"][variant].get("kind", "main")}
+        try:  # a pretraining or model variant's claims: the same tests with it in main's place
             text, verdict, method, stat, cells = fn(df, {**study, "main": variant}, m, ref)
             mde = detectable(stat)
-            pre = study["variants"][variant].get("pretrain") if variant != study["main"] else None
-            if pre and "top1" in pre:
-                text = f"pre-trained {describe_pretraining(pre)}: {text}"
-            row.update(this_run=text, verdict=verdict, method=method,
+            row.update(this_run=variant_prefix(study, variant) + text, verdict=verdict, method=method,
                        detectable="" if not math.isfinite(mde) else round(100 * mde, 2))
-            if tolerance is not None and variant == study["main"]:
+            if tolerance is not None:
                 row["reproduced"] = reproduction(df, study, ref, cells, tolerance)
         except NotTested as e:
             row.update(this_run="", verdict=UNTESTED, method=f"not tested: {e}", detectable="")
@@ -463,6 +470,19 @@ def to_csv(rows: list[dict]) -> str:
 
 def _md(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
+
+
+def variant_prefix(study: Mapping, variant: str) -> str:
+    """What a per-variant row's numbers come from: 'depth 18 (pre-trained 32 epochs, 85.0% top-1): '."""
+    if variant == study["main"]:
+        return ""
+    v = study["variants"][variant]
+    pre = v.get("pretrain")
+    pre = f"pre-trained {describe_pretraining(pre)}" if pre and "top1" in pre else ""
+    shape = ", ".join(f"{k} {x}" for k, x in (v.get("model_overrides") or {}).items())
+    if shape:
+        return f"{shape} ({pre}): " if pre else f"{shape}: "
+    return f"{pre}: " if pre else ""
 
 
 def describe_pretraining(pre: Mapping) -> str:
@@ -510,13 +530,17 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
                       f"against the paper's number for that cell (`figures.reference`), "
                       f"\"matched\" when each lies within {tolerance:.1f} AP points "
                       f"(`claims.tolerance`).")
-    others = [r for r in rows if r["variant"] != main]
-    if others:
-        lines += ["", "By pre-training (`study.pretrainings`): the same tests on each other "
-                      "pre-training's runs, against the same scratch runs.", "",
-                  "| Pre-training | # | This run (bbox AP %, 95% interval) | Verdict |", "|---|---|---|---|"]
-        lines += ["| " + " | ".join(_md(x) for x in (r["variant"], r["claim"], r["this_run"] or "--",
-                                                     f"**{r['verdict']}**")) + " |" for r in others]
+    for kind, (label, heading) in PER_VARIANT_HEADINGS.items():
+        part = [r for r in rows if r["variant"] != main and r["kind"] == kind]
+        if not part:
+            continue
+        head = [label, "#", "This run (bbox AP %, 95% interval)", "Verdict"]
+        head += ["Reproduced"] if tolerance is not None else []
+        lines += ["", heading, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in part:
+            cells = [r["variant"], r["claim"], r["this_run"] or "--", f"**{r['verdict']}**"]
+            cells += [r["reproduced"] or "--"] if tolerance is not None else []
+            lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

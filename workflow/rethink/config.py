@@ -18,6 +18,9 @@ OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_de
 # detection runs keep main's settings and may only run fewer of main's schedules
 PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
                           "crop_scale", "lr_schedule", "lr_steps", "seed")
+# model keys a model variant (deeper or wider, the paper's R101) may override: the backbone's
+# shape; the rest (norm, FPN, heads, input size) stays main's so only the backbone differs
+MODEL_OVERRIDE_KEYS = ("depth", "width")
 
 
 class ConfigError(ValueError):
@@ -26,15 +29,22 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One experiment of the study: a normalisation, a train-set fraction, a schedule set, or
-    a pre-training strength."""
+    """One experiment of the study: a normalisation, a train-set fraction, a pre-training
+    strength, or a backbone shape."""
     name: str
-    kind: str          # main | norm | regime | pretraining
+    kind: str          # main | norm | regime | pretraining | model
     norm: str
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
     pretrain: dict | None = None  # pretraining variants: their pretrain.* overrides
+    model: dict | None = None     # model variants: their model.* overrides (depth, width)
+
+    @property
+    def own_pretraining(self) -> bool:
+        """Whether its pretrained branch starts from a pre-training of its own (pretrain/NORM_NAME):
+        another pre-training strength, or a backbone of another shape."""
+        return self.pretrain is not None or self.model is not None
 
     @property
     def shares_scratch(self) -> bool:
@@ -99,6 +109,7 @@ def variants(config: dict) -> dict[str, Variant]:
     entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
     entries += [("regime", dict(r), r["name"]) for r in regimes]
     entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
+    entries += [("model", dict(m), m["name"]) for m in models_run(config)]
     for kind, overrides, name in entries:
         overrides.pop("name", None), overrides.pop("norm", None)
         where = f"study.{kind}s[{name}]"
@@ -110,13 +121,21 @@ def variants(config: dict) -> dict[str, Variant]:
         if kind == "pretraining":
             out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
             continue
-        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - {"fraction"})
+        model = None
+        if kind == "model":
+            model = {k: overrides.pop(k) for k in MODEL_OVERRIDE_KEYS if k in overrides}
+            same = {k: v for k, v in model.items() if config["model"][k] == v}
+            if not model or len(same) == len(model):
+                raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
+                                  f"than model.*'s, so it would repeat the main variant")
+        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) if kind == "model" else [])
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(OVERRIDE_KEYS)}")
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
         merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
         fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
         norm = name if kind == "norm" else main_norm
-        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where))
+        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where), model=model)
     return out
 
 
@@ -126,6 +145,15 @@ def pretrainings_run(config: dict) -> list[dict]:
     if config["pretrain"]["checkpoint"] or set(config["detection"]["inits"]) != {"scratch", "pretrained"}:
         return []
     return config["study"].get("pretrainings") or []
+
+
+def models_run(config: dict) -> list[dict]:
+    """study.models, unless the pretrained branch starts from a given backbone
+    (pretrain.checkpoint): that file has main's shape, so a deeper or wider model would have
+    no backbone of its own to start from, and scratch alone would compare with nothing."""
+    if config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
+        return []
+    return config["study"].get("models") or []
 
 
 def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) -> Variant:
@@ -152,9 +180,9 @@ def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) 
 
 def pretraining_key(variant: Variant) -> str:
     """The folder under pretrain/ of the backbone `variant`'s pretrained branch starts from:
-    the norm's (GN, BN), or for a pretraining variant NORM_NAME."""
+    the norm's (GN, BN), or for a pretraining or model variant NORM_NAME."""
     norm = pretrain_norm(variant.norm)
-    return f"{norm}_{variant.name}" if variant.pretrain is not None else norm
+    return f"{norm}_{variant.name}" if variant.own_pretraining else norm
 
 
 def split_pretraining_key(key: str) -> tuple[str, str]:
@@ -168,8 +196,17 @@ def pretrain_settings(config: dict, key: str) -> dict:
     settings = {k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}
     _, name = split_pretraining_key(key)
     if name:
-        settings.update(variants(config)[name].pretrain)
+        settings.update(variants(config)[name].pretrain or {})
     return settings
+
+
+def pretrain_model_settings(config: dict, key: str) -> dict:
+    """The model config the pre-training `key` trains: its norm's, with a model variant's shape."""
+    norm, name = split_pretraining_key(key)
+    model = model_settings(config, False, norm)
+    if name:
+        model.update(variants(config)[name].model or {})
+    return model
 
 
 def seeds(config: dict) -> list[int]:
@@ -191,9 +228,13 @@ def train_settings(variant: Variant, seed: int) -> dict:
     return {**{k: variant.detection[k] for k in TRAIN_KEYS}, "seed": seed}
 
 
-def model_settings(config: dict, for_eval: bool, norm: str | None = None) -> dict:
-    """The model config as a job sees it; training jobs don't see inference-only keys."""
+def model_settings(config: dict, for_eval: bool, norm: str | None = None,
+                   variant: Variant | None = None) -> dict:
+    """The model config as a job sees it (with `variant`: its norm and shape); training jobs
+    don't see inference-only keys."""
     model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
+    if variant is not None:
+        model.update(norm=variant.norm, **(variant.model or {}))
     if norm is not None:
         model["norm"] = norm
     return model

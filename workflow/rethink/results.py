@@ -47,11 +47,12 @@ METRICS = (
     "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
 )
 TRUNK = "trunk"
+INITS = ("scratch", "pretrained")
 TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metric", "value"]
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
 DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
 DEFAULT_SEED = 0
-VARIANT_KINDS = ("main", "norm", "regime", "pretraining")
+VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model")
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 
 
@@ -191,7 +192,8 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
     """The paper's numbers for reference markers (AP in percent); None if *path* is None.
 
     Shape: ``{"metric": "bbox_AP", "schedules": {init: {schedule: AP}},
-    "regimes": {regime: {init: AP}}}``; "schedules" and "regimes" are optional.
+    "regimes": {regime: {init: AP}}, "variants": {variant: {init: {schedule: AP}}}}``; each
+    block is optional ("variants": a model variant's own schedules, e.g. the paper's R101).
     """
     if path is None:
         return None
@@ -203,7 +205,7 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
     if task not in TASKS or m not in METRICS:
         raise MetricsError(f"{path}: reference.metric {metric!r} is not <task>_<metric> "
                            f"with task in {list(TASKS)}, e.g. 'bbox_AP'")
-    out = {"metric": metric, "task": task, "schedules": {}, "regimes": {}}
+    out = {"metric": metric, "task": task, "schedules": {}, "regimes": {}, "variants": {}}
     for key in ("schedules", "regimes"):
         block = ref.get(key, {})
         if block is None:
@@ -218,6 +220,19 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
                     raise MetricsError(f"{path}: reference.{key}[{outer!r}][{k!r}] must be "
                                        f"an AP in percent (0-100), got {v!r}")
             out[key][str(outer)] = {str(k): float(v) for k, v in inner.items()}
+    variants = ref.get("variants") or {}
+    if not isinstance(variants, Mapping):
+        raise MetricsError(f"{path}: reference.variants must be an object")
+    for name, inits in variants.items():
+        for init, scheds in (inits.items() if isinstance(inits, Mapping) else [(None, None)]):
+            if init not in INITS or not isinstance(scheds, Mapping):
+                raise MetricsError(f"{path}: reference.variants[{name!r}] must map each of "
+                                   f"{list(INITS)} to {{schedule: AP}}")
+            for k, v in scheds.items():
+                if not _is_number(v) or not 0 <= v <= 100:
+                    raise MetricsError(f"{path}: reference.variants[{name!r}][{init!r}][{k!r}] "
+                                       f"must be an AP in percent (0-100), got {v!r}")
+            out["variants"].setdefault(str(name), {})[init] = {str(k): float(v) for k, v in scheds.items()}
     return out
 
 

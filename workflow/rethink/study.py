@@ -40,7 +40,7 @@ def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
                                   "min_size", "max_size", "train_scales")}
     entry["train_images"] = subset_size(n_train, spec["fraction"])
     entry["inits"] = list(inits)
-    for key in ("scratch_from", "pretrain_overrides"):  # pretraining variants
+    for key in ("backbone", "scratch_from", "pretrain_overrides", "model_overrides"):  # shape; pretraining, model variants
         if key in spec:
             entry[key] = spec[key]
     entry.update(plan.to_dict())
@@ -66,7 +66,7 @@ def main(argv=None):
     p.add_argument("--coco-stats", required=True, help="the COCO layout check's JSON")
     p.add_argument("--pretrain-metrics", help="the main norm's pre-training metrics (absent: a given checkpoint)")
     p.add_argument("--variant-pretrain", nargs="*", default=[], metavar="NAME=METRICS",
-                   help="a pretraining variant's own pre-training metrics")
+                   help="a pretraining or model variant's own pre-training metrics")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     specs = json_arg(args.variants, "variants")
@@ -80,8 +80,8 @@ def main(argv=None):
              "pretrain": pretrain}
     for item in args.variant_pretrain:
         name, _, path = item.partition("=")
-        if name not in study["variants"] or "scratch_from" not in study["variants"][name]:
-            raise SystemExit(f"error: --variant-pretrain {item}: {name!r} is no pretraining variant")
+        if study["variants"].get(name, {}).get("kind") not in ("pretraining", "model"):
+            raise SystemExit(f"error: --variant-pretrain {item}: {name!r} is no pretraining or model variant")
         study["variants"][name]["pretrain"] = pretrain_summary(path)
     write_json(args.out, study)
     for name, v in study["variants"].items():

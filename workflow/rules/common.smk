@@ -71,14 +71,19 @@ def pretrain_metrics(norm):
 
 
 # Pretraining variants (study.pretrainings) pre-train main's norm again with their own
-# pretrain.* keys, into pretrain/NORM_NAME/: one pre-training per key of PRETRAININGS.
+# pretrain.* keys, model variants (study.models) pre-train their own deeper or wider backbone
+# with main's: each into pretrain/NORM_NAME/, one pre-training per key of PRETRAININGS.
 PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].pretrain is not None]
+OWN_PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].own_pretraining] if PRETRAINED else []
 if workflow.is_main_process and config["study"].get("pretrainings") and not PRETRAINING_VARIANTS:
     print("note: study.pretrainings left out: they vary this pipeline's own pre-training, and this "
           "study " + ("starts from pretrain.checkpoint" if GIVEN_BACKBONE else "has no scratch-vs-pretrained "
           "comparison (detection.inits)"), file=sys.stderr)
+if workflow.is_main_process and config["study"].get("models") and not any(v.kind == "model" for v in VARIANTS.values()):
+    print("note: study.models left out: pretrain.checkpoint is a backbone of model.*'s shape, so a "
+          "deeper or wider model has none to start from", file=sys.stderr)
 PRETRAININGS = sorted({n for n in PRETRAIN_NORMS if pretrain_metrics(n)} |
-                      {study_config.pretraining_key(VARIANTS[v]) for v in PRETRAINING_VARIANTS})
+                      {study_config.pretraining_key(VARIANTS[v]) for v in OWN_PRETRAINING_VARIANTS})
 
 
 def pretraining_file(key, name):
@@ -89,7 +94,7 @@ def pretraining_file(key, name):
 def variant_backbone(variant):
     """The backbone `variant`'s pretrained branch starts from."""
     v = VARIANTS[variant]
-    return backbone_path(v.norm) if v.pretrain is None else pretraining_file(study_config.pretraining_key(v), "backbone.pt")
+    return pretraining_file(study_config.pretraining_key(v), "backbone.pt") if v.own_pretraining else backbone_path(v.norm)
 
 
 def variant_pretrain_metrics(variant):
@@ -279,8 +284,8 @@ def evaluated_checkpoint(wildcards):
 
 
 def variant_model(wildcards, for_eval=False):
-    norm = VARIANTS[wildcards.variant].norm
-    return as_json({**study_config.model_settings(config, for_eval, norm), "input": input_conventions(norm)})
+    v = VARIANTS[wildcards.variant]
+    return as_json({**study_config.model_settings(config, for_eval, variant=v), "input": input_conventions(v.norm)})
 
 
 def variant_train(wildcards):
@@ -306,9 +311,12 @@ def study_variants():
                      "fraction": v.fraction, "one_x": det["one_x"], "schedules": det["schedules"],
                      "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
                      "min_size": model["min_size"], "max_size": model["max_size"],
-                     "train_scales": det["scales"] or [model["min_size"]]}
+                     "train_scales": det["scales"] or [model["min_size"]],
+                     "backbone": {k: (v.model or {}).get(k, model[k]) for k in study_config.MODEL_OVERRIDE_KEYS}}
         if v.shares_scratch:
             out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)
+        if v.model is not None:
+            out[name].update(model_overrides=v.model)
     return out
 
 
@@ -320,6 +328,7 @@ REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"
 HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
 HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
 HAS_PRETRAININGS = bool(PRETRAINING_VARIANTS)
+HAS_MODELS = any(v.kind == "model" for v in VARIANTS.values())
 
 
 def figure_pair(name):
@@ -332,6 +341,7 @@ FIGURES = [
     *(figure_pair("less_data") if HAS_REGIMES else []),
     *(figure_pair("norms") if HAS_NORMS else []),
     *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
+    *(figure_pair("models") if HAS_MODELS else []),
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],

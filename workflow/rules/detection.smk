@@ -74,7 +74,7 @@ rule plan:
     input:
         checked=COCO_CHECKED,
         pretrain=PRETRAIN_METRICS or [],
-        variant_pretrain=[variant_pretrain_metrics(v) for v in PRETRAINING_VARIANTS],
+        variant_pretrain=[variant_pretrain_metrics(v) for v in OWN_PRETRAINING_VARIANTS],
     output:
         STUDY,
     params:
@@ -83,7 +83,7 @@ rule plan:
         seeds=" ".join(str(s) for s in SEEDS),
         pretrain=lambda wildcards, input: f"--pretrain-metrics {shlex.quote(input.pretrain)}" if input.pretrain else "",
         variant_pretrain=lambda wildcards: "--variant-pretrain " + " ".join(
-            shlex.quote(f"{v}={variant_pretrain_metrics(v)}") for v in PRETRAINING_VARIANTS) if PRETRAINING_VARIANTS else "",
+            shlex.quote(f"{v}={variant_pretrain_metrics(v)}") for v in OWN_PRETRAINING_VARIANTS) if OWN_PRETRAINING_VARIANTS else "",
     log:
         f"{R}/logs/detection/plan.log",
     threads: 1

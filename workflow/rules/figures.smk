@@ -136,6 +136,31 @@ rule fig_pretrain_strength:
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
+# Deeper / wider models (study.models): each backbone's scratch and pretrained runs, and the gap.
+rule fig_models:
+    input:
+        **figure_inputs("models"),
+    output:
+        png=report(f"{R}/figures/models.png", caption="../report/models.rst",
+                   category="Models", labels={"figure": "deeper and wider models"}),
+        pdf=f"{R}/figures/models.pdf",
+    params:
+        **figure_params(),
+        reference=reference_arg,
+    log:
+        f"{R}/logs/figures/models.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.models --study {input.study:q} --metrics {input.metrics:q} "
+        "{params.reference} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+
+
 rule compute_seen:
     input:
         script=f"{PACKAGE_DIR}/rethink/compute.py",

@@ -1,6 +1,7 @@
 # ImageNet-style pre-training of the backbone, once per norm the pretrained branches use
-# (pretrain/GN, and pretrain/BN for the BN/SyncBN variants), and once per pretraining
-# variant (pretrain/GN_NAME: main's norm with that variant's pretrain.* keys).
+# (pretrain/GN, and pretrain/BN for the BN/SyncBN variants), once per pretraining variant
+# (pretrain/GN_NAME: main's norm with that variant's pretrain.* keys), and once per model
+# variant (pretrain/GN_NAME: its deeper or wider backbone with main's pretrain.* keys).
 # pretrain.checkpoint, when set, names an existing backbone for model.norm: that
 # pre-training is skipped and the detection rules read it.
 
@@ -14,7 +15,7 @@ rule pretrain:
     params:
         root=IMAGENET,
         launcher=train_launcher("pretrain"),
-        model=lambda wildcards: as_json(study_config.model_settings(config, False, study_config.split_pretraining_key(wildcards.pretraining)[0])),
+        model=lambda wildcards: as_json(study_config.pretrain_model_settings(config, wildcards.pretraining)),
         pretrain=lambda wildcards: as_json(study_config.pretrain_settings(config, wildcards.pretraining)),
         workers=config["pretrain"]["workers"],
         device=config["device"],

@@ -34,7 +34,7 @@ from rethink.atomic import atomic_write  # noqa: E402
 from rethink.results import (  # noqa: E402
     TRUNK, MetricsError, check_against_study, load_study, read_metrics_csv, variant_frame,
 )
-from rethink.stats import aggregate_seeds  # noqa: E402
+from rethink.stats import aggregate_seeds, mean_ci  # noqa: E402
 
 INIT_LABELS = {"scratch": "random init (scratch)", "pretrained": "ImageNet pre-trained"}
 TASK_LABELS = {"bbox": "bbox AP", "segm": "mask AP"}
@@ -365,3 +365,25 @@ def variants_of_kind(study: Mapping, kind: str) -> list[str]:
     """The main variant, then every variant of `kind` (norm, regime) in display order."""
     return [study["main"]] + [n for n, p in study["variants"].items()
                               if p["kind"] == kind and n != study["main"]]
+
+
+def final_series(fin: pd.DataFrame, init: str, scheds: Sequence[Mapping], minus: pd.DataFrame | None = None,
+                 column: str = "bbox_AP") -> list[tuple]:
+    """Per schedule (multiple, mean, lo, hi, n) in %: `init`'s final `column` over seeds, or
+    with `minus` its difference from `minus`'s scratch runs, paired by seed."""
+    out = []
+    for s in scheds:
+        a = fin[(fin["init"] == init) & (fin["schedule"] == s["name"])].set_index("seed")[column]
+        if minus is not None:
+            b = minus[(minus["init"] == "scratch") & (minus["schedule"] == s["name"])].set_index("seed")[column]
+            a = (a - b).dropna()
+        ci = mean_ci(a)
+        out.append((s["multiple"], 100 * ci["mean"], 100 * ci["lo"], 100 * ci["hi"], ci["n"]))
+    return out
+
+
+def draw_band_series(ax, points: Sequence[tuple], color, label: str, marker: str, ls: str = "-") -> None:
+    """A final_series as a line with its interval shaded."""
+    xs, means, los, his, _ = zip(*points)
+    ax.plot(xs, means, marker=marker, color=color, label=label, ls=ls)
+    ax.fill_between(xs, los, his, color=color, alpha=0.18, lw=0)

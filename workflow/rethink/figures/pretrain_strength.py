@@ -18,13 +18,10 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from rethink.figures.common import (
-    add_figure_args, base_parser, legend_and_note, load_inputs, run_cli, save_figure, seeds_note,
-    setup_theme, variants_of_kind,
+    add_figure_args, base_parser, draw_band_series, final_series, legend_and_note, load_inputs, run_cli,
+    save_figure, seeds_note, setup_theme, variants_of_kind,
 )
 from rethink.results import MetricsError, ordered_schedules, variant_finals
-from rethink.stats import mean_ci
-
-COLUMN = "bbox_AP"
 
 
 def pretraining_label(name: str, study) -> str:
@@ -33,25 +30,6 @@ def pretraining_label(name: str, study) -> str:
         return f"pretrained ({name})"
     epochs = pre.get("epochs", "?")
     return f"pretrained ({name}: {epochs} epoch{'' if epochs == 1 else 's'}, {100 * pre['top1']:.1f}% top-1)"
-
-
-def series(fin, init, scheds, minus=None):
-    """Per schedule: mean and interval of final AP (or of AP - `minus`'s, paired by seed), in %."""
-    out = []
-    for s in scheds:
-        a = fin[(fin["init"] == init) & (fin["schedule"] == s["name"])].set_index("seed")[COLUMN]
-        if minus is not None:
-            b = minus[(minus["init"] == "scratch") & (minus["schedule"] == s["name"])].set_index("seed")[COLUMN]
-            a = (a - b).dropna()
-        ci = mean_ci(a)
-        out.append((s["multiple"], 100 * ci["mean"], 100 * ci["lo"], 100 * ci["hi"], ci["n"]))
-    return out
-
-
-def draw_series(ax, points, color, label, marker):
-    xs, means, los, his, _ = zip(*points)
-    ax.plot(xs, means, marker=marker, color=color, label=label)
-    ax.fill_between(xs, los, his, color=color, alpha=0.18, lw=0)
 
 
 def main(argv=None) -> int:
@@ -69,16 +47,16 @@ def main(argv=None) -> int:
     colors = sns.color_palette(args.palette, len(names) + 1)
     fig, (ap, gap) = plt.subplots(1, 2, figsize=(11.0, 4.6))
     main_scheds = ordered_schedules(study["variants"][main_name])
-    draw_series(ap, series(scratch, "scratch", main_scheds), colors[0], "scratch (random init)", "o")
+    draw_band_series(ap, final_series(scratch, "scratch", main_scheds), colors[0], "scratch (random init)", "o")
     ns = []
     for k, name in enumerate(names, start=1):
         fin = scratch if name == main_name else variant_finals(df, study, name)
         scheds = ordered_schedules(study["variants"][name])
         label = pretraining_label(name, study)
-        pts = series(fin, "pretrained", scheds)
-        draw_series(ap, pts, colors[k], label, "s")
-        diff = series(fin, "pretrained", scheds, minus=scratch)
-        draw_series(gap, diff, colors[k], label, "s")
+        pts = final_series(fin, "pretrained", scheds)
+        draw_band_series(ap, pts, colors[k], label, "s")
+        diff = final_series(fin, "pretrained", scheds, minus=scratch)
+        draw_band_series(gap, diff, colors[k], label, "s")
         ns += [pt[4] for pt in pts]
     gap.axhline(0.0, color="0.3", lw=1.0)
     ticks = [s["multiple"] for s in main_scheds]

@@ -66,3 +66,41 @@ def test_detector_trains_and_predicts_on_a_tiny_batch():
     with torch.no_grad():
         out = det([img])[0]
     assert out["masks"].shape[-2:] == (100, 140)
+
+
+VGG = {**CFG, "arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
+
+
+def test_vgg_without_norm_has_no_normalisation_layer_and_every_parameter_trains():
+    """The paper's VGG-16 run: no BN or GN anywhere (backbone, FPN, heads), MSRA init."""
+    torch.manual_seed(0)
+    det = models.build_mask_rcnn(VGG, num_classes=2)
+    assert norm_types(det) == set() and "stem" in dict(det.backbone.body.named_children())
+    assert not any(isinstance(m, (nn.Identity,)) for m in det.backbone.body.modules())
+    convs = [m for m in det.backbone.body.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 8 and all(m.bias is not None for m in convs)  # VGG-11's 8 conv layers
+    # MSRA (He, fan-out) init: weight std sqrt(2 / (k * k * out)), biases zero
+    last = convs[-1]
+    assert abs(last.weight.std().item() - (2 / (9 * last.out_channels)) ** 0.5) < 0.1 * (2 / (9 * last.out_channels)) ** 0.5
+    assert all(float(m.bias.abs().max()) == 0 for m in convs)
+    img = torch.rand(3, 100, 140)
+    mask = torch.zeros(1, 100, 140, dtype=torch.uint8)
+    mask[0, 20:60, 30:90] = 1
+    target = {"boxes": torch.tensor([[30.0, 20, 90, 60]]), "labels": torch.tensor([1]), "masks": mask}
+    sum(det([img], [target]).values()).backward()
+    untrained = [n for n, p in det.named_parameters() if p.grad is None or not p.requires_grad]
+    assert untrained == []
+    # its classifier's weights are the detector's backbone (pre-training feeds detection)
+    classifier = models.build_classifier(VGG, num_classes=16)
+    assert classifier(torch.rand(2, 3, 64, 64)).shape == (2, 16)
+    models.load_backbone(det, models.backbone_state(classifier))
+
+
+def test_vgg_depths_and_norm_none_are_checked():
+    import pytest
+    with pytest.raises(ValueError, match="model.depth must be one of \\[11, 16\\] for model.arch: vgg"):
+        models.build_body({**VGG, "depth": 18})
+    with pytest.raises(ValueError, match="model.norm: none needs model.arch: vgg"):
+        models.build_body({**CFG, "norm": "none"})
+    deep = [m for m in models.build_body({**VGG, "depth": 16}).modules() if isinstance(m, nn.Conv2d)]
+    assert len(deep) == 13  # VGG-16's 13 conv layers

@@ -99,7 +99,7 @@ def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(p
 
 
 def test_paper_miniature_adds_the_model_variants_to_the_default(tmp_path):
-    """Over the default: only the deeper and wider models' pre-trainings and runs are added."""
+    """Over the default: only the other backbones' pre-trainings and runs are added."""
     miniature = ROOT / "workflow/presets/paper_miniature.yaml"
     results = ("--config", f"results={tmp_path}/results")
     def counts(*extra):
@@ -108,7 +108,7 @@ def test_paper_miniature_adds_the_model_variants_to_the_default(tmp_path):
     default, paper = counts(), counts("--configfile", str(miniature))
     models = yaml.safe_load(miniature.read_text())["study"]["models"]
     seeds = yaml.safe_load((ROOT / "config.yaml").read_text())["study"]["seeds"]
-    assert {m["name"] for m in models} == {"R18", "wide"}
-    assert paper["pretrain"] == default["pretrain"] + 2 and paper["fig_models"] == 1
+    assert {m["name"] for m in models} == {"R18", "wide", "VGG"}
+    assert paper["pretrain"] == default["pretrain"] + 3 and paper["fig_models"] == 1
     # per model, seed and init: the trunk and the 1x, 2x and 6x tails
     assert paper["train"] == default["train"] + len(models) * seeds * 2 * 4

@@ -19,7 +19,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Less data": {"AP vs iterations per data regime"},
     "Normalisation": {"GN vs SyncBN"},
     "Pre-training": {"val top-1 per epoch"},
-    "Models": {"deeper and wider models"},
+    "Models": {"deeper, wider and unnormalised models"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)"},
 }

@@ -108,11 +108,57 @@ def test_a_model_variant_trains_both_inits_of_its_own_backbone_from_its_own_pre_
     assert "R18" in study_config.variants(scratch_only)
 
 
+def test_a_model_variant_may_change_arch_and_norm_for_both_inits_and_its_pre_training():
+    cfg = default_config(study={"models": [{"name": "VGG", "arch": "vgg", "depth": 11, "norm": "none"}]})
+    study_config.check(cfg)
+    vgg = study_config.variants(cfg)["VGG"]
+    assert vgg.norm == "none" and study_config.pretraining_key(vgg) == "none_VGG"
+    model = study_config.model_settings(cfg, False, variant=vgg)
+    assert (model["arch"], model["depth"], model["norm"]) == ("vgg", 11, "none")
+    assert study_config.pretrain_model_settings(cfg, "none_VGG") == model
+    # main's arch is the default, left out of the jobs' settings (their rerun triggers and lineage)
+    assert "arch" not in study_config.model_settings(cfg, False, variant=study_config.variants(cfg)["main"])
+
+
+def test_a_model_variant_may_carry_the_pretrain_keys_its_backbone_needs():
+    """A VGG without normalisation does not learn at main's pre-training LR (README): its own
+    pre-training may set pretrain.* keys; its detection runs keep main's, for both inits."""
+    entry = {"name": "VGG", "arch": "vgg", "depth": 11, "norm": "none", "pretrain": {"lr": 0.04}}
+    cfg = default_config(study={"models": [entry]})
+    vgg, main = study_config.variants(cfg)["VGG"], study_config.variants(cfg)["main"]
+    assert vgg.pretrain == {"lr": 0.04} and not vgg.shares_scratch
+    assert study_config.pretrain_settings(cfg, "none_VGG") == {**study_config.pretrain_settings(cfg, "GN"), "lr": 0.04}
+    assert study_config.train_settings(vgg, 0) == study_config.train_settings(main, 0)
+    with pytest.raises(study_config.ConfigError, match=r"study.models\[VGG\].pretrain: unknown key\(s\) \['image_size'\]"):
+        study_config.variants(default_config(study={"models": [{**entry, "pretrain": {"image_size": 32}}]}))
+
+
+def test_the_configs_depths_per_arch_are_the_models():
+    from rethink import models
+    assert {a: tuple(sorted(d)) for a, d in models.ARCH_DEPTHS.items()} == study_config.ARCH_DEPTHS
+
+
+@pytest.mark.parametrize("study, message", [
+    ({"models": [{"name": "v", "arch": "vgg"}]}, r"study.models\[v\].depth: 10 is no depth of arch vgg \(one of \[11, 16\]\)"),
+    ({"models": [{"name": "r", "norm": "none"}]}, r"study.models\[r\].norm: none needs arch: vgg"),
+    ({"norms": [{"norm": "none"}]}, r"study.norms\[none\].norm: none needs arch: vgg"),
+])
+def test_a_backbone_the_models_cannot_build_names_the_entry(study, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.check(default_config(study=study))
+
+
+def test_a_given_backbone_must_be_a_resnet():
+    cfg = default_config(model={"arch": "vgg", "depth": 11, "norm": "none"}, pretrain={"checkpoint": "/x/r50.pth"})
+    with pytest.raises(study_config.ConfigError, match="pretrain.checkpoint: given backbones are ResNets"):
+        study_config.check(cfg)
+
+
 @pytest.mark.parametrize("entry, message", [
-    ({"name": "m", "schedules": [1]}, r"study.models\[m\]: sets no model key \(depth, width\)"),
+    ({"name": "m", "schedules": [1]}, r"study.models\[m\]: sets no model key \(arch, depth, width, norm\)"),
     ({"name": "m", "depth": 10}, r"study.models\[m\]: sets no model key"),  # main's own depth
     ({"name": "m", "depth": 18, "fraction": 0.5}, r"study.models\[m\]: unknown key\(s\) \['fraction'\]"),
-    ({"name": "m", "depth": 18, "epochs": 6}, r"unknown key\(s\) \['epochs'\]; allowed: .*'depth', 'width'"),
+    ({"name": "m", "depth": 18, "epochs": 6}, r"unknown key\(s\) \['epochs'\]; allowed: .*'arch', 'depth', 'width', 'norm'"),
     ({"name": "pre6ep", "depth": 18}, r"study.models\[pre6ep\]: variant names must be unique"),
 ])
 def test_bad_model_variants_name_the_entry(entry, message):

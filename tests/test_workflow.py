@@ -113,32 +113,37 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
     assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
-    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "deep"} and set(tidy["seed"]) == {0, 1}
-    # checkpoints (main: 4 per init, SyncBN, half, short and deep: 2) x inits x seeds x tasks x COCO numbers
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "plain"} and set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN, half, short and plain: 2) x inits x seeds x tasks x COCO numbers
     assert len(tidy) == (4 + 2 + 2 + 2 + 2) * 2 * 2 * 2 * 12
     pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
 
-def test_a_model_variants_checkpoints_are_of_its_deeper_model_for_both_inits(smoke):
-    """The smoke study's `deep` variant (depth 18 where main is 10): its own pre-training, and
-    every checkpoint of either init of the deeper ResNet (two blocks a stage, main has one)."""
+def test_a_model_variants_checkpoints_are_of_its_own_model_for_both_inits(smoke):
+    """The smoke study's `plain` variant (a VGG-11 without any normalisation, where main is a
+    GN ResNet-10): its own pre-training, and every checkpoint of either init of that model."""
     import torch
     results = smoke / "results"
-    backbone = torch.load(results / "pretrain/GN_deep/backbone.pt", weights_only=False)
-    assert backbone["meta"]["model"]["depth"] == 18 and any(k.startswith("layer1.1.") for k in backbone["model"])
-    assert json.loads((results / "pretrain/GN_deep/metrics.json").read_text())["epochs"] == \
+    backbone = torch.load(results / "pretrain/none_plain/backbone.pt", weights_only=False)
+    assert {k: backbone["meta"]["model"][k] for k in ("arch", "depth", "norm")} == {"arch": "vgg", "depth": 11, "norm": "none"}
+    assert json.loads((results / "pretrain/none_plain/metrics.json").read_text())["epochs"] == \
         json.loads((results / "pretrain/GN/metrics.json").read_text())["epochs"]  # main's recipe
     for init in ("scratch", "pretrained"):
-        deep = torch.load(results / f"detection/deep/seed0/{init}/1x/iter_000006.pt", weights_only=False)
-        main = torch.load(results / f"detection/main/seed0/{init}/1x/iter_000006.pt", weights_only=False)
-        assert any(".layer1.1." in k for k in deep["model"]), init
-        assert not any(".layer1.1." in k for k in main["model"]), init
-    study = json.loads((results / "detection/study.json").read_text())["variants"]["deep"]
-    assert study["kind"] == "model" and study["backbone"] == {"depth": 18, "width": 16}
+        plain = torch.load(results / f"detection/plain/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        main = torch.load(results / f"detection/main/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        assert any(k.startswith("backbone.body.layer4.") for k in plain) and "backbone.body.stem.0.bias" in plain
+        assert not any(k.startswith("backbone.body.stem.") for k in main)
+        # no norm anywhere: no GroupNorm (or BN) weights in backbone, FPN or heads; main has them
+        norms = lambda state: [k for k, v in state.items() if k.endswith("running_mean") or
+                               (k.endswith(".weight") and v.dim() == 1)]
+        assert norms(plain) == [] and norms(main), init
+    study = json.loads((results / "detection/study.json").read_text())["variants"]["plain"]
+    assert study["kind"] == "model" and study["norm"] == "none"
+    assert study["backbone"] == {"arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
     assert study["pretrain"]["epochs"] == 2 and "scratch_from" not in study
     claims = pd.read_csv(results / "tables/claims.csv")
-    assert list(claims[claims["variant"] == "deep"]["claim"]) == [1, 2, 3, 5]
+    assert list(claims[claims["variant"] == "plain"]["claim"]) == [1, 2, 3, 5]
     assert "By model (`study.models`)" in (results / "tables/claims.md").read_text()
 
 

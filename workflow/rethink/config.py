@@ -18,9 +18,13 @@ OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_de
 # detection runs keep main's settings and may only run fewer of main's schedules
 PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
                           "crop_scale", "lr_schedule", "lr_steps", "seed")
-# model keys a model variant (deeper or wider, the paper's R101) may override: the backbone's
-# shape; the rest (norm, FPN, heads, input size) stays main's so only the backbone differs
-MODEL_OVERRIDE_KEYS = ("depth", "width")
+# model keys a model variant may override: the backbone (deeper or wider, the paper's R101;
+# or another architecture and normalisation, its VGG-16 without any); the rest (FPN, heads,
+# input size) stays main's, so only the backbone (and with `norm`, every norm) differs
+MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
+# the depths each model.arch builds (rethink.models.ARCH_DEPTHS; kept here so the workflow
+# checks a config without importing torch)
+ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
 
 
 class ConfigError(ValueError):
@@ -37,7 +41,7 @@ class Variant:
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
-    pretrain: dict | None = None  # pretraining variants: their pretrain.* overrides
+    pretrain: dict | None = None  # pretraining variants (and model variants that need one): pretrain.* overrides
     model: dict | None = None     # model variants: their model.* overrides (depth, width)
 
     @property
@@ -77,8 +81,18 @@ def check(config: dict) -> None:
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")
+    if config["pretrain"]["checkpoint"] and model.get("arch", "resnet") != "resnet":
+        raise ConfigError(f"pretrain.checkpoint: given backbones are ResNets (rethink.backbones), "
+                          f"but model.arch is {model['arch']}")
     for v in variants(config).values():
         where = "detection" if v.kind == MAIN else f"study.{v.kind}s[{v.name}]"
+        shape = model_settings(config, False, variant=v)
+        arch, prefix = shape.get("arch", "resnet"), "model" if v.kind == MAIN else where
+        if shape["depth"] not in ARCH_DEPTHS[arch]:
+            raise ConfigError(f"{prefix}.depth: {shape['depth']} is no depth of arch {arch} "
+                              f"(one of {list(ARCH_DEPTHS[arch])})")
+        if shape["norm"] == "none" and arch != "vgg":
+            raise ConfigError(f"{prefix}.norm: none needs arch: vgg (a ResNet here always normalises)")
         shortest = min(s.iters for s in v.plan.schedules)
         if v.detection["warmup_iters"] >= shortest:
             raise ConfigError(f"{where}: warmup_iters ({v.detection['warmup_iters']}) is not shorter "
@@ -111,7 +125,9 @@ def variants(config: dict) -> dict[str, Variant]:
     entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
     entries += [("model", dict(m), m["name"]) for m in models_run(config)]
     for kind, overrides, name in entries:
-        overrides.pop("name", None), overrides.pop("norm", None)
+        overrides.pop("name", None)
+        if kind == "norm":
+            overrides.pop("norm")
         where = f"study.{kind}s[{name}]"
         if not VARIANT_NAME.match(name) or name == MAIN or name in out:
             raise ConfigError(f"{where}: variant names must be unique, not {MAIN!r}, and use "
@@ -121,21 +137,26 @@ def variants(config: dict) -> dict[str, Variant]:
         if kind == "pretraining":
             out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
             continue
-        model = None
+        model, norm, pretrain = None, name if kind == "norm" else main_norm, None
         if kind == "model":
+            pretrain = overrides.pop("pretrain", None)
+            bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
+            if bad:
+                raise ConfigError(f"{where}.pretrain: unknown key(s) {bad}; allowed: {list(PRETRAIN_OVERRIDE_KEYS)}")
             model = {k: overrides.pop(k) for k in MODEL_OVERRIDE_KEYS if k in overrides}
-            same = {k: v for k, v in model.items() if config["model"][k] == v}
+            same = {k: v for k, v in model.items() if config["model"].get(k, "resnet" if k == "arch" else None) == v}
             if not model or len(same) == len(model):
                 raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
                                   f"than model.*'s, so it would repeat the main variant")
+            norm = model.get("norm", main_norm)
         allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) if kind == "model" else [])
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
         merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
         fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
-        norm = name if kind == "norm" else main_norm
-        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where), model=model)
+        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
+                            pretrain=dict(pretrain) if pretrain else None, model=model)
     return out
 
 
@@ -203,10 +224,8 @@ def pretrain_settings(config: dict, key: str) -> dict:
 def pretrain_model_settings(config: dict, key: str) -> dict:
     """The model config the pre-training `key` trains: its norm's, with a model variant's shape."""
     norm, name = split_pretraining_key(key)
-    model = model_settings(config, False, norm)
-    if name:
-        model.update(variants(config)[name].model or {})
-    return model
+    variant = variants(config)[name] if name else None
+    return model_settings(config, False, norm, variant if variant is not None and variant.model else None)
 
 
 def seeds(config: dict) -> list[int]:
@@ -234,9 +253,11 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
     don't see inference-only keys."""
     model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
     if variant is not None:
-        model.update(norm=variant.norm, **(variant.model or {}))
+        model.update({"norm": variant.norm, **(variant.model or {})})
     if norm is not None:
         model["norm"] = norm
+    if model.get("arch") == "resnet":  # the default: left out, so the jobs' settings (their rerun
+        del model["arch"]              # triggers and checkpoint lineage) are those before the key existed
     return model
 
 
@@ -249,4 +270,4 @@ def eval_only_model_settings(config: dict) -> dict:
 def pretrain_norm(norm: str) -> str:
     """The norm a backbone for `norm` is pre-trained with: SyncBN on one process is BN, so
     SyncBN, BN and frozen BN share one BN pre-training, as the paper's models do."""
-    return "BN" if norm in ("SyncBN", "BN", "FrozenBN") else norm
+    return "BN" if norm in ("SyncBN", "BN", "FrozenBN") else norm  # GN, none: their own

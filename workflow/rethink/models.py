@@ -1,9 +1,11 @@
-"""ResNet backbones and Mask R-CNN with FPN, built from config.
+"""ResNet and VGG backbones and Mask R-CNN with FPN, built from config.
 
 The ResNet reuses torchvision's BasicBlock/Bottleneck but takes its stem width from
 config (torchvision's ResNet fixes it at 64), so the default study can run a narrow net
 on a CPU. Normalisation is GroupNorm by default, in backbone, FPN and heads, as in the
-paper's from-scratch models.
+paper's from-scratch models. `model.arch: vgg` is a plain VGG (conv stacks, ReLU, max
+pooling, no residuals), which with `model.norm: none` has no normalisation anywhere, in
+backbone, FPN or heads: the paper's VGG-16 experiment.
 """
 from __future__ import annotations
 
@@ -30,11 +32,17 @@ DEPTHS = {
     50: (Bottleneck, [3, 4, 6, 3]),
     101: (Bottleneck, [3, 4, 23, 3]),
 }
-NORMS = ("GN", "BN", "SyncBN", "FrozenBN")
+# VGG: 3x3 convs per stage, each stage ending in a 2x2 max pool (VGG-11 is the paper's
+# configuration A, VGG-16 its D); stages have width x (1, 2, 4, 8, 8) channels
+VGG_DEPTHS = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}
+ARCH_DEPTHS = {"resnet": DEPTHS, "vgg": VGG_DEPTHS}
+NORMS = ("GN", "BN", "SyncBN", "FrozenBN", "none")
 
 
 def norm_factory(norm: str, gn_groups: int = 32):
-    """A callable channels -> normalisation layer."""
+    """A callable channels -> normalisation layer; None for `none` (no normalisation)."""
+    if norm == "none":
+        return None
     if norm == "GN":
         def group_norm(channels: int) -> nn.GroupNorm:
             groups = math.gcd(gn_groups, channels)
@@ -107,15 +115,71 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def backbone_state(classifier: ResNet) -> dict:
+class VGG(nn.Module):
+    """A plain VGG: five stages of 3x3 conv (+ norm) + ReLU, each ending in a 2x2 max pool,
+    so stages 2-5 (`layer1`..`layer4`, strides 4-32) feed the FPN as a ResNet's do. MSRA
+    (He) init, biases zero; with norm `none` nothing normalises the activations."""
+
+    def __init__(self, depth: int = 16, width: int = 64, norm: str = "none", gn_groups: int = 32,
+                 num_classes: int | None = None):
+        super().__init__()
+        if depth not in VGG_DEPTHS:
+            raise ValueError(f"model.depth must be one of {sorted(VGG_DEPTHS)} for model.arch: vgg, got {depth}")
+        norm_layer = norm_factory(norm, gn_groups)
+        widths = [width * m for m in (1, 2, 4, 8, 8)]
+        stages, inplanes = [], 3
+        for convs, planes in zip(VGG_DEPTHS[depth], widths):
+            layers = []
+            for _ in range(convs):
+                layers.append(nn.Conv2d(inplanes, planes, 3, 1, 1, bias=norm_layer is None))
+                layers += [norm_layer(planes)] if norm_layer is not None else []
+                layers.append(nn.ReLU(inplace=True))
+                inplanes = planes
+            stages.append(nn.Sequential(*layers, nn.MaxPool2d(2, 2)))
+        self.stem, self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.stage_channels = widths[1:]
+        self.fc = None
+        if num_classes is not None:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(self.stage_channels[-1], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        if self.fc is None:
+            return x
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build_body(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
+    """The backbone of `model_cfg` (model.arch: resnet, the default, or vgg), with a
+    classifier head when `num_classes` is given."""
+    arch = model_cfg.get("arch", "resnet")
+    if arch == "vgg":
+        return VGG(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"],
+                   num_classes=num_classes)
+    if arch != "resnet":
+        raise ValueError(f"model.arch must be one of {list(ARCH_DEPTHS)}, got {arch!r}")
+    if model_cfg["norm"] == "none":
+        raise ValueError("model.norm: none needs model.arch: vgg (a ResNet here always normalises)")
+    return ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"],
+                  num_classes=num_classes, stride_in_1x1=model_cfg.get("stride_in_1x1", False))
+
+
+def backbone_state(classifier: nn.Module) -> dict:
     """The classifier's weights without its fc head: what detection loads."""
     return {k: v for k, v in classifier.state_dict().items() if not k.startswith(("fc.", "avgpool."))}
 
 
-def build_classifier(model_cfg: dict, num_classes: int) -> ResNet:
-    return ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"],
-                  model_cfg["gn_groups"], num_classes=num_classes,
-                  stride_in_1x1=model_cfg.get("stride_in_1x1", False))
+def build_classifier(model_cfg: dict, num_classes: int) -> nn.Module:
+    return build_body(model_cfg, num_classes)
 
 
 class ConventionTransform(GeneralizedRCNNTransform):
@@ -136,7 +200,7 @@ class ConventionTransform(GeneralizedRCNNTransform):
 
 
 def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = True) -> MaskRCNN:
-    """Mask R-CNN, FPN on the config's ResNet; num_classes excludes background.
+    """Mask R-CNN, FPN on the config's ResNet (or VGG); num_classes excludes background.
 
     The box and mask heads pool with torchvision's MultiScaleRoIAlign settings (output 7 and
     14, sampling ratio 2). With `fast_roi_align` (the default) they use
@@ -145,13 +209,12 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
     checkpoints do not depend on it.
     """
     norm_layer = norm_factory(model_cfg["norm"], model_cfg["gn_groups"])
-    resnet = ResNet(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"],
-                    stride_in_1x1=model_cfg.get("stride_in_1x1", False))
+    body = build_body(model_cfg)
     fpn_ch = model_cfg["fpn_channels"]
     backbone = BackboneWithFPN(
-        resnet,
+        body,
         return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
-        in_channels_list=resnet.stage_channels,
+        in_channels_list=body.stage_channels,
         out_channels=fpn_ch,
         norm_layer=norm_layer,
     )

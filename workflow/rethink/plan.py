@@ -76,7 +76,7 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
                        ("separate_iterations", "separate_iterations"), ("images", "images_seen")):
             detection[k] += row[key] * (cells if k in ("iterations", "separate_iterations") else 1)
     pre = cfg["pretrain"]
-    norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values()})
+    norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values() if not v.own_pretraining})
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
     epochs = [pre["epochs"]] * (len(norms) - given) if "pretrained" in inits else []
     # pretraining and model variants pre-train their own backbones (a model variant's at the

@@ -46,7 +46,7 @@ SUBSET = f"{R}/data/subsets/{{variant}}/instances_train2017.json"
 
 # One pre-training per norm the pretrained branches need (SyncBN/FrozenBN start from BN);
 # pretrain.checkpoint, when given, replaces the one of model.norm.
-PRETRAIN_NORMS = sorted({study_config.pretrain_norm(v.norm) for v in VARIANTS.values()})
+PRETRAIN_NORMS = sorted({study_config.pretrain_norm(v.norm) for v in VARIANTS.values() if not v.own_pretraining})
 MAIN_PRETRAIN_NORM = study_config.pretrain_norm(config["model"]["norm"])
 PRETRAINED = "pretrained" in INITS
 
@@ -73,7 +73,7 @@ def pretrain_metrics(norm):
 # Pretraining variants (study.pretrainings) pre-train main's norm again with their own
 # pretrain.* keys, model variants (study.models) pre-train their own deeper or wider backbone
 # with main's: each into pretrain/NORM_NAME/, one pre-training per key of PRETRAININGS.
-PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].pretrain is not None]
+PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].kind == "pretraining"]
 OWN_PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].own_pretraining] if PRETRAINED else []
 if workflow.is_main_process and config["study"].get("pretrainings") and not PRETRAINING_VARIANTS:
     print("note: study.pretrainings left out: they vary this pipeline's own pre-training, and this "
@@ -137,8 +137,8 @@ wildcard_constraints:
     init="scratch|pretrained",
     branch=r"trunk|[0-9.]+x",
     iteration=r"\d{6}",
-    norm="GN|BN|SyncBN|FrozenBN",
-    pretraining=r"(GN|BN)(_[A-Za-z0-9_.]+)?",
+    norm="GN|BN|SyncBN|FrozenBN|none",
+    pretraining=r"(GN|BN|none)(_[A-Za-z0-9_.]+)?",
 
 
 def as_json(obj):
@@ -316,7 +316,7 @@ def study_variants():
         if v.shares_scratch:
             out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)
         if v.model is not None:
-            out[name].update(model_overrides=v.model)
+            out[name].update(model_overrides=v.model, **({"pretrain_overrides": v.pretrain} if v.pretrain else {}))
     return out
 
 

@@ -136,13 +136,13 @@ rule fig_pretrain_strength:
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
-# Deeper / wider models (study.models): each backbone's scratch and pretrained runs, and the gap.
+# Other backbones (study.models): each one's scratch and pretrained runs, and the gap.
 rule fig_models:
     input:
         **figure_inputs("models"),
     output:
         png=report(f"{R}/figures/models.png", caption="../report/models.rst",
-                   category="Models", labels={"figure": "deeper and wider models"}),
+                   category="Models", labels={"figure": "deeper, wider and unnormalised models"}),
         pdf=f"{R}/figures/models.pdf",
     params:
         **figure_params(),

@@ -1,7 +1,8 @@
-"""Figure: does a deeper or wider model also catch up from scratch (the paper's Fig. 3, R101)?
+"""Figure: does a deeper or wider model, or one without normalisation, also catch up from
+scratch (the paper's Fig. 3, R101, and its VGG-16 without BN/GN)?
 
-The main variant's backbone and every model variant's (study.models: another depth or
-width, both inits trained with it, the pretrained one from its own pre-training with main's
+The main variant's backbone and every model variant's (study.models: another depth, width,
+architecture or normalisation, both inits trained with it, the pretrained one from its own pre-training with main's
 recipe), one colour each. Left: final bbox AP per schedule, scratch solid and pretrained
 dashed, mean over seeds with the 95% t-interval. Right: pretrained - scratch per schedule,
 paired by seed (the difference the claims test), with its interval and a zero line.
@@ -26,9 +27,11 @@ from rethink.results import MetricsError, load_reference, ordered_schedules, var
 
 
 def model_label(name: str, study) -> str:
-    """'main (R10, width 32)' from the variant's backbone shape in study.json."""
-    shape = study["variants"][name].get("backbone") or {}
-    parts = [f"R{shape['depth']}" if "depth" in shape else "", f"width {shape['width']}" if "width" in shape else ""]
+    """'main (R10, width 32, GN)' from the variant's backbone in study.json."""
+    b = study["variants"][name].get("backbone") or {}
+    arch = "VGG" if b.get("arch") == "vgg" else "R"
+    parts = [f"{arch}{b['depth']}" if "depth" in b else "", f"width {b['width']}" if "width" in b else "",
+             {"none": "no norm"}.get(b.get("norm"), b.get("norm", ""))]
     shape = ", ".join(p for p in parts if p)
     return f"{name} ({shape})" if shape else name
 
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
     gap.set_ylabel("pretrained - scratch (AP points, paired by seed)")
     ap.set_title("Final AP per schedule")
     gap.set_title("Pre-training's lead, per model")
-    fig.suptitle("Deeper and wider models: scratch vs pre-trained, each model from its own pre-training")
+    fig.suptitle("Other backbones: scratch vs pre-trained, each from its own pre-training")
     handles, _ = ap.get_legend_handles_labels()
     note = seeds_note(ns, what="Lines") + (" Hollow diamonds: the paper's numbers." if ref else "")
     legend_and_note(fig, handles, note, ncol=2)

@@ -62,7 +62,7 @@ def test_preset_is_the_papers_setup():
 
 def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_run):
     counts, shell, results = preset_dry_run
-    assert counts["pretrain"] == 3  # GN for the main and regime runs, BN for SyncBN, GN_R101 for R101
+    assert counts["pretrain"] == 4  # GN for main and regimes, BN for SyncBN, GN_R101, none_VGG16
     assert counts["subset"] == 3
     # main: trunk to 6x - (60/90)x = 480k, checkpoints every 10k plus the forks at
     # 2x..6x - 60k; tails of 60k each with checkpoints at +10k..: per init and seed
@@ -74,7 +74,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     jobs_per_init = per_init  # checkpoints 10k apart, job_iters 10k: one checkpoint per job
     from rethink.schedule import make_plan
     for one_x, schedules, every in ((30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
-                                    (6000, [1, 2, 3], 2000)):
+                                    (6000, [1, 2, 3], 2000), (90000, [9, 11], 10000)):  # regimes, VGG16
         plan = make_plan(one_x, schedules, every)
         branches = ["trunk"] + [s.name for s in plan.schedules]
         per_init += sum(len(plan.checkpoints(b)) for b in branches)
@@ -86,6 +86,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
         assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell
         assert f"detection/10k/seed0/{init}/7x/iter_210000.pt" in shell
         assert f"detection/R101/seed0/{init}/6x/iter_540000.pt" in shell
+        assert f"detection/VGG16/seed0/{init}/11x/iter_990000.pt" in shell
     assert "--end-iter 540000 --schedule-iters 540000" in shell
     assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
     assert "--nproc-per-node 8" in shell
@@ -94,6 +95,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
 def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(preset_dry_run):
     _, shell, _ = preset_dry_run
     assert "pretrain/GN_R101/backbone.pt" in shell and '"depth":101' in shell
+    assert "pretrain/none_VGG16/backbone.pt" in shell and '"arch":"vgg","depth":16' in shell
     ref = yaml.safe_load(PRESET.read_text())["figures"]["reference"]["variants"]["R101"]
     assert ref["scratch"]["6x"] == 42.7 and ref["pretrained"]["2x"] == 41.8
 

@@ -80,7 +80,7 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
     epochs = [pre["epochs"]] * (len(norms) - given) if "pretrained" in inits else []
     # pretraining and model variants pre-train their own backbones (a model variant's at the
-    # published R50 rate, like its detection runs: a deeper model costs more than this says)
+    # published R50 rate, like its detection runs: a deeper, wider or VGG one costs more)
     epochs += [study_config.pretrain_settings(cfg, study_config.pretraining_key(v))["epochs"]
                for v in variants.values() if v.own_pretraining and "pretrained" in inits]
     pretrain_jobs = len(epochs)
@@ -153,8 +153,8 @@ def main(argv=None):
               f"{r['evaluations']} evaluations, {r['gpu_hours']:,.1f} GPU-hours")
     shapes = [v.name for v in study_config.variants(cfg).values() if v.model is not None]
     if shapes:
-        print(f"  note: {', '.join(shapes)} (study.models) priced at model.*'s per-image rates: a deeper "
-              f"or wider backbone costs more than this says")
+        print(f"  note: {', '.join(shapes)} (study.models) priced at model.*'s per-image rates: a deeper, "
+              f"wider or VGG backbone costs more than this says")
     if args.json:
         Path(args.json).write_text(json.dumps(plan, indent=1))
     return 0

@@ -56,6 +56,12 @@ def test_a_model_variant_plans_its_pre_training_and_both_inits(tmp_path):
     assert jobs["train"] == base["train"] + seeds * 2 * 3  # per init: trunk, 1x, 6x
     shell = snakemake("-n", "-p", "--config", f"results={tmp_path}/results", "--configfile", str(override)).stdout
     assert "results/pretrain/GN_R18/backbone.pt" in shell and '"depth":18' in shell
+    # from a given backbone (a ResNet of model.*'s shape) the variant is left out, saying so
+    ckpt = tmp_path / "r10.pt"
+    ckpt.write_bytes(b"PK\x03\x04")
+    given = snakemake("-n", "--config", f"results={tmp_path}/results", f"pretrain={{checkpoint: '{ckpt}'}}",
+                      "--configfile", str(override))
+    assert "study.models left out" in given.stderr and "GN_R18" not in given.stdout
 
 
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):

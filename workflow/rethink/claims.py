@@ -32,7 +32,7 @@ they are, and 2 only for unreadable or inconsistent input.
 
 Each pretraining variant (study.pretrainings) gets claims 1, 2, 3 and 5 again, with it in
 main's place (its scratch cells are main's), under "By pre-training"; so does each model
-variant (study.models: a deeper or wider backbone, both inits trained, the pretrained one
+variant (study.models: another backbone, both inits trained, the pretrained one
 from its own pre-training), under "By model": its claim 2 is the paper's "a deeper model
 also catches up" (its Fig. 3, R101). With ``--tolerance T``
 (config ``claims.tolerance``, set in the COCO preset) a "reproduced" column compares each
@@ -72,7 +72,7 @@ PER_VARIANT = {"pretraining": (1, 2, 3, 5), "model": (1, 2, 3, 5)}
 PER_VARIANT_HEADINGS = {
     "pretraining": ("Pre-training", "By pre-training (`study.pretrainings`): the same tests on each other "
                     "pre-training's runs, against the same scratch runs."),
-    "model": ("Model", "By model (`study.models`): the same tests on each deeper or wider backbone, "
+    "model": ("Model", "By model (`study.models`): the same tests on each other backbone, "
               "both inits trained with it, the pretrained one from its own pre-training with main's recipe."),
 }
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"

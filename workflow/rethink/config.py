@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Variant:
     """One experiment of the study: a normalisation, a train-set fraction, a pre-training
-    strength, or a backbone shape."""
+    strength, or another backbone."""
     name: str
     kind: str          # main | norm | regime | pretraining | model
     norm: str
@@ -42,12 +42,12 @@ class Variant:
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
     pretrain: dict | None = None  # pretraining variants (and model variants that need one): pretrain.* overrides
-    model: dict | None = None     # model variants: their model.* overrides (depth, width)
+    model: dict | None = None     # model variants: their model.* overrides (arch, depth, width, norm)
 
     @property
     def own_pretraining(self) -> bool:
         """Whether its pretrained branch starts from a pre-training of its own (pretrain/NORM_NAME):
-        another pre-training strength, or a backbone of another shape."""
+        another pre-training strength, or another backbone."""
         return self.pretrain is not None or self.model is not None
 
     @property
@@ -115,7 +115,8 @@ def detection_plan(config: dict) -> Plan:
 
 
 def variants(config: dict) -> dict[str, Variant]:
-    """The study's variants in display order: main, then norms, then regimes by size."""
+    """The study's variants in display order: main, then norms, regimes by size, pretrainings
+    and models."""
     det, study = config["detection"], config["study"]
     main_norm = config["model"]["norm"]
     out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"))}
@@ -170,8 +171,8 @@ def pretrainings_run(config: dict) -> list[dict]:
 
 def models_run(config: dict) -> list[dict]:
     """study.models, unless the pretrained branch starts from a given backbone
-    (pretrain.checkpoint): that file has main's shape, so a deeper or wider model would have
-    no backbone of its own to start from, and scratch alone would compare with nothing."""
+    (pretrain.checkpoint): that file is a ResNet of main's shape, so another backbone would
+    have no pre-training of its own to start from, and scratch alone would compare with nothing."""
     if config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
         return []
     return config["study"].get("models") or []
@@ -222,7 +223,7 @@ def pretrain_settings(config: dict, key: str) -> dict:
 
 
 def pretrain_model_settings(config: dict, key: str) -> dict:
-    """The model config the pre-training `key` trains: its norm's, with a model variant's shape."""
+    """The model config the pre-training `key` trains: its norm's, with a model variant's backbone."""
     norm, name = split_pretraining_key(key)
     variant = variants(config)[name] if name else None
     return model_settings(config, False, norm, variant if variant is not None and variant.model else None)

@@ -71,7 +71,7 @@ def pretrain_metrics(norm):
 
 
 # Pretraining variants (study.pretrainings) pre-train main's norm again with their own
-# pretrain.* keys, model variants (study.models) pre-train their own deeper or wider backbone
+# pretrain.* keys, model variants (study.models) pre-train their own backbone
 # with main's: each into pretrain/NORM_NAME/, one pre-training per key of PRETRAININGS.
 PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].kind == "pretraining"]
 OWN_PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].own_pretraining] if PRETRAINED else []
@@ -81,7 +81,7 @@ if workflow.is_main_process and config["study"].get("pretrainings") and not PRET
           "comparison (detection.inits)"), file=sys.stderr)
 if workflow.is_main_process and config["study"].get("models") and not any(v.kind == "model" for v in VARIANTS.values()):
     print("note: study.models left out: pretrain.checkpoint is a backbone of model.*'s shape, so a "
-          "deeper or wider model has none to start from", file=sys.stderr)
+          "model of another backbone has none to start from", file=sys.stderr)
 PRETRAININGS = sorted({n for n in PRETRAIN_NORMS if pretrain_metrics(n)} |
                       {study_config.pretraining_key(VARIANTS[v]) for v in OWN_PRETRAINING_VARIANTS})
 

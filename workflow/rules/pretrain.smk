@@ -1,7 +1,7 @@
 # ImageNet-style pre-training of the backbone, once per norm the pretrained branches use
 # (pretrain/GN, and pretrain/BN for the BN/SyncBN variants), once per pretraining variant
 # (pretrain/GN_NAME: main's norm with that variant's pretrain.* keys), and once per model
-# variant (pretrain/GN_NAME: its deeper or wider backbone with main's pretrain.* keys).
+# variant (pretrain/NORM_NAME: its own backbone with main's pretrain.* keys and its own).
 # pretrain.checkpoint, when set, names an existing backbone for model.norm: that
 # pre-training is skipped and the detection rules read it.
 

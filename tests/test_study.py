@@ -158,7 +158,7 @@ def test_a_given_backbone_must_be_a_resnet():
     ({"name": "m", "schedules": [1]}, r"study.models\[m\]: sets no model key \(arch, depth, width, norm\)"),
     ({"name": "m", "depth": 10}, r"study.models\[m\]: sets no model key"),  # main's own depth
     ({"name": "m", "depth": 18, "fraction": 0.5}, r"study.models\[m\]: unknown key\(s\) \['fraction'\]"),
-    ({"name": "m", "depth": 18, "epochs": 6}, r"unknown key\(s\) \['epochs'\]; allowed: .*'arch', 'depth', 'width', 'norm'"),
+    ({"name": "m", "depth": 18, "epochs": 6}, r"unknown key\(s\) \['epochs'\]; allowed: .*'arch', 'depth', 'width', 'norm', 'pretrain'"),
     ({"name": "pre6ep", "depth": 18}, r"study.models\[pre6ep\]: variant names must be unique"),
 ])
 def test_bad_model_variants_name_the_entry(entry, message):

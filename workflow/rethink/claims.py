@@ -73,7 +73,8 @@ PER_VARIANT_HEADINGS = {
     "pretraining": ("Pre-training", "By pre-training (`study.pretrainings`): the same tests on each other "
                     "pre-training's runs, against the same scratch runs."),
     "model": ("Model", "By model (`study.models`): the same tests on each other backbone, "
-              "both inits trained with it, the pretrained one from its own pre-training with main's recipe."),
+              "both inits trained with it, the pretrained one from its own pre-training (main's recipe "
+              "and the variant's pretrain keys, if any)."),
 }
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test

@@ -150,7 +150,7 @@ def variants(config: dict) -> dict[str, Variant]:
                 raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
                                   f"than model.*'s, so it would repeat the main variant")
             norm = model.get("norm", main_norm)
-        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) if kind == "model" else [])
+        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind == "model" else [])
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")

@@ -8,6 +8,8 @@ CLI::
 
     python -m rethink.layout [--imagenet DIR] [--coco DIR] \
         [--verify-images header|full|none] [--corrupt-images fail|skip] --out stats.json
+    python -m rethink.layout --keypoints ANN_DIR --images COCO_ROOT --num-keypoints K \
+        [--config-key keypoints.sigmas] --out stats.json
 
 writes the stats JSON (atomically) only if every check passes; otherwise it
 prints the error to stderr and exits 1 without writing ``--out``.
@@ -17,6 +19,11 @@ that do not decode into warnings: they are listed in the stats under
 ``coco.skipped_images.{train,val}`` (id, file, error) and the training and
 evaluation datasets leave them out (``rethink.data.skipped_image_ids``).
 Annotation errors, missing files and size mismatches always fail.
+
+``--keypoints`` checks COCO person-keypoints files (``person_keypoints_{train,val}2017.json``
+in ANN_DIR, images under ``COCO_ROOT/{split}2017``): the instance checks, then the keypoint
+names and skeleton of every category, every annotation's ``[x, y, v]`` triples, and that the
+file names as many keypoints as the config's OKS sigmas have values (``--num-keypoints``).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ EXPECTED_LAYOUT = {
     "coco": "  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
             "  train2017/*.jpg\n  val2017/*.jpg",
 }
+KEYPOINT_FILE = "person_keypoints_{split}2017.json"
 COCO_SPLITS = ("train", "val")
 VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")
@@ -283,12 +291,13 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
 
 
 def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
-                 corrupt_images: str = "fail"):
+                 corrupt_images: str = "fail", doc=None):
     """Check one annotation file and its images; return (stats, category map, skipped).
 
     ``skipped`` lists the images that do not decode ({"id", "file", "error"}); it is
-    empty unless ``corrupt_images`` is "skip" (with "fail" they are errors)."""
-    doc = _load_json(ann_path)
+    empty unless ``corrupt_images`` is "skip" (with "fail" they are errors). ``doc``: the
+    file's parsed JSON when the caller has it already (a real keypoints file is large)."""
+    doc = _load_json(ann_path) if doc is None else doc
     if not isinstance(doc, dict):
         raise DatasetError(f"{ann_path}: top level must be a JSON object, got {type(doc).__name__}")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(doc.get(k), list)]
@@ -472,6 +481,138 @@ def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail"
 
 
 # --------------------------------------------------------------------------- #
+# COCO keypoints
+# --------------------------------------------------------------------------- #
+def check_keypoints(ann_dir, coco_root, num_keypoints: int, config_key: str = "keypoints.sigmas") -> dict:
+    """Check ``person_keypoints_{train,val}2017.json`` in ``ann_dir`` (real COCO:
+    ``<coco>/annotations``), whose images are under ``coco_root/{split}2017``; return stats.
+
+    On top of the instance checks (images only checked to exist: the instances check
+    opens them): every category names the same number K of unique keypoints and a skeleton
+    of 1-based pairs; K equals ``num_keypoints`` (the length of the config's OKS sigmas,
+    ``config_key``); every object has 3K keypoint values [x, y, v] with v in {0, 1, 2},
+    labelled ones (v > 0) inside its image and ``num_keypoints`` their count; train and val
+    name the same keypoints. Raises DatasetError naming the file and the record at fault.
+    """
+    ann_dir, coco_root = Path(ann_dir), Path(coco_root)
+    if not ann_dir.is_dir():
+        raise DatasetError(f"keypoints folder {ann_dir}: does not exist or is not a directory")
+    files = {split: ann_dir / KEYPOINT_FILE.format(split=split) for split in COCO_SPLITS}
+    missing = [p.name for p in files.values() if not p.is_file()]
+    if missing:
+        raise DatasetError(f"keypoints folder {ann_dir}: missing " + ", ".join(missing))
+    stats = {"ann_dir": str(ann_dir), "keypoint_names": None, "skeleton": None}
+    named = {}
+    for split, path in files.items():
+        doc = _load_json(path)
+        base, _cats, _ = _check_split(coco_root, split, path, coco_root / f"{split}2017", "none",
+                                      doc=doc)
+        names, skeleton = _keypoint_categories(doc["categories"], path)
+        if len(names) != num_keypoints:
+            raise DatasetError(
+                f"{config_key} has {num_keypoints} values but {path} names {len(names)} keypoints "
+                f"per category ({', '.join(names)}): give one OKS sigma per keypoint")
+        stats[split] = {"images": base["images"], "annotations": base["annotations"],
+                        **_keypoint_annotations(doc, names, path)}
+        named[split] = (names, skeleton)
+    if named["train"] != named["val"]:
+        (tn, ts), (vn, vs) = named["train"], named["val"]
+        what = (f"keypoints ({', '.join(tn)}) vs ({', '.join(vn)})" if tn != vn
+                else f"skeletons {ts} vs {vs}")
+        raise DatasetError(f"keypoints folder {ann_dir}: {files['train'].name} and "
+                           f"{files['val'].name} name different {what}")
+    stats["keypoint_names"], stats["skeleton"] = named["train"]
+    return stats
+
+
+def _keypoint_categories(categories, path):
+    """The (names, skeleton) every category shares; DatasetError listing what is wrong."""
+    errors, per_cat = [], {}
+    for c in categories:  # _check_split made sure each is a dict with an integer id
+        where = f"category id {c['id']}"
+        names, skeleton = c.get("keypoints"), c.get("skeleton")
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+            errors.append(f"{where}: keypoints must be a non-empty list of names, got {names!r}")
+            continue
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            errors.append(f"{where}: keypoint names repeat: {', '.join(dup)}")
+        if not isinstance(skeleton, list):
+            errors.append(f"{where}: needs a skeleton (a list of [i, j] pairs of 1-based "
+                          f"keypoint indices), got {skeleton!r}")
+            continue
+        for pair in skeleton:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(_is_int(i) for i in pair)):
+                errors.append(f"{where}: skeleton entry {pair!r} is not a pair [i, j] of integers")
+                continue
+            for i in pair:
+                if not 1 <= i <= len(names):
+                    errors.append(f"{where}: skeleton {pair} names keypoint {i}, the category has "
+                                  f"{len(names)} (1-based: 1..{len(names)})")
+        per_cat[c["id"]] = (names, skeleton)
+    if not errors and not per_cat:
+        errors.append("no categories, so no keypoint names")
+    counts = {cid: len(n) for cid, (n, _) in per_cat.items()}
+    if not errors and len(set(counts.values())) > 1:
+        errors.append("categories name different numbers of keypoints: "
+                      + ", ".join(f"id {cid} has {k}" for cid, k in counts.items()))
+    if errors:
+        raise DatasetError(f"{path}: " + _join(errors))
+    return per_cat[min(per_cat)]
+
+
+def _keypoint_annotations(doc, names, path) -> dict:
+    """Check every annotation's keypoints against the K = len(names) of its categories."""
+    K = len(names)
+    images = {im["id"]: im for im in doc["images"]}
+    errors = []
+    n_with = n_labelled = n_visible = 0
+    for a in doc["annotations"]:  # _check_split made sure of ids, image ids and iscrowd
+        where = f"annotation id {a['id']}"
+        kp = a.get("keypoints")
+        if kp is None:
+            if a.get("iscrowd", 0) != 1:
+                errors.append(f"{where}: needs keypoints (3 x {K} = {3 * K} numbers [x1, y1, v1, ...])")
+            continue
+        if not isinstance(kp, list) or len(kp) != 3 * K:
+            got = f"{len(kp)} values" if isinstance(kp, list) else repr(kp)
+            errors.append(f"{where}: keypoints has {got}, needs 3 x {K} = {3 * K} "
+                          f"([x, y, v] for each of {', '.join(names)})")
+            continue
+        if not all(_is_num(v) for v in kp):
+            errors.append(f"{where}: keypoints must all be numbers")
+            continue
+        img = images[a["image_id"]]
+        W, H, t = img["width"], img["height"], BBOX_TOLERANCE
+        labelled = 0
+        for j in range(K):
+            x, y, v = kp[3 * j: 3 * j + 3]
+            what = f"keypoint {j + 1} ({names[j]})"
+            if v not in (0, 1, 2):
+                errors.append(f"{where}: {what} has visibility {v:g}, must be 0 (not labelled), "
+                              "1 (labelled, hidden) or 2 (visible)")
+                continue
+            if v == 0:
+                continue
+            labelled += 1
+            n_visible += v == 2
+            if x < -t or y < -t or x > W + t or y > H + t:
+                errors.append(f"{where}: {what} at ({x:g}, {y:g}) lies outside image id "
+                              f"{img['id']} ({W}x{H})")
+        nk = a.get("num_keypoints")
+        if nk is not None and nk != labelled:
+            errors.append(f"{where}: num_keypoints is {nk!r} but {labelled} keypoints are labelled (v > 0)")
+        n_with += labelled > 0
+        n_labelled += labelled
+        if len(errors) > 5 * MAX_ERRORS_LISTED:
+            break
+    if errors:
+        raise DatasetError(f"{path}: " + _join(errors))
+    return {"annotations_with_keypoints": n_with, "keypoints_labelled": n_labelled,
+            "keypoints_visible": n_visible}
+
+
+# --------------------------------------------------------------------------- #
 # CLI
 # --------------------------------------------------------------------------- #
 def main(argv=None) -> int:
@@ -485,12 +626,25 @@ def main(argv=None) -> int:
     ap.add_argument("--corrupt-images", choices=CORRUPT_MODES, default="fail",
                     help="COCO images that do not decode: fail (default) or skip them with a "
                          "warning, listing them in the stats (data.corrupt_images)")
+    ap.add_argument("--keypoints", metavar="ANN_DIR",
+                    help="folder of person_keypoints_{train,val}2017.json to check")
+    ap.add_argument("--images", metavar="COCO_ROOT",
+                    help="with --keypoints: the folder holding {train,val}2017/ (default: --coco)")
+    ap.add_argument("--num-keypoints", type=int, metavar="K",
+                    help="with --keypoints: keypoints per category the config expects "
+                         "(the number of OKS sigmas)")
     ap.add_argument("--out", required=True, metavar="STATS_JSON")
     ap.add_argument("--config-key", metavar="KEY",
-                    help="config key that named the folder, quoted in errors (e.g. data.coco)")
+                    help="config key quoted in errors: the one that named the folder "
+                         "(e.g. data.coco); with --keypoints, the one of the OKS sigmas "
+                         "(default keypoints.sigmas)")
     args = ap.parse_args(argv)
-    if not args.imagenet and not args.coco:
-        ap.error("give --imagenet and/or --coco")
+    if not args.imagenet and not args.coco and not args.keypoints:
+        ap.error("give --imagenet, --coco and/or --keypoints")
+    if args.keypoints and not (args.images or args.coco):
+        ap.error("--keypoints needs --images COCO_ROOT (the folder holding train2017/, val2017/)")
+    if args.keypoints and args.num_keypoints is None:
+        ap.error("--keypoints needs --num-keypoints K")
     if args.coco and args.corrupt_images == "skip" and args.verify_images == "none":
         print("ConfigError: --corrupt-images skip (data.corrupt_images: skip) needs the images "
               "opened: set --verify-images (data.verify_images) to full or header, not none",
@@ -506,9 +660,14 @@ def main(argv=None) -> int:
             checking = "coco"
             result["coco"] = check_coco(args.coco, verify_images=args.verify_images,
                                         corrupt_images=args.corrupt_images)
+        if args.keypoints:
+            checking = "keypoints"
+            result["keypoints"] = check_keypoints(args.keypoints, args.images or args.coco,
+                                                  args.num_keypoints,
+                                                  args.config_key or "keypoints.sigmas")
     except DatasetError as e:
         print(f"DatasetError: {e}", file=sys.stderr)
-        if args.config_key:
+        if args.config_key and checking != "keypoints":  # that message names the sigmas' key
             layout = EXPECTED_LAYOUT[checking]
             print(f"Set config key {args.config_key} to a folder with this layout:\n{layout}",
                   file=sys.stderr)

@@ -25,6 +25,15 @@ rasterised with pycocotools from the (rounded) polygons, so an unoccluded object
 ``COCO.annToMask`` reproduces its rendered pixels exactly, and an occluded one's up to the
 pixels its polygon boundary cuts.
 
+Keypoints: ``generate_coco`` also writes ``annotations/person_keypoints_{train,val}2017.json``
+in COCO's person-keypoints format (the same images and annotations, plus ``keypoints`` and
+``num_keypoints``; categories name KEYPOINT_NAMES and KEYPOINT_SKELETON), so keypoint heads
+can be trained on the same world; ``generate_coco_keypoints`` writes only those two files.
+Every object has five keypoints from its full (unoccluded) polygon: its extreme points
+(top, right, bottom, left) and its area centroid, visible (v=2) or hidden by a later-drawn
+object (v=1); crowd regions have none (all zeros). They are pure geometry and use no
+randomness, so the images and instances files are the same with or without them.
+
 Determinism: every image has its own ``numpy.random.Generator`` seeded from
 ``(seed, dataset, split, index)``; no global RNG is touched, and no timestamps
 are written, so the same seed gives byte-identical files.
@@ -50,7 +59,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
-from shapely.geometry import Polygon
+from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
 # --------------------------------------------------------------------------- #
@@ -90,6 +99,12 @@ PLACEMENT_TRIES = 12
 MIN_PART_AREA = 2.0  # px^2: visible slivers smaller than this get no polygon of their own
 CROWD_SCENE_FRACTION = 0.04  # scenes with one crowd region: ~1% of instances, as in COCO
 CROWD_MEMBERS = (4, 8)  # small objects clustered in a crowd region
+
+# COCO person-keypoints style annotations of every object (see _keypoints)
+KEYPOINT_NAMES = ("top", "right", "bottom", "left", "centre")
+KEYPOINT_SKELETON = [[5, 1], [5, 2], [5, 3], [5, 4]]  # 1-based pairs, as COCO writes them
+KEYPOINT_FIELDS = ("keypoints", "num_keypoints")  # only in the person_keypoints files
+FLAT_EDGE_TOLERANCE = 0.5  # px: vertices this close to an extreme value make a flat extreme edge
 
 _DATASET_CODE = {"imagenet": 1, "coco": 2}
 _SPLIT_CODE = {"train": 1, "val": 2}
@@ -462,6 +477,7 @@ def render_detection_scene(rng, cfg, vocab):
     with a hole (an occluder inside it: COCO's polygons cannot express one), so every
     drawn object is annotated. A share of scenes (CROWD_SCENE_FRACTION) also holds one
     crowd region, a cluster of small objects of one category placed first.
+    Every annotation also carries its KEYPOINT_FIELDS (no randomness is used for them).
     Returns (PIL image, list of annotation dicts, skipped).
     """
     w = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
@@ -507,9 +523,14 @@ def render_detection_scene(rng, cfg, vocab):
     for o in objs:
         for obj, full in o["members"]:
             _paint(img, full, obj)
-    anns = [(_crowd_annotation(o) if o["crowd"]
-             else _object_annotation(o, [p["geom"] for p in objs[k + 1:]]))
-            for k, o in enumerate(objs)]
+    anns = []
+    for k, o in enumerate(objs):
+        occluders = [p["geom"] for p in objs[k + 1:]]
+        if o["crowd"]:
+            anns.append({**_crowd_annotation(o), "keypoints": [0] * (3 * len(KEYPOINT_NAMES)),
+                         "num_keypoints": 0})
+        else:
+            anns.append({**_object_annotation(o, occluders), **_keypoints(o, occluders)})
     return _finish(img, rng), anns, skipped
 
 
@@ -548,6 +569,45 @@ def _object_annotation(o, occluders) -> dict:
         "bbox": [x0, y0, round(max(xs) - x0, 2), round(max(ys) - y0, 2)],
         "iscrowd": 0,
     }
+
+
+def _keypoints(o, occluders) -> dict:
+    """COCO's keypoint fields of an object, from its full polygon: the extreme points (top,
+    right, bottom, left: defined for every shape) and the area centroid, each v=2 if visible,
+    v=1 if a later-drawn object covers it (all are labelled: objects lie inside the image)."""
+    P = np.asarray(o["poly"], np.float64).reshape(-1, 2)
+    c = o["geom"].centroid
+    pts = [_extreme(P, 1, -1), _extreme(P, 0, 1), _extreme(P, 1, 1), _extreme(P, 0, -1), (c.x, c.y)]
+    flat = []
+    for x, y in pts:
+        x, y = round(float(x), 2), round(float(y), 2)
+        hidden = any(g.covers(Point(x, y)) for g in occluders)
+        flat += [x, y, 1 if hidden else 2]
+    return {"keypoints": flat, "num_keypoints": sum(v > 0 for v in flat[2::3])}
+
+
+def _extreme(P, axis, sign):
+    """The polygon's extreme point along `axis` (sign -1: least, +1: greatest coordinate).
+
+    Where a flat edge is extreme (the run of consecutive vertices within FLAT_EDGE_TOLERANCE
+    of the extreme value, e.g. a square's top edge) it is the run's midpoint, so it does not
+    jump between the edge's ends; only consecutive vertices count, so two separate tips (a
+    cross at 45 degrees) give one tip, not a point between them off the shape."""
+    v = sign * P[:, axis]
+    n = len(P)
+    i = int(np.argmax(v))
+    near = v[i] - v <= FLAT_EDGE_TOLERANCE
+    run = {i}
+    for step in (-1, 1):
+        j = (i + step) % n
+        while near[j] and j not in run:
+            run.add(j)
+            j = (j + step) % n
+    other = P[sorted(run), 1 - axis]
+    pt = [0.0, 0.0]
+    pt[axis] = P[i, axis]
+    pt[1 - axis] = 0.5 * (other.min() + other.max())
+    return pt
 
 
 def _shoelace(flat) -> float:
@@ -687,6 +747,86 @@ def coco_categories(cfg) -> list[dict]:
     return [{"id": c["index"] + 1, "name": c["name"], "supercategory": c["shape"]} for c in vocab]
 
 
+def _coco_splits(cfg, seed, img_root=None, log=None, progress_every=500, label="coco"):
+    """Render every scene of both splits; yield (split, images, annotations, stats).
+
+    The annotations carry the KEYPOINT_FIELDS. The JPEGs are saved under
+    ``img_root/{split}2017`` (img_root None: not encoded at all, for the keypoints alone)."""
+    vocab = class_vocabulary(cfg["classes"])
+    names = [c["name"] for c in coco_categories(cfg)]
+    splits = {"train": cfg["det_train_images"], "val": cfg["det_val_images"]}
+    total = sum(splits.values())
+    done = 0
+    for split, n in splits.items():
+        img_dir = None if img_root is None else Path(img_root) / f"{split}2017"
+        if img_dir is not None:
+            img_dir.mkdir()
+        images, annotations = [], []
+        n_crowd = n_split = n_skipped = n_labelled = n_visible = 0
+        per_cat = [0] * len(names)
+        id_offset = COCO_VAL_ID_OFFSET if split == "val" else 0
+        for k in range(n):
+            image_id = id_offset + k + 1
+            rng = _rng(seed, "coco", split, k)
+            im, anns, skipped = render_detection_scene(rng, cfg, vocab)
+            fname = f"{image_id:012d}.jpg"
+            if img_dir is not None:
+                im.save(img_dir / fname, format="JPEG", quality=cfg["jpeg_quality"])
+            images.append(
+                {"id": image_id, "file_name": fname, "width": im.width,
+                 "height": im.height, "license": 1}
+            )
+            for a in anns:
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
+                if a["iscrowd"]:
+                    n_crowd += 1
+                elif len(a["segmentation"]) > 1:
+                    n_split += 1
+                per_cat[a["category_id"] - 1] += 1
+                flags = a["keypoints"][2::3]
+                n_labelled += sum(f > 0 for f in flags)
+                n_visible += sum(f == 2 for f in flags)
+            n_skipped += skipped
+            done += 1
+            _progress(log, progress_every, label, done, total)
+        yield split, images, annotations, {
+            "images": len(images),
+            "annotations": len(annotations),
+            "crowd_annotations": n_crowd,  # iscrowd 1, uncompressed RLE
+            "split_objects": n_split,  # objects an occluder cut in several polygons
+            "objects_skipped": n_skipped,
+            "annotations_per_category": dict(zip(names, per_cat)),
+            "keypoints_labelled": n_labelled,  # v > 0
+            "keypoints_visible": n_visible,  # v == 2
+        }
+
+
+def _write_keypoints(path, seed, cfg, images, annotations):
+    """COCO's person_keypoints file: the instances file plus the keypoint fields."""
+    cats = [{**c, "keypoints": list(KEYPOINT_NAMES), "skeleton": KEYPOINT_SKELETON}
+            for c in coco_categories(cfg)]
+    _write_coco(path, seed, images, annotations, cats)
+
+
+def _write_coco(path, seed, images, annotations, categories):
+    doc = {
+        "info": {
+            "description": "Synthetic shape-texture world in COCO 2017 format (rethink.synth)",
+            "version": "1.0",
+            "year": 2017,
+            "contributor": "rethink.synth",
+            "date_created": "2017/09/01",
+            "seed": int(seed),
+        },
+        "licenses": [{"id": 1, "name": "synthetic data, no restrictions", "url": ""}],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
 def generate_coco(
     out_dir,
     cfg: dict,
@@ -694,69 +834,45 @@ def generate_coco(
     log: Optional[Callable[[str], None]] = None,
     progress_every: int = 500,
 ) -> dict:
-    """Write the COCO-2017-layout instance segmentation set to ``out_dir``; return stats."""
+    """Write the COCO-2017-layout instance segmentation set (and its person_keypoints
+    files) to ``out_dir``; return stats."""
     cfg = validate_config(cfg)
     t0 = time.time()
-    vocab = class_vocabulary(cfg["classes"])
     categories = coco_categories(cfg)
-    q = cfg["jpeg_quality"]
-    splits = {"train": cfg["det_train_images"], "val": cfg["det_val_images"]}
-    total = sum(splits.values())
-    done = 0
     stats = {"out_dir": str(out_dir), "seed": int(seed), "categories": [c["name"] for c in categories]}
     with _atomic_dir(out_dir) as tmp:
         (tmp / "annotations").mkdir()
-        for split, n in splits.items():
-            img_dir = tmp / f"{split}2017"
-            img_dir.mkdir()
-            images, annotations = [], []
-            n_crowd = n_split = n_skipped = 0
-            per_cat = [0] * len(categories)
-            id_offset = COCO_VAL_ID_OFFSET if split == "val" else 0
-            for k in range(n):
-                image_id = id_offset + k + 1
-                rng = _rng(seed, "coco", split, k)
-                im, anns, skipped = render_detection_scene(rng, cfg, vocab)
-                fname = f"{image_id:012d}.jpg"
-                im.save(img_dir / fname, format="JPEG", quality=q)
-                images.append(
-                    {"id": image_id, "file_name": fname, "width": im.width,
-                     "height": im.height, "license": 1}
-                )
-                for a in anns:
-                    annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
-                    if a["iscrowd"]:
-                        n_crowd += 1
-                    elif len(a["segmentation"]) > 1:
-                        n_split += 1
-                    per_cat[a["category_id"] - 1] += 1
-                n_skipped += skipped
-                done += 1
-                _progress(log, progress_every, "coco", done, total)
-            doc = {
-                "info": {
-                    "description": "Synthetic shape-texture world in COCO 2017 format (rethink.synth)",
-                    "version": "1.0",
-                    "year": 2017,
-                    "contributor": "rethink.synth",
-                    "date_created": "2017/09/01",
-                    "seed": int(seed),
-                },
-                "licenses": [{"id": 1, "name": "synthetic data, no restrictions", "url": ""}],
-                "images": images,
-                "annotations": annotations,
-                "categories": categories,
-            }
-            with open(tmp / "annotations" / f"instances_{split}2017.json", "w") as f:
-                json.dump(doc, f)
-            stats[split] = {
-                "images": len(images),
-                "annotations": len(annotations),
-                "crowd_annotations": n_crowd,  # iscrowd 1, uncompressed RLE
-                "split_objects": n_split,  # objects an occluder cut in several polygons
-                "objects_skipped": n_skipped,
-                "annotations_per_category": dict(zip(stats["categories"], per_cat)),
-            }
+        for split, images, annotations, st in _coco_splits(cfg, seed, tmp, log, progress_every):
+            instances = [{k: v for k, v in a.items() if k not in KEYPOINT_FIELDS} for a in annotations]
+            _write_coco(tmp / "annotations" / f"instances_{split}2017.json", seed, images, instances,
+                        categories)
+            _write_keypoints(tmp / "annotations" / f"person_keypoints_{split}2017.json", seed, cfg,
+                             images, annotations)
+            stats[split] = st
+    stats["seconds"] = round(time.time() - t0, 3)
+    return stats
+
+
+def generate_coco_keypoints(
+    out_dir,
+    cfg: dict,
+    seed: int,
+    log: Optional[Callable[[str], None]] = None,
+    progress_every: int = 500,
+) -> dict:
+    """Write only ``person_keypoints_{train,val}2017.json`` into the flat folder ``out_dir``
+    (replacing it), byte-identical to generate_coco's, without encoding any image; return
+    stats (per split as generate_coco's)."""
+    cfg = validate_config(cfg)
+    t0 = time.time()
+    stats = {"out_dir": str(out_dir), "seed": int(seed),
+             "categories": [c["name"] for c in coco_categories(cfg)],
+             "keypoint_names": list(KEYPOINT_NAMES)}
+    with _atomic_dir(out_dir) as tmp:
+        for split, images, annotations, st in _coco_splits(cfg, seed, None, log, progress_every,
+                                                           "keypoints"):
+            _write_keypoints(tmp / f"person_keypoints_{split}2017.json", seed, cfg, images, annotations)
+            stats[split] = st
     stats["seconds"] = round(time.time() - t0, 3)
     return stats
 
@@ -771,13 +887,16 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--imagenet", metavar="OUT", help="output folder of the classification set")
     ap.add_argument("--coco", metavar="OUT", help="output folder of the detection set")
+    ap.add_argument("--keypoints", metavar="OUT",
+                    help="folder for the detection set's person_keypoints_{train,val}2017.json "
+                         "alone (no images)")
     ap.add_argument("--config", required=True,
                     help="generator config: .json/.yaml file or inline JSON")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--progress-every", type=int, default=500, metavar="N")
     args = ap.parse_args(argv)
-    if not args.imagenet and not args.coco:
-        ap.error("give --imagenet and/or --coco")
+    if not args.imagenet and not args.coco and not args.keypoints:
+        ap.error("give --imagenet, --coco and/or --keypoints")
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
@@ -796,6 +915,12 @@ def main(argv=None) -> int:
         log(f"[synth] coco done: {s['train']['images']} train / {s['val']['images']} val images, "
             f"{s['train']['annotations']} / {s['val']['annotations']} annotations "
             f"in {s['seconds']:.1f}s -> {args.coco}")
+    if args.keypoints:
+        s = generate_coco_keypoints(args.keypoints, cfg, args.seed, log=log,
+                                    progress_every=args.progress_every)
+        log(f"[synth] keypoints done: {s['train']['keypoints_labelled']} / "
+            f"{s['val']['keypoints_labelled']} train / val keypoints labelled "
+            f"in {s['seconds']:.1f}s -> {args.keypoints}")
     return 0
 
 

@@ -13,7 +13,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SMOKE = ROOT / "tests" / "smoke_config.yaml"
 FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "less_data", "norms",
-                                                     "compute_seen", "pretrain_curve", "pretrain_strength", "models")
+                                                     "compute_seen", "pretrain_curve", "pretrain_strength", "models",
+                                                     "keypoints")
                 for ext in ("png", "pdf")]
 FIGURE_FILES += [f"tables/{name}" for name in (
     "final_metrics.csv", "final_metrics.md", "final_metrics.tex", "claims.csv", "claims.md",

@@ -483,3 +483,51 @@ def test_float_noise_is_no_difference():
              ("main", "pretrained"): {"1x": 0.38, "2x": 0.44, "3x": 0.475, "4x": 0.48}}
     r = by_claim(evaluate(st, metrics(st["seeds"], HOLD_TRUNK, final)))[3]
     assert r["verdict"] == FAILS and "gap 4x - gap 1x: 0.0" in r["this_run"], r["this_run"]
+
+
+def keypoint_rows(seeds, per):
+    """{(init, schedule): keypoint AP} of a task variant 'kp' (1x = 4 iterations)."""
+    out = []
+    for (init, sched), ap in per.items():
+        for r in rows("kp", seeds, init, sched, 4 * int(sched[0]), ap):
+            out.append({**r, "task": "keypoints"})
+            out.append({**r, "task": "bbox", "value": r["value"] / 2})  # its boxes, behind
+    return pd.DataFrame(out)
+
+
+@pytest.mark.parametrize("scratch_1x, verdict", [
+    (0.50, HOLDS),    # 0.5 points behind at 1x, intervals +-0.5: within the margin
+    (0.40, FAILS),    # 10.5 behind
+])
+def test_each_keypoint_variant_gets_claim_6_on_its_keypoint_ap_at_the_shortest_schedule(scratch_1x, verdict):
+    st = study()
+    st["variants"]["kp"] = {**plan("task", schedules=(1, 2)), "task": "keypoints"}
+    df = metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL)
+    kp = {("pretrained", "1x"): 0.505, ("scratch", "1x"): scratch_1x,
+          ("pretrained", "2x"): 0.55, ("scratch", "2x"): 0.55}
+    df = pd.concat([df, keypoint_rows(st["seeds"], kp)])
+    ref = {**PAPER, "variants": {"kp": {"scratch": {"1x": 50.0}, "pretrained": {"1x": 50.5}}},
+           "variant_metrics": {"kp": "keypoints_AP"}}
+    res = evaluate(st, df, reference=ref, tolerance=1.0)
+    assert [(r["variant"], r["kind"], r["claim"]) for r in res][5:] == [("kp", "task", 6)]
+    row = res[-1]
+    assert row["verdict"] == verdict and row["this_run"].startswith("1x: keypoint AP pretrained 50.5")
+    assert "final keypoints_AP, pretrained - scratch" in row["method"] and "65.6" in row["paper"]
+    # reproduced against the paper's keypoint AP for that variant, not its box AP
+    assert "pretrained kp 1x: 50.5 vs 50.5 (+0.0)" in row["reproduced"]
+    from rethink.claims import to_markdown
+    md = to_markdown(res, 1.0, st["seeds"], tolerance=1.0)
+    assert "By task (`study.tasks`)" in md and "| kp | 6 |" in md and "(task AP %, 95% interval)" in md
+
+
+def test_claim_6_waits_while_neither_init_has_learnt_keypoints():
+    st = study()
+    st["variants"]["kp"] = {**plan("task", schedules=(1, 2)), "task": "keypoints"}
+    kp = {(i, s): 0.003 for i in ("pretrained", "scratch") for s in ("1x", "2x")}
+    df = pd.concat([metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL), keypoint_rows(st["seeds"], kp)])
+    assert evaluate(st, df)[-1]["verdict"].startswith("inconclusive: neither init has learnt")
+    # a variant without keypoint metrics (e.g. one written before the head existed) is not tested
+    no_kp = pd.concat([metrics(st["seeds"], HOLD_TRUNK, HOLD_FINAL),
+                       keypoint_rows(st["seeds"], kp).query("task == 'bbox'")])
+    row = evaluate(st, no_kp)[-1]
+    assert row["verdict"] == UNTESTED and "has no keypoints_AP" in row["method"]

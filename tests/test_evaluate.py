@@ -7,7 +7,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from rethink.data import encode_mask
-from rethink.evaluate import SUMMARY_KEYS, evaluate_results
+from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, SUMMARY_KEYS, evaluate_results
 
 H, W = 64, 80
 
@@ -123,3 +123,66 @@ def test_backends_agree_without_detections():
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend"):
         evaluate_results(ground_truth(), [], [], backend="detectron")
+
+
+# ----------------------------------------------------------------------------- keypoints
+SIGMAS = [0.07] * 5
+
+
+def keypoint_ground_truth():
+    """ground_truth() with each square's 4 edge midpoints and centre as keypoints (one hidden)."""
+    gt = ground_truth()
+    for a in gt.dataset["annotations"]:
+        x, y, w, h = a["bbox"]
+        pts = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2), (x + w / 2, y + h / 2)]
+        a["keypoints"] = [v for i, (px, py) in enumerate(pts) for v in (px, py, 1 if i == 2 else 2)]
+        a["num_keypoints"] = 5
+    for c in gt.dataset["categories"]:
+        c.update(keypoints=["top", "right", "bottom", "left", "centre"], skeleton=[[5, 1], [5, 2]])
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
+def keypoint_detections(gt, shift=0.0, score=0.9):
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "score": score,
+             "keypoints": [v + (shift if k % 3 == 0 else 0) if k % 3 < 2 else 1
+                           for k, v in enumerate(a["keypoints"])]}
+            for a in gt.dataset["annotations"]]
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_keypoints_score_one_when_perfect_and_zero_when_absent(backend):
+    gt = keypoint_ground_truth()
+    bbox, segm = as_detections(gt)
+    m = evaluate_results(gt, bbox, segm, backend=backend, keypoint_res=keypoint_detections(gt),
+                         oks_sigmas=SIGMAS)
+    assert list(m["keypoints"]) == KEYPOINT_SUMMARY_KEYS
+    assert m["keypoints"]["AP"] == pytest.approx(1.0) and m["keypoints"]["AR"] == pytest.approx(1.0)
+    assert m["per_category"]["keypoints"] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+    assert m["bbox"]["AP"] == pytest.approx(1.0)  # the other tasks as before
+    none = evaluate_results(gt, bbox, segm, backend=backend, keypoint_res=[], oks_sigmas=SIGMAS)
+    assert none["keypoints"]["AP"] == 0.0 and none["keypoints"]["AR"] == 0.0
+    assert "keypoints" not in evaluate_results(gt, bbox, segm, backend=backend)
+
+
+def test_keypoint_backends_agree_and_oks_falls_with_distance_and_sigma():
+    gt = keypoint_ground_truth()
+    bbox, segm = as_detections(gt)
+    aps = {}
+    for shift in (1.0, 2.5):
+        for sigmas in (SIGMAS, [0.035] * 5):
+            res = keypoint_detections(gt, shift)
+            faster = evaluate_results(gt, bbox, segm, backend="faster", keypoint_res=res, oks_sigmas=sigmas)
+            ref = evaluate_results(gt, bbox, segm, backend="pycocotools", keypoint_res=res, oks_sigmas=sigmas)
+            for k in KEYPOINT_SUMMARY_KEYS:
+                assert faster["keypoints"][k] == pytest.approx(ref["keypoints"][k], abs=1e-6), (shift, k)
+            aps[shift, sigmas[0]] = ref["keypoints"]["AP"]
+    assert 0.0 < aps[2.5, 0.07] < aps[1.0, 0.07] < 1.0  # farther is worse
+    assert aps[1.0, 0.035] < aps[1.0, 0.07]  # a tighter sigma is stricter
+
+
+def test_keypoint_evaluation_needs_sigmas():
+    gt = keypoint_ground_truth()
+    with pytest.raises(ValueError, match="keypoints.sigmas"):
+        evaluate_results(gt, [], [], keypoint_res=[])

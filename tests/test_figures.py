@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from rethink.results import (
-    METRICS, MetricsError, final_metrics, load_metrics, load_study, schedule_curves,
-    variant_finals,
+    KEYPOINT_METRICS, METRICS, MetricsError, final_metrics, load_metrics, load_study, read_metrics_csv,
+    schedule_curves, variant_finals,
 )
 from rethink.stats import aggregate_seeds, mean_ci
 
@@ -34,12 +34,14 @@ REGIME_PLAN = dict(PLAN, kind="regime", regime="1k", fraction=0.1, train_images=
                        {"name": "1x", "multiple": 1.0, "iters": 4, "fork": 2, "drops": [2, 3]},
                        {"name": "2x", "multiple": 2.0, "iters": 8, "fork": 6, "drops": [6, 7]}])
 MODEL_PLAN = dict(PLAN, kind="model", backbone={"depth": 18, "width": 32}, model_overrides={"depth": 18})
-PLANS = {"main": PLAN, "SyncBN": SYNC_PLAN, "1k": REGIME_PLAN, "R18": MODEL_PLAN}
+TASK_PLAN = dict(PLAN, kind="task", task="keypoints")
+PLANS = {"main": PLAN, "SyncBN": SYNC_PLAN, "1k": REGIME_PLAN, "R18": MODEL_PLAN, "kp": TASK_PLAN}
 TRUNK_ITERS = [0, 2, 4, 6, 8]
 BRANCH_ITERS = {"1x": [4, 6], "2x": [10, 12]}
 POINTS = {"main": (TRUNK_ITERS, BRANCH_ITERS), "SyncBN": (TRUNK_ITERS, BRANCH_ITERS),
-          "1k": ([0, 2, 4, 6], {"1x": [4], "2x": [8]}), "R18": (TRUNK_ITERS, BRANCH_ITERS)}
-VARIANT_OFFSET = {"main": 0.0, "SyncBN": -0.02, "1k": -0.05, "R18": 0.01}
+          "1k": ([0, 2, 4, 6], {"1x": [4], "2x": [8]}), "R18": (TRUNK_ITERS, BRANCH_ITERS),
+          "kp": (TRUNK_ITERS, BRANCH_ITERS)}
+VARIANT_OFFSET = {"main": 0.0, "SyncBN": -0.02, "1k": -0.05, "R18": 0.01, "kp": 0.0}
 SEED_STEP = 0.01
 # one seed's final point has no ground truth for small boxes: its cell has n=1
 NAN_POINTS = {("main", 1, "pretrained", "2x", 12, "bbox", "APs")}
@@ -69,6 +71,9 @@ def metrics_doc(init, branch, it, variant="main", seed=0, legacy=False):
         for m in METRICS:
             if (variant, seed, init, branch, it, task, m) in NAN_POINTS:
                 doc[task][m] = -1
+    if PLANS.get(variant, {}).get("task") == "keypoints":  # a keypoint model's 10 numbers
+        doc["keypoints"] = {m: value(init, branch, it, "keypoints", k, variant, seed)
+                            for k, m in enumerate(KEYPOINT_METRICS)}
     return doc
 
 
@@ -632,6 +637,32 @@ def test_pretrain_strength_figure_needs_a_pretraining_variant(run_dir, tmp_path)
     r = run(*figure_cmd("pretrain_strength", run_dir["dir"], run_dir["study"], run_dir["csv"], tmp_path))
     assert r.returncode == 2 and "no pretraining variant (study.pretrainings)" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "pretrain_strength.png").exists()
+
+
+def test_keypoint_metrics_reach_the_tidy_csv_and_the_keypoints_figure(tmp_path):
+    study, paths, csv = collect(tmp_path, seeds=(0, 1), variants=("main", "kp"))
+    df = read_metrics_csv(csv)
+    kp = df[df["task"] == "keypoints"]
+    assert set(kp["variant"]) == {"kp"} and sorted(set(kp["metric"])) == sorted(KEYPOINT_METRICS)
+    fin = variant_finals(df, load_study(study), "kp")
+    assert "keypoints_AP" in fin.columns and "keypoints_ARl" in fin.columns
+    assert "keypoints_AP" not in variant_finals(df, load_study(study), "main").columns
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({**REFERENCE, "variants": {"kp": {"metric": "keypoints_AP", "scratch": {"2x": 65.6},
+                                                                 "pretrained": {"2x": 65.5}}}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run(*figure_cmd("keypoints", None, study, csv, out, "--reference", ref))
+    assert r.returncode == 0, r.stderr
+    assert "(1 keypoint variant(s))" in r.stdout and (out / "keypoints.png").stat().st_size > 0
+    assert (out / "keypoints.pdf").read_bytes().startswith(b"%PDF") and no_temp_files(out)
+    # a study without one: a one-line error naming the key
+    r = run(*figure_cmd("keypoints", None, *collect(tmp_path / "plain", seeds=(0,), variants=("main",))[::2], tmp_path))
+    assert r.returncode == 2 and "no keypoint variant (study.tasks" in r.stderr and "Traceback" not in r.stderr
+    # a variant's reference metric must be a known one
+    ref.write_text(json.dumps({"metric": "bbox_AP", "variants": {"kp": {"metric": "keypoints_APs"}}}))
+    r = run(*figure_cmd("keypoints", None, study, csv, out, "--reference", ref))
+    assert r.returncode == 2 and "reference.variants['kp'].metric 'keypoints_APs' is not <task>_<metric>" in r.stderr
 
 
 def test_models_figure_draws_each_model_and_the_papers_points(tmp_path):

@@ -68,6 +68,30 @@ def test_detector_trains_and_predicts_on_a_tiny_batch():
     assert out["masks"].shape[-2:] == (100, 140)
 
 
+def test_a_keypoint_model_adds_a_normalised_keypoint_head_and_trains_and_predicts_keypoints():
+    torch.manual_seed(0)
+    det = models.build_mask_rcnn({**CFG, "keypoints": {"num": 5, "head": {"convs": 2, "channels": 32}}}, num_classes=2)
+    head = det.roi_heads.keypoint_head
+    assert det.roi_heads.has_keypoint() and norm_types(head) == {"GroupNorm"} and norm_types(det) == {"GroupNorm"}
+    assert sum(isinstance(m, nn.Conv2d) for m in head.modules()) == 2
+    img = torch.rand(3, 100, 140)
+    mask = torch.zeros(1, 100, 140, dtype=torch.uint8)
+    mask[0, 20:60, 30:90] = 1
+    kp = torch.tensor([[[60.0, 20, 2], [90, 40, 2], [60, 60, 1], [30, 40, 2], [60, 40, 2]]])
+    target = {"boxes": torch.tensor([[30.0, 20, 90, 60]]), "labels": torch.tensor([1]), "masks": mask,
+              "keypoints": kp}
+    losses = det([img], [target])
+    assert "loss_keypoint" in losses and "loss_mask" in losses
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in head.parameters())
+    det.eval()
+    with torch.no_grad():
+        out = det([img])[0]
+    assert out["keypoints"].shape[1:] == (5, 3) and len(out["keypoints"]) == len(out["boxes"])
+    # without the key, no keypoint head (main's model is unchanged)
+    assert not models.build_mask_rcnn(CFG, num_classes=2).roi_heads.has_keypoint()
+
+
 VGG = {**CFG, "arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
 
 

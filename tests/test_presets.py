@@ -30,6 +30,10 @@ def fake_datasets(root):
                  "iscrowd": 0, "segmentation": [[4, 4, 24, 4, 24, 24, 4, 24]]} for i in range(1, 4)]
         doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}
         (coco / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+        people = {**doc, "categories": [{"id": 1, "name": "person", "keypoints": [f"k{k}" for k in range(17)],
+                                         "skeleton": [[1, 2]]}],
+                  "annotations": [{**a, "keypoints": [10, 10, 2] * 17, "num_keypoints": 17} for a in anns]}
+        (coco / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps(people))
     return imagenet, coco
 
 
@@ -79,14 +83,19 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
         branches = ["trunk"] + [s.name for s in plan.schedules]
         per_init += sum(len(plan.checkpoints(b)) for b in branches)
         jobs_per_init += sum(len(plan.jobs(b, 10000)) for b in branches)  # 5k, 2k apart: 2, 5 a job
-    assert counts["evaluate"] == 2 * per_init
-    assert counts["train"] == 2 * jobs_per_init < counts["evaluate"]
+    keypoints = make_plan(90000, [2, 3], 10000)  # Mask R-CNN keypoints at 2x and 3x
+    kp_branches = ["trunk"] + [s.name for s in keypoints.schedules]
+    kp_evals = sum(len(keypoints.checkpoints(b)) for b in kp_branches)
+    kp_jobs = sum(len(keypoints.jobs(b, 10000)) for b in kp_branches)
+    assert counts["evaluate"] == 2 * per_init and counts["evaluate_task"] == 2 * kp_evals
+    assert counts["train"] == 2 * (jobs_per_init + kp_jobs) < counts["evaluate"] + counts["evaluate_task"]
     # the paper's longest runs end where they should, with its LR and batch
     for init in ("scratch", "pretrained"):
         assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell
         assert f"detection/10k/seed0/{init}/7x/iter_210000.pt" in shell
         assert f"detection/R101/seed0/{init}/6x/iter_540000.pt" in shell
         assert f"detection/VGG16/seed0/{init}/11x/iter_990000.pt" in shell
+        assert f"detection/keypoints/seed0/{init}/3x/iter_270000.pt" in shell
     assert "--end-iter 540000 --schedule-iters 540000" in shell
     assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
     assert "--nproc-per-node 8" in shell
@@ -100,8 +109,20 @@ def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(p
     assert ref["scratch"]["6x"] == 42.7 and ref["pretrained"]["2x"] == 41.8
 
 
-def test_paper_miniature_adds_the_model_variants_to_the_default(tmp_path):
-    """Over the default: only the other backbones' pre-trainings and runs are added."""
+def test_preset_trains_keypoints_on_coco_s_person_keypoints_with_its_17_sigmas(preset_dry_run):
+    _, shell, _ = preset_dry_run
+    cfg = yaml.safe_load(PRESET.read_text())
+    assert len(cfg["keypoints"]["sigmas"]) == 17 and cfg["keypoints"]["head"] == {"convs": 8, "channels": 512}
+    assert "annotations/person_keypoints_train2017.json" in shell
+    assert "--val-annotations" in shell and '"keypoints":{"num":17,"head":{"convs":8,"channels":512}}' in shell
+    assert "rethink.layout --keypoints" in shell
+    ref = cfg["figures"]["reference"]["variants"]["keypoints"]
+    assert ref["metric"] == "keypoints_AP" and (ref["scratch"]["2x"], ref["pretrained"]["2x"]) == (65.6, 65.5)
+
+
+def test_paper_miniature_adds_the_model_and_task_variants_to_the_default(tmp_path):
+    """Over the default: only the other backbones' pre-trainings and runs, and the keypoint
+    task's runs, are added."""
     miniature = ROOT / "workflow/presets/paper_miniature.yaml"
     results = ("--config", f"results={tmp_path}/results")
     def counts(*extra):
@@ -112,5 +133,8 @@ def test_paper_miniature_adds_the_model_variants_to_the_default(tmp_path):
     seeds = yaml.safe_load((ROOT / "config.yaml").read_text())["study"]["seeds"]
     assert {m["name"] for m in models} == {"R18", "wide", "VGG"}
     assert paper["pretrain"] == default["pretrain"] + 3 and paper["fig_models"] == 1
-    # per model, seed and init: the trunk and the 1x, 2x and 6x tails
-    assert paper["train"] == default["train"] + len(models) * seeds * 2 * 4
+    # per model (and the keypoint task), seed and init: the trunk and the 1x, 2x and 6x tails
+    tasks = yaml.safe_load(miniature.read_text())["study"]["tasks"]
+    assert [t["task"] for t in tasks] == ["keypoints"] and paper["fig_keypoints"] == 1
+    assert paper["train"] == default["train"] + (len(models) + 1) * seeds * 2 * 4
+    assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default

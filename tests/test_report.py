@@ -20,6 +20,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Normalisation": {"GN vs SyncBN"},
     "Pre-training": {"val top-1 per epoch"},
     "Models": {"deeper, wider and unnormalised models"},
+    "Keypoints": {"keypoint AP, scratch vs pretrained"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)"},
 }
@@ -40,7 +41,8 @@ def test_report_has_every_result_with_a_caption(report):
     results = json.loads(payload.strip().rstrip(";"))
     names = {r["name"] for r in results.values()}
     assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
-                     "pretrain_curve.png", "pretrain_strength.png", "models.png", "final_metrics.csv", "claims.csv",
+                     "pretrain_curve.png", "pretrain_strength.png", "models.png", "keypoints.png",
+                     "final_metrics.csv", "claims.csv",
                      "compute_seen.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]
@@ -68,7 +70,7 @@ def test_report_renders_every_figure_in_chromium(report):
             return out; }""")
         assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
                                   "compute_seen.png", "pretrain_curve.png", "pretrain_strength.png",
-                                  "models.png"}
+                                  "models.png", "keypoints.png"}
         assert all(width > 300 for width in decoded.values()), decoded
         # Each category lists its results; the report's viewer shows each figure.
         for category, labels in EXPECTED.items():

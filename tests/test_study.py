@@ -166,6 +166,35 @@ def test_bad_model_variants_name_the_entry(entry, message):
         study_config.variants(default_config(study={"models": [entry]}))
 
 
+def test_a_task_variant_trains_main_s_model_plus_the_task_head_from_main_s_pre_training():
+    cfg = default_config(study={"tasks": [{"name": "kp", "task": "keypoints", "schedules": [1, 2]}]})
+    study_config.check(cfg)
+    variants = study_config.variants(cfg)
+    kp, main = variants["kp"], variants["main"]
+    assert list(variants)[-1] == "kp" and kp.kind == "task" and kp.task == "keypoints"
+    assert not kp.own_pretraining and study_config.pretraining_key(kp) == "GN"  # main's backbone
+    assert study_config.train_settings(kp, 0) == study_config.train_settings(main, 0)
+    model, base = study_config.model_settings(cfg, False, variant=kp), study_config.model_settings(cfg, False, variant=main)
+    k = len(cfg["keypoints"]["sigmas"])
+    assert model == {**base, "keypoints": {"num": k, "head": cfg["keypoints"]["head"]}}
+    # the OKS sigmas only score the model: an evaluation setting, not a training one
+    assert study_config.model_settings(cfg, True, variant=kp)["oks_sigmas"] == cfg["keypoints"]["sigmas"]
+    assert "oks_sigmas" in study_config.eval_only_model_settings(cfg)
+    assert "oks_sigmas" not in study_config.eval_only_model_settings(default_config())
+    assert "keypoints" not in study_config.model_settings(cfg, True, variant=main)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "kp", "task": "poses"}, r"study.tasks\[kp\].task: must be one of \['keypoints'\], got 'poses'"),
+    ({"name": "kp", "task": "keypoints", "depth": 18},
+     r"study.tasks\[kp\]: unknown key\(s\) \['depth'\]; allowed: .*'scales', 'task'"),
+    ({"name": "main", "task": "keypoints"}, r"study.tasks\[main\]: variant names must be unique"),
+])
+def test_bad_task_variants_name_the_entry(entry, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.variants(default_config(study={"tasks": [entry]}))
+
+
 def test_subsets_are_deterministic_nested_and_never_empty():
     ids = list(range(1, 1001))
     small, large = choose(ids, 0.03, seed=0), choose(ids, 0.1, seed=0)

@@ -252,3 +252,65 @@ def test_run_job_exits_fast_with_main_s_status_and_output(tmp_path, body, code, 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == code and r.stdout == stdout and stderr in r.stderr, r
+
+
+def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluation_is_adopted(coco, tmp_path):
+    """The keypoint task: targets carry the file's keypoints, a flip swaps left and right,
+    the job scores keypoint AP on the val file and the evaluate entry point adopts it."""
+    import json
+    from rethink import evaluation_job
+    from rethink.data import CocoInstances, keypoint_flip_index, train_transforms
+    from rethink.train import main as train_main
+
+    ann = coco / "annotations"
+    names = list(synth.KEYPOINT_NAMES)
+    plain = CocoInstances(coco, "train", ann_file=ann / "person_keypoints_train2017.json", keypoints=True)
+    flipped = CocoInstances(coco, "train", train_transforms(1.0, keypoint_flip_index(plain.keypoint_names)),
+                            ann_file=ann / "person_keypoints_train2017.json", keypoints=True)
+    assert plain.keypoint_names == names
+    (img, t), (_, f) = plain[0], flipped[0]
+    width = img.shape[-1]
+    left, right = names.index("left"), names.index("right")
+    assert t["keypoints"].shape == (len(t["boxes"]), len(names), 3)
+    assert torch.allclose(f["keypoints"][:, left, 0], width - t["keypoints"][:, right, 0])
+    assert torch.equal(f["keypoints"][:, :, 2], t["keypoints"][:, keypoint_flip_index(names), 2])
+    assert "keypoints" not in CocoInstances(coco, "train")[0][1]  # main's targets as before
+
+    _, model, train = tiny()
+    model["keypoints"] = {"num": len(names), "head": {"convs": 1, "channels": 16}}
+    extra = {"score_thresh": 0.0, "detections_per_img": 20, "oks_sigmas": [0.07] * len(names)}
+    out = tmp_path / "ckpt/iter_000002.pt"
+    train_main(["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
+                "--init", "scratch", "--start-iter", "0", "--end-iter", "2", "--out", str(out),
+                "--train-annotations", str(ann / "person_keypoints_train2017.json"),
+                "--val-annotations", str(ann / "person_keypoints_val2017.json"), "--log-every", "100",
+                "--eval-extra", json.dumps(extra), "--eval-dir", str(tmp_path / "eval"), "--eval-batch-size", "2"])
+    assert "roi_heads.keypoint_predictor.kps_score_lowres.weight" in weights(out)
+    eval_dir = tmp_path / "eval/iter_000002"
+
+    def cli(folder):
+        args = ["--coco", str(coco), "--model", json.dumps({**model, **extra}), "--checkpoint", str(out),
+                "--iteration", "2", "--init", "scratch", "--batch-size", "2",
+                "--val-annotations", str(ann / "person_keypoints_val2017.json"),
+                "--out-metrics", str(folder / "metrics.json"), "--out-bbox", str(folder / "bbox_results.json"),
+                "--out-segm", str(folder / "segm_results.json"), "--out-keypoints", str(folder / "keypoints_results.json")]
+        assert evaluation_job.main(args) in (0, None)
+        return {n: json.loads((folder / n).read_text()) for n in evaluation_job.KEYPOINT_FILES}
+
+    adopted = cli(eval_dir)
+    assert not (eval_dir / evaluation_job.FROM_TRAINING).exists()  # moved into place
+    fresh = cli(tmp_path / "fresh")
+    assert "checkpoint_identity" in adopted["metrics.json"] and "checkpoint_identity" not in fresh["metrics.json"]
+    assert fresh["keypoints_results.json"] == adopted["keypoints_results.json"]
+    assert fresh["metrics.json"]["keypoints"] == adopted["metrics.json"]["keypoints"]
+    assert len(adopted["metrics.json"]["keypoints"]) == 10
+    kp = adopted["keypoints_results.json"][0]
+    assert len(kp["keypoints"]) == 3 * len(names) and set(kp) == {"image_id", "category_id", "score", "keypoints"}
+    # a keypoint count the file does not have, or sigmas missing, is a clear error
+    with pytest.raises(SystemExit, match="names 5 keypoints, the model predicts 4"):
+        cli_model = {**model, "keypoints": {"num": 4, "head": model["keypoints"]["head"]}}
+        from rethink.evaluate import val_dataset
+        val_dataset(coco, cli_model, (), ann / "person_keypoints_val2017.json")
+    with pytest.raises(SystemExit, match="keypoints.sigmas: 0 OKS sigmas for 5 keypoints"):
+        from rethink.evaluate import val_dataset
+        val_dataset(coco, model, (), ann / "person_keypoints_val2017.json")

@@ -119,9 +119,10 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
     assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
-    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "plain"} and set(tidy["seed"]) == {0, 1}
-    # checkpoints (main: 4 per init, SyncBN, half, short and plain: 2) x inits x seeds x tasks x COCO numbers
-    assert len(tidy) == (4 + 2 + 2 + 2 + 2) * 2 * 2 * 2 * 12
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "plain", "kp"} and set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN, half, short, plain and kp: 2) x inits x seeds x tasks x COCO
+    # numbers, and kp's 10 keypoint numbers
+    assert len(tidy) == (4 + 2 + 2 + 2 + 2 + 2) * 2 * 2 * 2 * 12 + 2 * 2 * 2 * 10
     pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
@@ -153,6 +154,40 @@ def test_a_model_variants_checkpoints_are_of_its_own_model_for_both_inits(smoke)
     assert "By model (`study.models`)" in (results / "tables/claims.md").read_text()
 
 
+def test_a_keypoint_variant_trains_and_scores_keypoints_for_both_inits(smoke, tmp_path):
+    """The smoke study's `kp` task variant: main's model plus a keypoint head, trained on the
+    synthetic world's person_keypoints files and scored with COCOeval's keypoint AP."""
+    import torch
+    from rethink.data import load_coco
+    from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, coco_metrics
+    results = smoke / "results"
+    layout = json.loads((results / "checks/keypoints_layout.json").read_text())["keypoints"]
+    assert layout["keypoint_names"] == ["top", "right", "bottom", "left", "centre"]
+    for init in ("scratch", "pretrained"):
+        kp = torch.load(results / f"detection/kp/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        main = torch.load(results / f"detection/main/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        head = {k for k in kp if k.startswith("roi_heads.keypoint_")}
+        assert head and set(kp) - head == set(main)  # main's model plus the head
+    gt, _ = load_coco(results / "data/coco", "val", results / "data/keypoints/person_keypoints_val2017.json")
+    final = results / "eval/kp/seed1/pretrained/1x/iter_000006"
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert list(metrics["keypoints"]) == KEYPOINT_SUMMARY_KEYS
+    sigmas = metrics["evaluation"]["model"]["oks_sigmas"]
+    rescored = coco_metrics(gt, json.loads((final / "keypoints_results.json").read_text()), "keypoints",
+                            backend="pycocotools", oks_sigmas=sigmas)["summary"]
+    assert rescored == pytest.approx(metrics["keypoints"], abs=1e-9)
+    study = json.loads((results / "detection/study.json").read_text())["variants"]["kp"]
+    assert study["kind"] == "task" and study["task"] == "keypoints"
+    claims = pd.read_csv(results / "tables/claims.csv")
+    assert list(claims[claims["variant"] == "kp"]["claim"]) == [6]
+    assert "By task (`study.tasks`)" in (results / "tables/claims.md").read_text()
+    # the OKS sigmas only score: editing them re-scores the keypoint checkpoints, trains nothing
+    override = tmp_path / "sigmas.yaml"
+    override.write_text("keypoints: {sigmas: [0.05, 0.05, 0.05, 0.05, 0.05]}\n")
+    jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
+    assert "train" not in jobs and jobs["evaluate_task"] == 8 and "evaluate" not in jobs
+
+
 def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
     from rethink.data import load_coco
     from rethink.evaluate import SUMMARY_KEYS, coco_metrics
@@ -181,7 +216,7 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
                          "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "fig_models",
-                         "all"}
+                         "fig_keypoints", "all"}
     override.write_text("claims: {margin: 0.5}\n")
     assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 
@@ -193,8 +228,9 @@ def test_evaluation_only_key_plans_no_training_job(smoke, tmp_path, override):
     path.write_text(override + "\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(path), cwd=smoke)
     assert "train" not in jobs and "pretrain" not in jobs
-    # every checkpoint, re-scored: 40, and 4 of the pretraining variant's (its scratch is main's)
-    assert jobs["evaluate"] == 44 and "collect_metrics" in jobs
+    # every checkpoint, re-scored: 40, and 4 of the pretraining variant's (its scratch is main's);
+    # the keypoint variant's 8 by its own rule
+    assert jobs["evaluate"] == 44 and jobs["evaluate_task"] == 8 and "collect_metrics" in jobs
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

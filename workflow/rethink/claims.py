@@ -1,4 +1,4 @@
-"""Test the paper's five claims on this run's metrics and write a verdict table.
+"""Test the paper's claims on this run's metrics and write a verdict table.
 
 He, Girshick and Dollar (ICCV 2019) claim that ImageNet pre-training speeds up
 convergence but, given a long enough schedule, does not raise the final accuracy,
@@ -34,7 +34,15 @@ Each pretraining variant (study.pretrainings) gets claims 1, 2, 3 and 5 again, w
 main's place (its scratch cells are main's), under "By pre-training"; so does each model
 variant (study.models: another backbone, both inits trained, the pretrained one
 from its own pre-training), under "By model": its claim 2 is the paper's "a deeper model
-also catches up" (its Fig. 3, R101). With ``--tolerance T``
+also catches up" (its Fig. 3, R101). Each keypoint task variant (study.tasks) gets claim 6
+under "By task":
+
+6. Scratch catches up on keypoints quickly (the paper's Fig. 6): at the variant's shortest
+   schedule, pretrained - scratch in final keypoint AP has its interval's upper end below M
+   (non-inferiority); "inconclusive" while both inits score below M (equal at the floor
+   says nothing).
+
+With ``--tolerance T``
 (config ``claims.tolerance``, set in the COCO preset) a "reproduced" column compares each
 number a claim rests on (an init's mean final AP at a schedule, or a regime's best) with the
 paper's at the same cell, and reads "matched" when every one lies within T AP points of it.
@@ -62,19 +70,25 @@ from rethink.stats import detectable_difference, mean_ci
 LEVEL = 0.95
 TASK, METRIC = "bbox", "AP"
 COLUMN = f"{TASK}_{METRIC}"
+KEYPOINT_COLUMN = "keypoints_AP"  # claim 6's (task variants with keypoints)
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 INCONCLUSIVE = "inconclusive: schedules too short"
+NOTHING_LEARNT = "inconclusive: neither init has learnt the task yet"
 COLUMNS = ["claim", "statement", "paper", "this_run", "verdict", "method", "detectable", "reproduced",
            "variant", "kind"]
 # the claims about one pair of branches, repeated for each variant of these kinds, and the
 # heading of their part of the table
-PER_VARIANT = {"pretraining": (1, 2, 3, 5), "model": (1, 2, 3, 5)}
+PER_VARIANT = {"pretraining": (1, 2, 3, 5), "model": (1, 2, 3, 5), "task": (6,)}
+MAIN_CLAIMS = (1, 2, 3, 4, 5)
 PER_VARIANT_HEADINGS = {
     "pretraining": ("Pre-training", "By pre-training (`study.pretrainings`): the same tests on each other "
                     "pre-training's runs, against the same scratch runs."),
     "model": ("Model", "By model (`study.models`): the same tests on each other backbone, "
               "both inits trained with it, the pretrained one from its own pre-training (main's recipe "
               "and the variant's pretrain keys, if any)."),
+    "task": ("Task", "By task (`study.tasks`): main's model plus the task's head, both inits trained on the "
+             "task's annotations, the pretrained one from main's pre-training; tested on the task's own AP "
+             "(keypoints: COCOeval's OKS AP)."),
 }
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 POWER = 0.8  # for the detectable difference reported beside each test
@@ -99,7 +113,10 @@ STATEMENTS = {
     3: "Pre-training's advantage in final AP shrinks as the schedule grows",
     4: "With little data (the smallest regime), training from scratch falls clearly behind",
     5: "Longer schedules help the pretrained model little (less than half of scratch's gain)",
+    6: "On keypoints, training from scratch catches up quickly: within the shortest schedule",
 }
+# the paper's Fig. 6 (Mask R-CNN keypoints, R50-FPN GN, keypoint AP on COCO val)
+KEYPOINT_EVIDENCE = "keypoint AP at 2x: random 65.6 vs pre-trained 65.5 (R50-FPN GN, Fig. 6)"
 
 
 class NotTested(Exception):
@@ -166,8 +183,9 @@ def _need_inits(plan: Mapping, name: str) -> None:
         raise NotTested(f"variant {name!r} has no {'/'.join(miss)} runs (inits {plan['inits']})")
 
 
-def finals(df: pd.DataFrame, study: Mapping, name: str) -> pd.DataFrame:
-    """Final bbox AP of every seed, init and schedule of a variant (NotTested if absent)."""
+def finals(df: pd.DataFrame, study: Mapping, name: str, column: str = COLUMN) -> pd.DataFrame:
+    """Final bbox AP (or `column`) of every seed, init and schedule of a variant (NotTested if
+    absent); the tested metric is the frame's COLUMN, whichever it is."""
     _need_inits(study["variants"][name], name)
     if not (df["variant"] == name).any():
         raise NotTested(f"no metrics for variant {name!r}")
@@ -175,7 +193,9 @@ def finals(df: pd.DataFrame, study: Mapping, name: str) -> pd.DataFrame:
         fin = variant_finals(df, study, name)
     except MetricsError as e:
         raise NotTested(str(e)) from None
-    return fin[["seed", "init", "schedule", COLUMN]]
+    if column not in fin.columns:
+        raise NotTested(f"variant {name!r} has no {column} (its model has no such head)")
+    return fin[["seed", "init", "schedule", column]].rename(columns={column: COLUMN})
 
 
 def summary(fin: pd.DataFrame, init: str, schedule: str) -> dict:
@@ -367,7 +387,29 @@ def _diff_of_diffs(fin, terms) -> dict:
     return mean_ci(total.dropna().round(ROUND), LEVEL)
 
 
-CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}
+def claim6(df, study, margin, ref):
+    """The paper's Fig. 6: on keypoints scratch is within noise of pretrained already at 2x,
+    where boxes still needed longer; here, at the task variant's shortest schedule."""
+    name = study["main"]
+    fin = finals(df, study, name, KEYPOINT_COLUMN)
+    shortest = ordered_schedules(study["variants"][name])[0]["name"]
+    pre, scr = summary(fin, "pretrained", shortest), summary(fin, "scratch", shortest)
+    diff = paired(fin, ("pretrained", shortest), ("scratch", shortest))
+    text = (f"{shortest}: keypoint AP pretrained {fmt_ci(pre)} vs scratch {fmt_ci(scr)}, "
+            f"pretrained - scratch {fmt_ci(diff)}")
+    if max(pre["mean"], scr["mean"]) < margin:  # equal at the floor says nothing about catching up
+        verdict = f"{NOTHING_LEARNT}: both below the margin"
+    else:
+        verdict = HOLDS if bound_test(diff, "below", margin, margin) else FAILS
+    method = describe(f"scratch is non-inferior to pretrained on keypoint AP at the shortest "
+                      f"schedule ({shortest}) of variant {name!r}",
+                      f"final {KEYPOINT_COLUMN}, pretrained - scratch",
+                      "the interval's upper end lies below the margin; inconclusive while both "
+                      "inits score below the margin", margin, diff)
+    return text, verdict, method, diff, [(name, i, shortest) for i in ("pretrained", "scratch")]
+
+
+CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5, 6: claim6}
 
 
 def paper_evidence(ref: Mapping) -> dict[int, str]:
@@ -377,6 +419,7 @@ def paper_evidence(ref: Mapping) -> dict[int, str]:
     scr, pre = sch.get("scratch") or {}, sch.get("pretrained") or {}
     common = [s for s in scr if s in pre]
     out = dict.fromkeys(CLAIMS, "")
+    out[6] = KEYPOINT_EVIDENCE
     if common:
         span = f"{common[0]}-{common[-1]}" if len(common) > 1 else common[0]
         lead = f"R50-FPN GN {metric}, random vs pre-trained at {span}: " \
@@ -419,7 +462,8 @@ def reproduction(df: pd.DataFrame, study: Mapping, ref: Mapping, cells, toleranc
         want = paper_value(ref, study, variant, init, schedule)
         if want is None:
             continue
-        ours = summary(finals(df, study, variant), init, schedule)
+        column = (ref.get("variant_metrics") or {}).get(variant, ref.get("metric", COLUMN))
+        ours = summary(finals(df, study, variant, column), init, schedule)
         if ours["n"] == 0:
             continue
         delta = 100 * ours["mean"] - want
@@ -443,7 +487,7 @@ def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0,
     m = margin / 100.0
     rows = []
     others = [(n, v["kind"]) for n, v in study["variants"].items() if v.get("kind") in PER_VARIANT]
-    runs = [(k, study["main"]) for k in CLAIMS] + [(k, n) for n, kind in others for k in PER_VARIANT[kind]]
+    runs = [(k, study["main"]) for k in MAIN_CLAIMS] + [(k, n) for n, kind in others for k in PER_VARIANT[kind]]
     for k, variant in runs:
         fn = CLAIMS[k]
         row = {"claim": k, "statement": STATEMENTS[k], "paper": evidence[k], "reproduced": "",
@@ -563,7 +607,7 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
         part = [r for r in rows if r["variant"] != main and r["kind"] == kind]
         if not part:
             continue
-        head = [label, "#", "This run (bbox AP %, 95% interval)", "Verdict"]
+        head = [label, "#", f"This run ({'task' if kind == 'task' else 'bbox'} AP %, 95% interval)", "Verdict"]
         head += ["Reproduced"] if tolerance is not None else []
         lines += ["", heading, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in part:

@@ -25,6 +25,9 @@ MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
 # the depths each model.arch builds (rethink.models.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
+# tasks a task variant may train besides main's boxes and masks (its annotation files are
+# rethink.data.TASK_ANNOTATIONS'); its model adds the task's head, all else is main's
+TASKS = ("keypoints",)
 
 
 class ConfigError(ValueError):
@@ -34,15 +37,16 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Variant:
     """One experiment of the study: a normalisation, a train-set fraction, a pre-training
-    strength, or another backbone."""
+    strength, another backbone, or another task."""
     name: str
-    kind: str          # main | norm | regime | pretraining | model
+    kind: str          # main | norm | regime | pretraining | model | task
     norm: str
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
     pretrain: dict | None = None  # pretraining variants (and model variants that need one): pretrain.* overrides
     model: dict | None = None     # model variants: their model.* overrides (arch, depth, width, norm)
+    task: str | None = None       # task variants: the task their model adds (keypoints)
 
     @property
     def own_pretraining(self) -> bool:
@@ -115,8 +119,8 @@ def detection_plan(config: dict) -> Plan:
 
 
 def variants(config: dict) -> dict[str, Variant]:
-    """The study's variants in display order: main, then norms, regimes by size, pretrainings
-    and models."""
+    """The study's variants in display order: main, then norms, regimes by size, pretrainings,
+    models and tasks."""
     det, study = config["detection"], config["study"]
     main_norm = config["model"]["norm"]
     out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"))}
@@ -125,6 +129,7 @@ def variants(config: dict) -> dict[str, Variant]:
     entries += [("regime", dict(r), r["name"]) for r in regimes]
     entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
     entries += [("model", dict(m), m["name"]) for m in models_run(config)]
+    entries += [("task", dict(t), t["name"]) for t in config["study"].get("tasks") or []]
     for kind, overrides, name in entries:
         overrides.pop("name", None)
         if kind == "norm":
@@ -139,6 +144,9 @@ def variants(config: dict) -> dict[str, Variant]:
             out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
             continue
         model, norm, pretrain = None, name if kind == "norm" else main_norm, None
+        task = overrides.pop("task", None) if kind == "task" else None
+        if kind == "task" and task not in TASKS:
+            raise ConfigError(f"{where}.task: must be one of {list(TASKS)}, got {task!r}")
         if kind == "model":
             pretrain = overrides.pop("pretrain", None)
             bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
@@ -151,13 +159,14 @@ def variants(config: dict) -> dict[str, Variant]:
                                   f"than model.*'s, so it would repeat the main variant")
             norm = model.get("norm", main_norm)
         allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind == "model" else [])
+        allowed += ["task"] if kind == "task" else []
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
         merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
         fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
         out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
-                            pretrain=dict(pretrain) if pretrain else None, model=model)
+                            pretrain=dict(pretrain) if pretrain else None, model=model, task=task)
     return out
 
 
@@ -255,6 +264,10 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
     model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
     if variant is not None:
         model.update({"norm": variant.norm, **(variant.model or {})})
+        if variant.task == "keypoints":  # the keypoint head; its OKS sigmas only score it
+            model["keypoints"] = {"num": len(config["keypoints"]["sigmas"]), "head": dict(config["keypoints"]["head"])}
+            if for_eval:
+                model["oks_sigmas"] = list(config["keypoints"]["sigmas"])
     if norm is not None:
         model["norm"] = norm
     if model.get("arch") == "resnet":  # the default: left out, so the jobs' settings (their rerun
@@ -264,8 +277,12 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
 
 def eval_only_model_settings(config: dict) -> dict:
     """The inference-only model keys: what a training job adds to its model config to
-    evaluate the checkpoints it writes as the evaluate rule would."""
-    return {k: config["model"][k] for k in EVAL_ONLY_MODEL_KEYS}
+    evaluate the checkpoints it writes as the evaluate rule would (a keypoint model also
+    its OKS sigmas, which rethink.train drops for the others)."""
+    extra = {k: config["model"][k] for k in EVAL_ONLY_MODEL_KEYS}
+    if any(v.task == "keypoints" for v in variants(config).values()):
+        extra["oks_sigmas"] = list(config["keypoints"]["sigmas"])
+    return extra
 
 
 def pretrain_norm(norm: str) -> str:

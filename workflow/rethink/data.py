@@ -21,6 +21,9 @@ from .layout import index_images, resolve_image, skipped_image_ids  # noqa: F401
 
 SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
+# the annotation file of each task per split (COCO 2017's names); images are shared
+TASK_ANNOTATIONS = {"instances": "instances_{split}2017.json",
+                    "keypoints": "person_keypoints_{split}2017.json"}
 
 
 def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[COCO, Path]:
@@ -37,8 +40,45 @@ def mix_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
-def train_transforms(flip_prob: float) -> v2.Compose:
-    return v2.Compose([v2.RandomHorizontalFlip(flip_prob), v2.ToDtype(torch.float32, scale=True)])
+def keypoint_flip_index(names) -> list[int]:
+    """Where each keypoint goes under a horizontal flip: a "left..." one becomes its
+    "right..." twin and back (COCO's left_eye/right_eye; the synthetic world's left/right
+    extreme points); the others stay."""
+    names = list(names)
+    swap = {"left": "right", "right": "left"}
+    out = []
+    for name in names:
+        twin = next((name.replace(a, b, 1) for a, b in swap.items() if a in name), name)
+        out.append(names.index(twin) if twin in names else names.index(name))
+    return out
+
+
+class FlipWithKeypoints(v2.RandomHorizontalFlip):
+    """RandomHorizontalFlip (the same random draw) that also flips the target's keypoints
+    (N x K x 3, x y v) as boxes flip, x -> width - x, and swaps left and right ones."""
+
+    def __init__(self, p: float, flip_index: list[int]):
+        super().__init__(p)
+        self.flip_index = list(flip_index)
+
+    def forward(self, *inputs):
+        self._flipped = False
+        img, target = super().forward(*inputs)
+        if self._flipped and "keypoints" in target:
+            kp = target["keypoints"][:, self.flip_index].clone()
+            kp[..., 0] = torch.where(kp[..., 2] > 0, img.shape[-1] - kp[..., 0], kp[..., 0])
+            target = {**target, "keypoints": kp}
+        return img, target
+
+    def transform(self, inpt, params):
+        self._flipped = True
+        return super().transform(inpt, params)
+
+
+def train_transforms(flip_prob: float, flip_index: list[int] | None = None) -> v2.Compose:
+    """Flips (keypoints too, given their flip_index) and float conversion."""
+    flip = v2.RandomHorizontalFlip(flip_prob) if flip_index is None else FlipWithKeypoints(flip_prob, flip_index)
+    return v2.Compose([flip, v2.ToDtype(torch.float32, scale=True)])
 
 
 def eval_transforms() -> v2.Compose:
@@ -54,10 +94,12 @@ class CocoInstances(torch.utils.data.Dataset):
     Images whose ids are in `skip_ids` (see `skipped_image_ids`) are left out. A
     record's file_name may carry a subfolder or name another extension than the file
     on disk (found as the layout check finds it, `rethink.layout.resolve_image`).
+    With `keypoints` (a person_keypoints file) targets also hold `keypoints` (N x K x 3:
+    x, y, visibility), and `keypoint_names` lists the K names of its categories.
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
-                 image_ids: list[int] | None = None, skip_ids=(), ann_file=None):
+                 image_ids: list[int] | None = None, skip_ids=(), ann_file=None, keypoints=False):
         self.coco, self.img_dir = load_coco(coco_root, split, ann_file)
         self.root = Path(coco_root)
         ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
@@ -68,6 +110,12 @@ class CocoInstances(torch.utils.data.Dataset):
         self.cat_ids = sorted(self.coco.getCatIds())
         self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
         self.transforms = transforms
+        self.keypoint_names = None
+        if keypoints:
+            names = {tuple(c.get("keypoints") or ()) for c in self.coco.loadCats(self.cat_ids)}
+            if len(names) != 1 or not next(iter(names)):
+                raise ValueError(f"{ann_file}: every category needs the same non-empty `keypoints` list")
+            self.keypoint_names = list(names.pop())
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,7 +146,7 @@ class CocoInstances(torch.utils.data.Dataset):
 
     def target(self, image_id: int, height: int, width: int) -> dict:
         anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
-        boxes, labels, masks = [], [], []
+        boxes, labels, masks, keypoints = [], [], [], []
         for a in anns:
             x, y, w, h = a["bbox"]
             if w < 1 or h < 1:
@@ -106,15 +154,21 @@ class CocoInstances(torch.utils.data.Dataset):
             boxes.append([x, y, x + w, y + h])
             labels.append(self.label_of[a["category_id"]])
             masks.append(self.coco.annToMask(a))
+            if self.keypoint_names is not None:
+                keypoints.append(a.get("keypoints") or [0] * (3 * len(self.keypoint_names)))
         box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
         mask_t = (torch.from_numpy(np.stack(masks)) if masks
                   else torch.zeros((0, height, width), dtype=torch.uint8))
-        return {
+        target = {
             "boxes": tv_tensors.BoundingBoxes(box_t, format="XYXY", canvas_size=(height, width)),
             "labels": torch.tensor(labels, dtype=torch.int64),
             "masks": tv_tensors.Mask(mask_t),
             "image_id": image_id,
         }
+        if self.keypoint_names is not None:
+            target["keypoints"] = torch.tensor(keypoints, dtype=torch.float32).reshape(
+                -1, len(self.keypoint_names), 3)
+        return target
 
     def __getitem__(self, item):
         index, aug_seed = item if isinstance(item, tuple) else (item, 0)

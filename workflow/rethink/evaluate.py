@@ -1,10 +1,15 @@
-"""COCO evaluation (COCOeval, bbox and segm) of a detection checkpoint.
+"""COCO evaluation (COCOeval, bbox and segm; and keypoints for a keypoint model) of a
+detection checkpoint.
 
 Writes the detections as COCO results files (bbox and segm, re-scorable by anyone) and a
-metrics JSON with all 12 summary numbers per task and per-category AP.
+metrics JSON with all 12 summary numbers per task and per-category AP. A model with a
+keypoint head (model config `keypoints`, OKS sigmas in `oks_sigmas`) is scored on a
+person_keypoints file (--val-annotations) and also writes its keypoint results and the 10
+keypoint summary numbers.
 
     python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
         --out-metrics m.json --out-bbox bbox.json --out-segm segm.json \
+        [--out-keypoints kp.json --val-annotations person_keypoints_val2017.json] \
         [--layout-stats checks/coco_layout.json] [--backend faster|pycocotools]
 
 --backend faster (the default) scores with faster-coco-eval's COCOeval (C++ matching and
@@ -41,6 +46,8 @@ from .runtime import Progress, json_arg, setup
 
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                 "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+# COCOeval's keypoint summary: no small objects (too small to hold keypoints), 20 detections
+KEYPOINT_SUMMARY_KEYS = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 BACKENDS = evaluation_job.BACKENDS
 
 
@@ -53,30 +60,37 @@ def encode_masks(masks) -> list[dict]:
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all: the same kernels, the same numbers
-def predict(model, dataset, device, batch_size=4, log_every=50):
-    """Run the model on every image; return (bbox results, segm results) in COCO format."""
+def predict(model, dataset, device, batch_size=4, log_every=50) -> dict:
+    """Run the model on every image; return its results in COCO format per task:
+    {"bbox": [...], "segm": [...]}, and "keypoints" for a model with a keypoint head (each
+    detection's keypoints, scored with its box score as torchvision's references do)."""
     model.eval()
     cat_of = {label: cat for cat, label in dataset.label_of.items()}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    bbox_res, segm_res = [], []
+    results = {"bbox": [], "segm": []}
+    if getattr(model.roi_heads, "keypoint_predictor", None) is not None:
+        results["keypoints"] = []
     progress = Progress(len(dataset), log_every, "img")
     for images, targets in loader:
         outputs = model([im.to(device) for im in images])
         for target, out in zip(targets, outputs):
             boxes = out["boxes"].cpu().numpy()
             rles = encode_masks((out["masks"][:, 0] > 0.5).cpu().numpy())
-            for box, score, label, rle in zip(boxes, out["scores"].tolist(),
-                                              out["labels"].tolist(), rles):
+            points = out["keypoints"].cpu().numpy() if "keypoints" in results else [None] * len(boxes)
+            for box, score, label, rle, kp in zip(boxes, out["scores"].tolist(),
+                                                  out["labels"].tolist(), rles, points):
                 x0, y0, x1, y1 = (float(v) for v in box)
                 common = {"image_id": target["image_id"], "category_id": cat_of[label],
                           "score": round(score, 5)}
-                bbox_res.append({**common, "bbox": [round(x0, 2), round(y0, 2),
-                                                    round(x1 - x0, 2), round(y1 - y0, 2)]})
-                segm_res.append({**common, "segmentation": rle})
+                results["bbox"].append({**common, "bbox": [round(x0, 2), round(y0, 2),
+                                                           round(x1 - x0, 2), round(y1 - y0, 2)]})
+                results["segm"].append({**common, "segmentation": rle})
+                if kp is not None:
+                    results["keypoints"].append({**common, "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
         line = progress.step(len(images))
         if line:
             print(f"eval {line}", flush=True)
-    return bbox_res, segm_res
+    return results
 
 
 def load_results(gt: COCO, results: list) -> COCO:
@@ -110,31 +124,38 @@ def faster_gt(gt):
     return fce.COCO(dataset)
 
 
-def _faster_eval(gt, results: list, iou_type: str):
+def _faster_eval(gt, results: list, iou_type: str, oks_sigmas=None):
     fce = _faster()
     gt = faster_gt(gt)
     lines = []
     dt = gt.loadRes([dict(r) for r in results])  # loadRes adds keys: give it copies
     ev = fce.COCOeval_faster(gt, dt, iou_type, print_function=lines.append,
-                             rle_iou_max_workers=max(1, torch.get_num_threads()))
+                             rle_iou_max_workers=max(1, torch.get_num_threads()),
+                             kpt_oks_sigmas=list(oks_sigmas) if oks_sigmas is not None else None)
     return ev, lambda: "\n".join(lines)
 
 
 def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None,
-                 backend: str = BACKENDS[0]) -> dict:
-    """The 12 COCOeval summary numbers and per-category AP (IoU .50:.95, all areas).
+                 backend: str = BACKENDS[0], oks_sigmas=None) -> dict:
+    """The COCOeval summary numbers (12 for bbox and segm, 10 for keypoints) and
+    per-category AP (IoU or OKS .50:.95, all areas).
 
     `image_ids`: evaluate on these images only (default: every image of `gt`);
     ground truth and detections on other images do not count. `backend`: "faster"
     (faster-coco-eval) or "pycocotools"; `gt` may be either library's COCO object.
+    `oks_sigmas`: the per-keypoint OKS sigmas (iou_type "keypoints"; one per keypoint).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if iou_type == "keypoints" and oks_sigmas is None:
+        raise ValueError("keypoint evaluation needs oks_sigmas (config: keypoints.sigmas)")
     text = io.StringIO()
     if backend == "faster":
-        ev, log = _faster_eval(gt, results, iou_type)
+        ev, log = _faster_eval(gt, results, iou_type, oks_sigmas)
     else:
         ev, log = COCOeval(gt, load_results(gt, results), iou_type), text.getvalue
+        if oks_sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(oks_sigmas, dtype=np.float64)
     if image_ids is not None:
         ids = sorted({int(i) for i in image_ids})
         unknown = [i for i in ids if i not in gt.imgs]
@@ -145,8 +166,9 @@ def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None,
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    summary = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats[:len(SUMMARY_KEYS)])}
-    precision = ev.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, maxDets 100
+    keys = KEYPOINT_SUMMARY_KEYS if iou_type == "keypoints" else SUMMARY_KEYS
+    summary = {k: float(v) for k, v in zip(keys, ev.stats[:len(keys)])}
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, last (largest) maxDets
     per_cat = {}
     for k, cat_id in enumerate(ev.params.catIds):
         p = precision[:, :, k]
@@ -156,13 +178,18 @@ def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None,
 
 
 def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
-                     backend: str = BACKENDS[0]) -> dict:
-    """bbox and segm metrics; `image_ids` restricts both to those images (see coco_metrics)."""
+                     backend: str = BACKENDS[0], keypoint_res: list | None = None,
+                     oks_sigmas=None) -> dict:
+    """bbox and segm metrics, and keypoint ones given `keypoint_res`; `image_ids`
+    restricts all to those images (see coco_metrics)."""
     if backend == "faster":
-        gt = faster_gt(gt)  # converted once for both tasks
+        gt = faster_gt(gt)  # converted once for every task
     out = {"bbox": {}, "segm": {}, "per_category": {}}
-    for task, res in (("bbox", bbox_res), ("segm", segm_res)):
-        m = coco_metrics(gt, res, task, image_ids, backend=backend)
+    tasks = [("bbox", bbox_res), ("segm", segm_res)]
+    tasks += [("keypoints", keypoint_res)] if keypoint_res is not None else []
+    for task, res in tasks:
+        m = coco_metrics(gt, res, task, image_ids, backend=backend,
+                         oks_sigmas=oks_sigmas if task == "keypoints" else None)
         out[task] = m["summary"]
         out["per_category"][task] = m["per_category"]
         print(f"{task}:\n{m['text']}", flush=True)
@@ -170,23 +197,27 @@ def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
 
 
 def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip, record: dict,
-                     settings: dict, log_every: int = 50) -> tuple[dict, list, list]:
-    """(metrics, bbox results, segm results) of `model` on `dataset`; `record` (variant,
-    seed, init, branch, iteration, checkpoint) and `settings` are written into the metrics."""
-    bbox_res, segm_res = predict(model, dataset, device, batch_size, log_every)
+                     settings: dict, log_every: int = 50) -> tuple[dict, dict]:
+    """(metrics, results per task) of `model` on `dataset`; `record` (variant, seed, init,
+    branch, iteration, checkpoint) and `settings` are written into the metrics. A keypoint
+    model's OKS sigmas are settings["model"]["oks_sigmas"]."""
+    results = predict(model, dataset, device, batch_size, log_every)
     metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")},
-               **evaluate_results(dataset.coco, bbox_res, segm_res,
-                                  image_ids=dataset.ids if skip else None, backend=backend),
+               **evaluate_results(dataset.coco, results["bbox"], results["segm"],
+                                  image_ids=dataset.ids if skip else None, backend=backend,
+                                  keypoint_res=results.get("keypoints"),
+                                  oks_sigmas=settings["model"].get("oks_sigmas")),
                "num_images": len(dataset), "num_skipped_images": dataset.skipped,
-               "num_detections": len(bbox_res),
+               "num_detections": len(results["bbox"]),
                "checkpoint": str(record["checkpoint"]), "evaluation": settings}
-    return metrics, bbox_res, segm_res
+    return metrics, results
 
 
-def write_outputs(paths: dict, metrics: dict, bbox_res: list, segm_res: list) -> None:
-    """The three result files ({file name: path}); metrics last: its presence means all is written."""
-    write_json(paths["bbox_results.json"], bbox_res)
-    write_json(paths["segm_results.json"], segm_res)
+def write_outputs(paths: dict, metrics: dict, results: dict) -> None:
+    """The result files ({file name: path}: TASK_results.json per task, metrics.json);
+    metrics last: its presence means all is written."""
+    for task, res in results.items():
+        write_json(paths[f"{task}_results.json"], res)
     write_json(paths["metrics.json"], metrics)
 
 
@@ -196,6 +227,7 @@ class DecodedDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset):
         self.coco, self.ids, self.skipped = dataset.coco, dataset.ids, dataset.skipped
+        self.keypoint_names = dataset.keypoint_names
         self.label_of, self.num_classes = dataset.label_of, dataset.num_classes
         self.items = [dataset[i] for i in range(len(dataset))]
 
@@ -219,9 +251,9 @@ class CheckpointEvaluator:
     """
 
     def __init__(self, coco_root, model_cfg: dict, batch_size: int, backend: str, device_arg: str,
-                 device, layout_stats=None):
+                 device, layout_stats=None, val_annotations=None):
         skip = skipped_image_ids(layout_stats, "val")
-        dataset = CocoInstances(coco_root, "val", eval_transforms(), skip_ids=skip)
+        dataset = val_dataset(coco_root, model_cfg, skip, val_annotations)
         pixels = sum(im["height"] * im["width"] for im in dataset.coco.loadImgs(dataset.ids))
         self.dataset = DecodedDataset(dataset) if pixels <= CACHE_MAX_PIXELS else dataset
         self.model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
@@ -233,15 +265,32 @@ class CheckpointEvaluator:
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(False)  # as the CLI runs: same kernels, same numbers
         try:
-            metrics, bbox_res, segm_res = score_checkpoint(
+            metrics, results = score_checkpoint(
                 self.model, self.dataset, self.device, self.batch_size, self.backend, self.skip,
                 {**record, "checkpoint": str(ckpt_path)}, self.settings, log_every=10**9)
         finally:
             torch.use_deterministic_algorithms(deterministic)
         metrics = {**metrics, "checkpoint_identity": evaluation_job.checkpoint_identity(ckpt_path)}
         out = Path(eval_dir) / evaluation_job.FROM_TRAINING
-        write_outputs({name: out / name for name in evaluation_job.FILES}, metrics, bbox_res, segm_res)
+        write_outputs({name: out / name for name in evaluation_job.files(results)}, metrics, results)
         return metrics
+
+
+def val_dataset(coco_root, model_cfg: dict, skip, val_annotations=None) -> CocoInstances:
+    """The val set a model is scored on: instances_val2017.json, or for a keypoint model its
+    person_keypoints file (`val_annotations`), whose keypoint count must be the model's."""
+    keypoints = model_cfg.get("keypoints")
+    if keypoints and not val_annotations:
+        raise SystemExit("a keypoint model is scored on a person_keypoints file: give --val-annotations")
+    dataset = CocoInstances(coco_root, "val", eval_transforms(), skip_ids=skip,
+                            ann_file=val_annotations, keypoints=bool(keypoints))
+    if keypoints and len(dataset.keypoint_names) != keypoints["num"]:
+        raise SystemExit(f"{val_annotations} names {len(dataset.keypoint_names)} keypoints, "
+                         f"the model predicts {keypoints['num']}")
+    if keypoints and len(model_cfg.get("oks_sigmas") or []) != keypoints["num"]:
+        raise SystemExit(f"keypoints.sigmas: {len(model_cfg.get('oks_sigmas') or [])} OKS sigmas for "
+                         f"{keypoints['num']} keypoints")
+    return dataset
 
 
 def main(argv=None):
@@ -249,11 +298,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     device = setup(args.threads, args.device, deterministic=False)
     skip = skipped_image_ids(args.layout_stats, "val")
-    dataset = CocoInstances(args.coco, "val", eval_transforms(), skip_ids=skip)
+    model_cfg = json_arg(args.model, "model")
+    dataset = val_dataset(args.coco, model_cfg, skip, args.val_annotations)
     if skip:
         print(f"leaving out {len(skip)} val images the layout check skipped: {sorted(skip)}",
               flush=True)
-    model_cfg = json_arg(args.model, "model")
     model = build_mask_rcnn(model_cfg, dataset.num_classes)
     state = checkpoint.load(args.checkpoint, required=("model",))
     check_conventions(state.get("meta", {}), model_cfg, f"checkpoint {args.checkpoint}")
@@ -264,11 +313,13 @@ def main(argv=None):
     record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch,
               "iteration": args.iteration, "checkpoint": args.checkpoint}
     settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip)
-    metrics, bbox_res, segm_res = score_checkpoint(model, dataset, device, args.batch_size,
-                                                   args.backend, skip, record, settings)
-    write_outputs({"metrics.json": args.out_metrics, "bbox_results.json": args.out_bbox,
-                   "segm_results.json": args.out_segm}, metrics, bbox_res, segm_res)
-    print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}", flush=True)
+    metrics, results = score_checkpoint(model, dataset, device, args.batch_size,
+                                        args.backend, skip, record, settings)
+    if "keypoints" in results and not args.out_keypoints:
+        raise SystemExit("a keypoint model writes its keypoint results too: give --out-keypoints")
+    write_outputs(evaluation_job.output_paths(args), metrics, results)
+    print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}"
+          + (f"  keypoint AP {metrics['keypoints']['AP']:.4f}" if "keypoints" in metrics else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ from .layout import skipped_image_ids
 BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
 FROM_TRAINING = "from_training"  # sub-folder of an eval dir the training job writes to
 FILES = ("bbox_results.json", "segm_results.json", "metrics.json")  # metrics last: it marks completeness
+KEYPOINT_FILES = ("bbox_results.json", "segm_results.json", "keypoints_results.json", "metrics.json")
+
+
+def files(results) -> tuple[str, ...]:
+    """The files an evaluation with these results (tasks) writes: a keypoint model's add its
+    keypoint results."""
+    return KEYPOINT_FILES if "keypoints" in results else FILES
+
+
+def output_paths(args) -> dict:
+    """{file name: path} of the command line's outputs (metrics last)."""
+    paths = {"bbox_results.json": args.out_bbox, "segm_results.json": args.out_segm}
+    if args.out_keypoints:
+        paths["keypoints_results.json"] = args.out_keypoints
+    return {**paths, "metrics.json": args.out_metrics}
 
 
 def settings(model: dict, batch_size: int, backend: str, device: str, skip_ids) -> dict:
@@ -53,9 +68,9 @@ def adopt(from_dir: Path, outputs: dict, wanted: dict, ckpt: str | os.PathLike) 
         return "the training job evaluated with other settings"
     if made.get("checkpoint_identity") != checkpoint_identity(ckpt):
         return f"{ckpt} was rewritten after the training job evaluated it"
-    if not all((from_dir / name).is_file() for name in FILES):
+    if not all((from_dir / name).is_file() for name in outputs):
         return f"{from_dir} is incomplete"
-    for name in FILES:
+    for name in outputs:  # metrics last
         Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
         os.replace(from_dir / name, outputs[name])
     from_dir.rmdir()
@@ -71,6 +86,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-bbox", required=True)
     p.add_argument("--out-segm", required=True)
+    p.add_argument("--out-keypoints", help="keypoint results (a model with a keypoint head)")
+    p.add_argument("--val-annotations", help="score on this annotation file instead of the root's "
+                   "instances_val2017.json (a keypoint model: its person_keypoints file)")
     p.add_argument("--variant", default="main", help="recorded in the metrics file")
     p.add_argument("--seed", type=int, default=0, help="recorded in the metrics file")
     p.add_argument("--init", default="", help="recorded in the metrics file")
@@ -91,8 +109,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser(__doc__.split("\n\n")[0]).parse_args(argv)
-    outputs = {"metrics.json": args.out_metrics, "bbox_results.json": args.out_bbox,
-               "segm_results.json": args.out_segm}
+    outputs = output_paths(args)
     ckpt = args.checkpoint
     if os.path.exists(ckpt):
         from_dir = Path(args.out_metrics).parent / FROM_TRAINING

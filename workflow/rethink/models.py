@@ -5,7 +5,9 @@ config (torchvision's ResNet fixes it at 64), so the default study can run a nar
 on a CPU. Normalisation is GroupNorm by default, in backbone, FPN and heads, as in the
 paper's from-scratch models. `model.arch: vgg` is a plain VGG (conv stacks, ReLU, max
 pooling, no residuals), which with `model.norm: none` has no normalisation anywhere, in
-backbone, FPN or heads: the paper's VGG-16 experiment.
+backbone, FPN or heads: the paper's VGG-16 experiment. A model config with `keypoints`
+(the keypoint task) adds a keypoint head, normalised as the others, to the same Mask R-CNN:
+the multi-task "keypoint & mask" model of the Mask R-CNN paper (its Table 4).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -199,8 +202,30 @@ class ConventionTransform(GeneralizedRCNNTransform):
         return super().normalize(image)
 
 
+class KeypointHead(nn.Sequential):
+    """The keypoint head: 3x3 convs on the 14x14 RoI features, each with the model's
+    normalisation (torchvision's KeypointRCNNHeads has none; the paper's models are GN
+    throughout) and ReLU; MSRA init, as torchvision's."""
+
+    def __init__(self, in_channels: int, layers: list[int], norm_layer=None):
+        modules, channels = [], in_channels
+        for out in layers:
+            modules.append(nn.Conv2d(channels, out, 3, 1, 1, bias=norm_layer is None))
+            modules += [norm_layer(out)] if norm_layer is not None else []
+            modules.append(nn.ReLU(inplace=True))
+            channels = out
+        super().__init__(*modules)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+
 def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = True) -> MaskRCNN:
     """Mask R-CNN, FPN on the config's ResNet (or VGG); num_classes excludes background.
+    With `keypoints` ({"num": K, "head": {"convs", "channels"}}) it also predicts K keypoints
+    per detection (56x56 heatmaps from 14x14 RoI features, as Keypoint R-CNN).
 
     The box and mask heads pool with torchvision's MultiScaleRoIAlign settings (output 7 and
     14, sampling ratio 2). With `fast_roi_align` (the default) they use
@@ -245,6 +270,13 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
         mask_head=mask_head,
         mask_predictor=MaskRCNNPredictor(mask["channels"], mask["channels"], num_classes + 1),
     )
+    keypoints = model_cfg.get("keypoints")
+    if keypoints:  # the keypoint task: torchvision's RoIHeads trains and predicts it beside masks
+        head = keypoints["head"]
+        heads = detector.roi_heads
+        heads.keypoint_roi_pool = pool(["0", "1", "2", "3"], output_size=14, sampling_ratio=2)
+        heads.keypoint_head = KeypointHead(fpn_ch, [head["channels"]] * head["convs"], norm_layer)
+        heads.keypoint_predictor = KeypointRCNNPredictor(head["channels"], keypoints["num"])
     # Input conventions of the backbone (the same for both inits); no weights, so checkpoints
     # do not depend on it. RGB in [0, 1] normalises exactly as torchvision's own transform.
     detector.transform = ConventionTransform(detector.transform.min_size, model_cfg["max_size"],

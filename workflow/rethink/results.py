@@ -41,18 +41,21 @@ import pandas as pd
 
 from rethink.atomic import write_text
 
-TASKS = ("bbox", "segm")
+TASKS = ("bbox", "segm")  # every checkpoint's
 METRICS = (
     "AP", "AP50", "AP75", "APs", "APm", "APl",
     "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
 )
+# a keypoint model's checkpoints add COCOeval's 10 keypoint numbers (study.tasks)
+KEYPOINT_METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+TASK_METRICS = {"bbox": METRICS, "segm": METRICS, "keypoints": KEYPOINT_METRICS}
 TRUNK = "trunk"
 INITS = ("scratch", "pretrained")
 TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metric", "value"]
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
 DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
 DEFAULT_SEED = 0
-VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model")
+VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model", "task")
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 
 
@@ -201,10 +204,7 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
     if not isinstance(ref, Mapping):
         raise MetricsError(f"{path}: reference must be a JSON object")
     metric = ref.get("metric", "bbox_AP")
-    task, _, m = str(metric).partition("_")
-    if task not in TASKS or m not in METRICS:
-        raise MetricsError(f"{path}: reference.metric {metric!r} is not <task>_<metric> "
-                           f"with task in {list(TASKS)}, e.g. 'bbox_AP'")
+    task, m = _split_metric(metric, path, "reference.metric")
     out = {"metric": metric, "task": task, "schedules": {}, "regimes": {}, "variants": {}}
     for key in ("schedules", "regimes"):
         block = ref.get(key, {})
@@ -224,6 +224,10 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
     if not isinstance(variants, Mapping):
         raise MetricsError(f"{path}: reference.variants must be an object")
     for name, inits in variants.items():
+        if isinstance(inits, Mapping) and "metric" in inits:  # a variant's own metric (keypoints_AP)
+            inits = dict(inits)
+            _split_metric(inits["metric"], path, f"reference.variants[{name!r}].metric")
+            out.setdefault("variant_metrics", {})[str(name)] = inits.pop("metric")
         for init, scheds in (inits.items() if isinstance(inits, Mapping) else [(None, None)]):
             if init not in INITS or not isinstance(scheds, Mapping):
                 raise MetricsError(f"{path}: reference.variants[{name!r}] must map each of "
@@ -234,6 +238,14 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
                                        f"must be an AP in percent (0-100), got {v!r}")
             out["variants"].setdefault(str(name), {})[init] = {str(k): float(v) for k, v in scheds.items()}
     return out
+
+
+def _split_metric(metric, path, key) -> tuple[str, str]:
+    task, _, m = str(metric).partition("_")
+    if task not in TASK_METRICS or m not in TASK_METRICS[task]:
+        raise MetricsError(f"{path}: {key} {metric!r} is not <task>_<metric> "
+                           f"with task in {list(TASK_METRICS)}, e.g. 'bbox_AP'")
+    return task, m
 
 
 def ordered_schedules(plan: Mapping) -> list[dict]:
@@ -300,14 +312,15 @@ def _parse_one(path: Path) -> list[dict]:
     seed = int(seed)
 
     rows = []
-    for task in TASKS:
+    for task in [*TASKS, *(["keypoints"] if "keypoints" in data else [])]:
         block = data[task]
         if not isinstance(block, Mapping):
             raise MetricsError(f"{path}: '{task}' must be an object of metrics")
-        miss = [m for m in METRICS if m not in block]
+        metrics = TASK_METRICS[task]
+        miss = [m for m in metrics if m not in block]
         if miss:
             raise MetricsError(f"{path}: '{task}' is missing metric(s) {', '.join(miss)}")
-        for m in METRICS:
+        for m in metrics:
             v = block[m]
             if not _is_number(v) or math.isnan(v):
                 raise MetricsError(f"{path}: {task}.{m} must be a number, got {v!r}")
@@ -513,8 +526,9 @@ def final_metrics(df: pd.DataFrame, plan: Mapping) -> pd.DataFrame:
             rows.append(row)
     if missing:
         raise MetricsError("missing final checkpoint metrics for: " + "; ".join(missing))
+    tasks = [*TASKS, *(["keypoints"] if (df["task"] == "keypoints").any() else [])]
     cols = ["init", "schedule", "multiple", "iteration"] + [
-        f"{t}_{m}" for t in TASKS for m in METRICS]
+        f"{t}_{m}" for t in tasks for m in TASK_METRICS[t]]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 

@@ -40,7 +40,8 @@ def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
                                   "min_size", "max_size", "train_scales")}
     entry["train_images"] = subset_size(n_train, spec["fraction"])
     entry["inits"] = list(inits)
-    for key in ("backbone", "scratch_from", "pretrain_overrides", "model_overrides"):  # shape; pretraining, model variants
+    for key in ("backbone", "scratch_from", "pretrain_overrides", "model_overrides",  # shape; pretraining, model
+                "task", "keypoint_head"):  # and task variants
         if key in spec:
             entry[key] = spec[key]
     entry.update(plan.to_dict())

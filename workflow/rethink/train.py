@@ -30,8 +30,8 @@ import torchvision
 from . import checkpoint, distributed, evaluation_job, faults, schedule
 from .atomic import run_job, sha1_file, write_json
 from .backbones import check_conventions, check_given_for_scratch, model_input
-from .data import (CocoInstances, IterationBatches, collate, mix_seed, skipped_image_ids,
-                   train_transforms)
+from .data import (CocoInstances, IterationBatches, collate, keypoint_flip_index, mix_seed,
+                   skipped_image_ids, train_transforms)
 from .distributed import World
 from .models import build_mask_rcnn, load_backbone
 from .runtime import Progress, json_arg, process_age_s, rss_mb, setup
@@ -172,8 +172,14 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     if any(not start < i < end for i in saves):
         raise SystemExit(f"--checkpoints must lie inside ({start}, {end}), got {sorted(saves)}")
     saves[end] = Path(out)
-    dataset = CocoInstances(coco_root, "train", train_transforms(train_cfg["flip_prob"]),
-                            skip_ids=skip_ids, ann_file=train_annotations)
+    keypoints = model_cfg.get("keypoints")
+    dataset = CocoInstances(coco_root, "train", None, skip_ids=skip_ids, ann_file=train_annotations,
+                            keypoints=bool(keypoints))
+    if keypoints and len(dataset.keypoint_names) != keypoints["num"]:
+        raise SystemExit(f"{train_annotations} names {len(dataset.keypoint_names)} keypoints per "
+                         f"category, the model predicts {keypoints['num']} (keypoints.sigmas)")
+    dataset.transforms = train_transforms(
+        train_cfg["flip_prob"], keypoint_flip_index(dataset.keypoint_names) if keypoints else None)
     if train_annotations:
         print(f"training on the {len(dataset)} images of {train_annotations}", flush=True)
     if dataset.skipped:
@@ -319,8 +325,10 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
-    p.add_argument("--train-annotations", help="train on this COCO annotation file (a less-data subset) "
-                   "instead of the root's instances_train2017.json")
+    p.add_argument("--train-annotations", help="train on this COCO annotation file (a less-data subset, "
+                   "or a keypoint model's person_keypoints file) instead of the root's instances_train2017.json")
+    p.add_argument("--val-annotations", help="evaluate on this annotation file instead of the root's "
+                   "instances_val2017.json (a keypoint model: its person_keypoints file)")
     p.add_argument("--checkpoints", type=int, nargs="*", default=[],
                    help="further checkpoints to write on the way, inside (start, end), next to --out")
     p.add_argument("--eval-extra", help="evaluate every checkpoint written, with --model plus these "
@@ -352,17 +360,20 @@ def main(argv=None):
             p.error("--eval-extra needs --eval-dir")
         t = time.perf_counter()
         from .evaluate import CheckpointEvaluator
-        evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **json_arg(args.eval_extra, "eval-extra")},
+        extra = json_arg(args.eval_extra, "eval-extra")
+        if not model_cfg.get("keypoints"):  # OKS sigmas: an inference-only key of keypoint models alone
+            extra.pop("oks_sigmas", None)
+        evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **extra},
                                         args.eval_batch_size, args.eval_backend, args.device,
-                                        device, args.layout_stats)
+                                        device, args.layout_stats, args.val_annotations)
         phases["eval_setup_s"] = time.perf_counter() - t
         record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch}
 
         def evaluate(model, iteration, path):
             m = evaluator(model.state_dict(), path, Path(args.eval_dir) / f"iter_{iteration:06d}",
                           {**record, "iteration": iteration})
-            print(f"evaluated {path}: bbox AP {m['bbox']['AP']:.4f}  mask AP {m['segm']['AP']:.4f}",
-                  flush=True)
+            print(f"evaluated {path}: bbox AP {m['bbox']['AP']:.4f}  mask AP {m['segm']['AP']:.4f}"
+                  + (f"  keypoint AP {m['keypoints']['AP']:.4f}" if "keypoints" in m else ""), flush=True)
     try:
         train_segment(args.coco, model_cfg, train_cfg, args.init, args.start_iter, args.end_iter, total,
                       args.out, resume=args.resume, backbone=args.backbone, device=device,

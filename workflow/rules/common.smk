@@ -43,6 +43,17 @@ COCO_CHECKED = f"{R}/checks/coco_layout.json"
 IMAGENET_CHECKED = f"{R}/checks/imagenet_layout.json"
 STUDY = f"{R}/detection/study.json"
 SUBSET = f"{R}/data/subsets/{{variant}}/instances_train2017.json"
+# Task variants (study.tasks, keypoints) train on the task's annotation files of the same images:
+# real data's annotations/person_keypoints_{train,val}2017.json, or the synthetic world's
+TASK_VARIANTS = [v for v in VARIANTS if VARIANTS[v].task]
+SYNTHETIC_KEYPOINTS = f"{R}/data/keypoints"
+KEYPOINTS_DIR = f"{config['data']['coco']}/annotations" if config["data"]["coco"] else SYNTHETIC_KEYPOINTS
+KEYPOINTS_CHECKED = f"{R}/checks/keypoints_layout.json"
+
+
+def task_annotations(variant, split):
+    """A task variant's annotation file of `split` (train, val)."""
+    return f"{KEYPOINTS_DIR}/person_keypoints_{split}2017.json"
 
 # One pre-training per norm the pretrained branches need (SyncBN/FrozenBN start from BN);
 # pretrain.checkpoint, when given, replaces the one of model.norm.
@@ -241,7 +252,10 @@ def resume_point(wildcards):
 
 
 def train_annotations(variant):
-    """The variant's train annotation file: its subset, or None for the whole train set."""
+    """The variant's train annotation file: its subset, a task variant's own file, or None
+    for the whole train set."""
+    if VARIANTS[variant].task:
+        return task_annotations(variant, "train")
     return None if VARIANTS[variant].kind != "regime" else SUBSET.format(variant=variant)
 
 
@@ -251,6 +265,8 @@ def job_inputs(wildcards):
     subset = train_annotations(wildcards.variant)
     if subset:
         inputs["subset"] = subset
+    if VARIANTS[wildcards.variant].task:  # checked first; its val file scores the job's checkpoints
+        inputs.update(task_checked=KEYPOINTS_CHECKED, val_annotations=task_annotations(wildcards.variant, "val"))
     if start > 0:  # the job that wrote the checkpoint: its declared (last) one
         inputs["resume_job"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
                                          branch, job_end(wildcards.variant, branch, start))
@@ -268,7 +284,8 @@ def job_args(wildcards, input):
     if start > 0:
         resume = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init, branch, start)
         args += f" --resume {shlex.quote(resume)} --resume-job {shlex.quote(input.resume_job)}"
-    for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations")):
+    for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations"),
+                      ("val_annotations", "--val-annotations")):
         if key in input.keys():
             args += f" {flag} {shlex.quote(input[key])}"
     return args
@@ -317,6 +334,8 @@ def study_variants():
             out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)
         if v.model is not None:
             out[name].update(model_overrides=v.model, **({"pretrain_overrides": v.pretrain} if v.pretrain else {}))
+        if v.task:
+            out[name].update(task=v.task, keypoint_head=config["keypoints"]["head"])
     return out
 
 
@@ -329,6 +348,7 @@ HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
 HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
 HAS_PRETRAININGS = bool(PRETRAINING_VARIANTS)
 HAS_MODELS = any(v.kind == "model" for v in VARIANTS.values())
+HAS_TASKS = bool(TASK_VARIANTS)
 
 
 def figure_pair(name):
@@ -342,6 +362,7 @@ FIGURES = [
     *(figure_pair("norms") if HAS_NORMS else []),
     *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
     *(figure_pair("models") if HAS_MODELS else []),
+    *(figure_pair("keypoints") if HAS_TASKS else []),
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],

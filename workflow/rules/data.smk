@@ -38,6 +38,26 @@ rule synthesize_coco:
         "--seed {params.seed} > {log:q} 2>&1"
 
 
+rule synthesize_keypoints:
+    output:
+        train=f"{SYNTHETIC_KEYPOINTS}/person_keypoints_train2017.json",
+        val=f"{SYNTHETIC_KEYPOINTS}/person_keypoints_val2017.json",
+    params:
+        synthetic=as_json(config["data"]["synthetic"]),
+        seed=config["data"]["synthetic"]["seed"],
+        folder=SYNTHETIC_KEYPOINTS,
+    log:
+        f"{R}/logs/data/synthesize_keypoints.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.synth --keypoints {params.folder:q} --config {params.synthetic:q} "
+        "--seed {params.seed} > {log:q} 2>&1"
+
+
 rule check_imagenet:
     input:
         [] if config["data"]["imagenet"] else SYNTHETIC_IMAGENET,
@@ -77,3 +97,27 @@ rule check_coco:
     shell:
         "python -m rethink.layout --coco {params.root:q} --verify-images {params.verify} "
         "--corrupt-images {params.corrupt} --config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+
+
+# The keypoint task's files (study.tasks): person_keypoints_{train,val}2017.json of the same images.
+rule check_keypoints:
+    input:
+        coco=COCO_CHECKED,
+        keypoints=[] if config["data"]["coco"] else [task_annotations(None, s) for s in ("train", "val")],
+    output:
+        KEYPOINTS_CHECKED,
+    params:
+        annotations=KEYPOINTS_DIR,
+        root=COCO,
+        keypoints=len(config["keypoints"]["sigmas"]),
+    log:
+        f"{R}/logs/data/check_keypoints.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.layout --keypoints {params.annotations:q} --images {params.root:q} "
+        "--num-keypoints {params.keypoints} --config-key keypoints.sigmas --out {output:q} > {log:q} 2>&1 "
+        "|| (cat {log:q} >&2; exit 1)"

@@ -4,6 +4,24 @@
 # and the same checkpoint file (no torch, well under a second), and evaluates otherwise.
 
 
+EVALUATE = (
+    "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluation_job --coco {params.root:q} --model {params.model:q} "
+    "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
+    "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
+    "--seed {wildcards.seed} --init {wildcards.init} "
+    "--branch {wildcards.branch} --iteration {wildcards.iteration} "
+    "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device}")
+LOG = " > {log:q} 2>&1"
+EVALUATE_PARAMS = {
+    "root": COCO,
+    "checkpoint": lambda wildcards: evaluated_checkpoint(wildcards)[0],
+    "model": lambda wildcards: variant_model(wildcards, for_eval=True),
+    "batch_size": config["evaluate"]["batch_size"],
+    "backend": config["evaluate"]["backend"],
+    "device": config["device"],
+}
+
+
 rule evaluate:
     input:
         job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
@@ -13,12 +31,7 @@ rule evaluate:
         bbox=f"{EVAL_DIR}/bbox_results.json",
         segm=f"{EVAL_DIR}/segm_results.json",
     params:
-        root=COCO,
-        checkpoint=lambda wildcards: evaluated_checkpoint(wildcards)[0],
-        model=lambda wildcards: variant_model(wildcards, for_eval=True),
-        batch_size=config["evaluate"]["batch_size"],
-        backend=config["evaluate"]["backend"],
-        device=config["device"],
+        **EVALUATE_PARAMS,
     log:
         f"{R}/logs/eval/{CELL}.log",
     benchmark:
@@ -29,12 +42,40 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluation_job --coco {params.root:q} --model {params.model:q} "
-        "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
-        "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
-        "--seed {wildcards.seed} --init {wildcards.init} "
-        "--branch {wildcards.branch} --iteration {wildcards.iteration} "
-        "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device} > {log:q} 2>&1"
+        EVALUATE + LOG
+
+
+# A task variant's checkpoints are scored on its own val file, for its task too (keypoints).
+if TASK_VARIANTS:
+
+    ruleorder: evaluate_task > evaluate
+
+    rule evaluate_task:
+        input:
+            job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
+            checked=COCO_CHECKED,
+            task_checked=KEYPOINTS_CHECKED,
+            val=lambda wildcards: task_annotations(wildcards.variant, "val"),
+        output:
+            metrics=f"{EVAL_DIR}/metrics.json",
+            bbox=f"{EVAL_DIR}/bbox_results.json",
+            segm=f"{EVAL_DIR}/segm_results.json",
+            keypoints=f"{EVAL_DIR}/keypoints_results.json",
+        wildcard_constraints:
+            variant="|".join(re.escape(v) for v in TASK_VARIANTS),
+        params:
+            **EVALUATE_PARAMS,
+        log:
+            f"{R}/logs/eval/{CELL}.log",
+        benchmark:
+            f"{R}/benchmarks/evaluate/{CELL}.tsv"
+        threads: threads_for("evaluate")
+        resources:
+            **resources_for("evaluate"),
+        conda:
+            "../../envs/torch.yaml"
+        shell:
+            EVALUATE + " --out-keypoints {output.keypoints:q} --val-annotations {input.val:q}" + LOG
 
 
 # A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its

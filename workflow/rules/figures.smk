@@ -161,6 +161,30 @@ rule fig_models:
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 
+rule fig_keypoints:
+    input:
+        **figure_inputs("keypoints"),
+    output:
+        png=report(f"{R}/figures/keypoints.png", caption="../report/keypoints.rst",
+                   category="Keypoints", labels={"figure": "keypoint AP, scratch vs pretrained"}),
+        pdf=f"{R}/figures/keypoints.pdf",
+    params:
+        **figure_params(),
+        reference=reference_arg,
+    log:
+        f"{R}/logs/figures/keypoints.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "python -m rethink.figures.keypoints --study {input.study:q} --metrics {input.metrics:q} "
+        "{params.reference} "
+        "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+        "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+
+
 rule compute_seen:
     input:
         script=f"{PACKAGE_DIR}/rethink/compute.py",

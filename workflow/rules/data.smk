@@ -45,7 +45,7 @@ rule synthesize_keypoints:
     params:
         synthetic=as_json(config["data"]["synthetic"]),
         seed=config["data"]["synthetic"]["seed"],
-        folder=SYNTHETIC_KEYPOINTS,
+        folder=lambda wildcards, output: os.path.dirname(output.train),
     log:
         f"{R}/logs/data/synthesize_keypoints.log",
     threads: threads_for("data")
@@ -107,7 +107,7 @@ rule check_keypoints:
     output:
         KEYPOINTS_CHECKED,
     params:
-        annotations=KEYPOINTS_DIR,
+        annotations=lambda wildcards, input: os.path.dirname(input.keypoints[0]) if input.keypoints else KEYPOINTS_DIR,
         root=COCO,
         keypoints=len(config["keypoints"]["sigmas"]),
     log:

@@ -11,7 +11,6 @@ EVALUATE = (
     "--seed {wildcards.seed} --init {wildcards.init} "
     "--branch {wildcards.branch} --iteration {wildcards.iteration} "
     "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device}")
-LOG = " > {log:q} 2>&1"
 EVALUATE_PARAMS = {
     "root": COCO,
     "checkpoint": lambda wildcards: evaluated_checkpoint(wildcards)[0],
@@ -42,7 +41,7 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        EVALUATE + LOG
+        f"{EVALUATE} > {{log:q}} 2>&1"
 
 
 # A task variant's checkpoints are scored on its own val file, for its task too (keypoints).
@@ -75,7 +74,7 @@ if TASK_VARIANTS:
         conda:
             "../../envs/torch.yaml"
         shell:
-            EVALUATE + " --out-keypoints {output.keypoints:q} --val-annotations {input.val:q}" + LOG
+            f"{EVALUATE} --out-keypoints {{output.keypoints:q}} --val-annotations {{input.val:q}} > {{log:q}} 2>&1"
 
 
 # A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its

@@ -512,6 +512,7 @@ def test_each_keypoint_variant_gets_claim_6_on_its_keypoint_ap_at_the_shortest_s
     assert [(r["variant"], r["kind"], r["claim"]) for r in res][5:] == [("kp", "task", 6)]
     row = res[-1]
     assert row["verdict"] == verdict and row["this_run"].startswith("1x: keypoint AP pretrained 50.5")
+    assert "; later gaps 2x: 0.0 [" in row["this_run"]
     assert "final keypoints_AP, pretrained - scratch" in row["method"] and "65.6" in row["paper"]
     # reproduced against the paper's keypoint AP for that variant, not its box AP
     assert "pretrained kp 1x: 50.5 vs 50.5 (+0.0)" in row["reproduced"]

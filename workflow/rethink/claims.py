@@ -397,6 +397,10 @@ def claim6(df, study, margin, ref):
     diff = paired(fin, ("pretrained", shortest), ("scratch", shortest))
     text = (f"{shortest}: keypoint AP pretrained {fmt_ci(pre)} vs scratch {fmt_ci(scr)}, "
             f"pretrained - scratch {fmt_ci(diff)}")
+    later = [s["name"] for s in ordered_schedules(study["variants"][name])[1:]]
+    if later:  # descriptive: how the gap develops after the tested schedule
+        text += "; later gaps " + ", ".join(
+            f"{s}: {fmt_ci(paired(fin, ('pretrained', s), ('scratch', s)))}" for s in later)
     if max(pre["mean"], scr["mean"]) < margin:  # equal at the floor says nothing about catching up
         verdict = f"{NOTHING_LEARNT}: both below the margin"
     else:

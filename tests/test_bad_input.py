@@ -438,7 +438,7 @@ def test_skip_evaluate_cli_reads_layout_stats(coco, tmp_path, monkeypatch, capsy
         seen["ids"] = list(dataset.ids)
         for i in range(len(dataset)):
             dataset[i]  # every image the evaluation keeps decodes
-        return perfect_detections(dataset.coco, set(dataset.ids))
+        return dict(zip(("bbox", "segm"), perfect_detections(dataset.coco, set(dataset.ids))))
 
     monkeypatch.setattr(evaluate, "predict", fake_predict)
     monkeypatch.setattr(evaluate, "build_mask_rcnn", lambda cfg, n: torch.nn.Module())

@@ -652,9 +652,18 @@ def test_keypoint_metrics_reach_the_tidy_csv_and_the_keypoints_figure(tmp_path):
                                                                  "pretrained": {"2x": 65.5}}}}))
     out = tmp_path / "out"
     out.mkdir()
-    r = run(*figure_cmd("keypoints", None, study, csv, out, "--reference", ref))
+    r = run(*figure_cmd("keypoints", None, study, csv, out, "--reference", ref,
+                        "--out-csv", out / "kp.csv", "--out-md", out / "kp.md"))
     assert r.returncode == 0, r.stderr
     assert "(1 keypoint variant(s))" in r.stdout and (out / "keypoints.png").stat().st_size > 0
+    table = pd.read_csv(out / "kp.csv")
+    assert set(table["variant"]) == {"kp"} and len(table) == 4 and (table["n_seeds"] == 2).all()
+    row = table[(table.schedule == "2x") & (table.init == "scratch")].iloc[0]
+    want = mean_ci([value("scratch", "2x", 12, "keypoints", 0, "kp", s) for s in (0, 1)])
+    assert row["keypoints_AP"] == pytest.approx(round(100 * want["mean"], 1), abs=1e-9)
+    assert "bbox_AP" in table.columns and "mask_AP" in table.columns
+    md = (out / "kp.md").read_text()
+    assert md.startswith("Keypoint task `kp`") and "| keypoint AP | keypoint AP50 |" in md
     assert (out / "keypoints.pdf").read_bytes().startswith(b"%PDF") and no_temp_files(out)
     # a study without one: a one-line error naming the key
     r = run(*figure_cmd("keypoints", None, *collect(tmp_path / "plain", seeds=(0,), variants=("main",))[::2], tmp_path))

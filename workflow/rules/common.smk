@@ -259,14 +259,21 @@ def train_annotations(variant):
     return None if VARIANTS[variant].kind != "regime" else SUBSET.format(variant=variant)
 
 
+def subset_input(variant):
+    """The train annotation file the workflow writes for a variant (a regime's subset), or
+    None. A task variant's files are the data's own: its jobs wait for their check instead
+    (KEYPOINTS_CHECKED), so a dry run on real data needs no file it has not been given."""
+    return SUBSET.format(variant=variant) if VARIANTS[variant].kind == "regime" else None
+
+
 def job_inputs(wildcards):
     branch, start = resume_point(wildcards)
     inputs = {"checked": COCO_CHECKED}
-    subset = train_annotations(wildcards.variant)
+    subset = subset_input(wildcards.variant)
     if subset:
         inputs["subset"] = subset
-    if VARIANTS[wildcards.variant].task:  # checked first; its val file scores the job's checkpoints
-        inputs.update(task_checked=KEYPOINTS_CHECKED, val_annotations=task_annotations(wildcards.variant, "val"))
+    if VARIANTS[wildcards.variant].task:
+        inputs["task_checked"] = KEYPOINTS_CHECKED
     if start > 0:  # the job that wrote the checkpoint: its declared (last) one
         inputs["resume_job"] = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init,
                                          branch, job_end(wildcards.variant, branch, start))
@@ -284,10 +291,12 @@ def job_args(wildcards, input):
     if start > 0:
         resume = cell_path(CKPT, wildcards.variant, wildcards.seed, wildcards.init, branch, start)
         args += f" --resume {shlex.quote(resume)} --resume-job {shlex.quote(input.resume_job)}"
-    for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations"),
-                      ("val_annotations", "--val-annotations")):
+    for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations")):
         if key in input.keys():
             args += f" {flag} {shlex.quote(input[key])}"
+    if VARIANTS[wildcards.variant].task:  # its own train file; its val file scores the job's checkpoints
+        args += "".join(f" --{split}-annotations {shlex.quote(task_annotations(wildcards.variant, split))}"
+                        for split in ("train", "val"))
     return args
 
 
@@ -362,7 +371,7 @@ FIGURES = [
     *(figure_pair("norms") if HAS_NORMS else []),
     *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
     *(figure_pair("models") if HAS_MODELS else []),
-    *(figure_pair("keypoints") if HAS_TASKS else []),
+    *(figure_pair("keypoints") + [f"{R}/tables/keypoints.{ext}" for ext in ("csv", "md")] if HAS_TASKS else []),
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],

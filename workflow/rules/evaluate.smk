@@ -54,7 +54,6 @@ if TASK_VARIANTS:
             job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
             checked=COCO_CHECKED,
             task_checked=KEYPOINTS_CHECKED,
-            val=lambda wildcards: task_annotations(wildcards.variant, "val"),
         output:
             metrics=f"{EVAL_DIR}/metrics.json",
             bbox=f"{EVAL_DIR}/bbox_results.json",
@@ -64,6 +63,7 @@ if TASK_VARIANTS:
             variant="|".join(re.escape(v) for v in TASK_VARIANTS),
         params:
             **EVALUATE_PARAMS,
+            val=lambda wildcards: task_annotations(wildcards.variant, "val"),
         log:
             f"{R}/logs/eval/{CELL}.log",
         benchmark:
@@ -74,7 +74,7 @@ if TASK_VARIANTS:
         conda:
             "../../envs/torch.yaml"
         shell:
-            f"{EVALUATE} --out-keypoints {{output.keypoints:q}} --val-annotations {{input.val:q}} > {{log:q}} 2>&1"
+            f"{EVALUATE} --out-keypoints {{output.keypoints:q}} --val-annotations {{params.val:q}} > {{log:q}} 2>&1"
 
 
 # A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its

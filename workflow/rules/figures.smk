@@ -164,10 +164,13 @@ rule fig_models:
 rule fig_keypoints:
     input:
         **figure_inputs("keypoints"),
+        table_module=f"{FIG_SRC}/final_table.py",
     output:
         png=report(f"{R}/figures/keypoints.png", caption="../report/keypoints.rst",
                    category="Keypoints", labels={"figure": "keypoint AP, scratch vs pretrained"}),
         pdf=f"{R}/figures/keypoints.pdf",
+        csv=f"{R}/tables/keypoints.csv",
+        md=f"{R}/tables/keypoints.md",
     params:
         **figure_params(),
         reference=reference_arg,
@@ -180,7 +183,7 @@ rule fig_keypoints:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.figures.keypoints --study {input.study:q} --metrics {input.metrics:q} "
-        "{params.reference} "
+        "{params.reference} --out-csv {output.csv:q} --out-md {output.md:q} "
         "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
@@ -190,7 +193,8 @@ rule compute_seen:
         script=f"{PACKAGE_DIR}/rethink/compute.py",
         study=STUDY,
         checked=COCO_CHECKED,
-        subsets=[train_annotations(v) for v in VARIANTS if train_annotations(v)],
+        subsets=[subset_input(v) for v in VARIANTS if subset_input(v)],
+        task_checked=KEYPOINTS_CHECKED if TASK_VARIANTS else [],
     output:
         csv=report(f"{R}/tables/compute_seen.csv", caption="../report/compute_seen.rst",
                    category="Cost", labels={"figure": "images, instances, pixels seen (table)"}),

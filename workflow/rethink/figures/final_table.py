@@ -50,13 +50,15 @@ def md_escape(text: str) -> str:
     return str(text).replace("|", r"\|")
 
 
-def build_table(finals: pd.DataFrame, plan) -> pd.DataFrame:
+def build_table(finals: pd.DataFrame, plan, columns=None) -> pd.DataFrame:
     """Mean/std/CI half width over seeds per (schedule, init), in percent, plan order.
 
     *finals* is :func:`rethink.results.variant_finals` (one row per seed).
     Columns: ``schedule, init, iterations, n_seeds`` then ``<name>``,
-    ``<name>_std``, ``<name>_ci95`` and ``<name>_n`` per column of :data:`COLUMNS`.
+    ``<name>_std``, ``<name>_ci95`` and ``<name>_n`` per column of :data:`COLUMNS`
+    (or of `columns`, as the keypoint task's table has).
     """
+    columns = COLUMNS if columns is None else columns
     rows = []
     for s in ordered_schedules(plan):
         for init in plan["inits"]:
@@ -64,7 +66,7 @@ def build_table(finals: pd.DataFrame, plan) -> pd.DataFrame:
             rows.append({"schedule": s["name"], "init": init, "iterations": int(s["iters"]),
                          "n_seeds": int(sub["seed"].nunique())})
     out = pd.DataFrame(rows, columns=["schedule", "init", "iterations", "n_seeds"])
-    for src, name, _, _ in COLUMNS:
+    for src, name, _, _ in columns:
         agg = aggregate_seeds(finals.rename(columns={src: "value"}), ["schedule", "init"],
                               level=LEVEL)
         agg = out[["schedule", "init"]].merge(agg, on=["schedule", "init"], how="left")
@@ -75,10 +77,10 @@ def build_table(finals: pd.DataFrame, plan) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def to_csv(table: pd.DataFrame) -> str:
+def to_csv(table: pd.DataFrame, columns=None) -> str:
     """Mean rounded to one decimal (as printed), std and CI half width to two."""
     out = table[["schedule", "init", "iterations", "n_seeds"]].copy()
-    for _, name, _, _ in COLUMNS:
+    for _, name, _, _ in COLUMNS if columns is None else columns:
         out[name] = table[name].round(1)
         out[f"{name}_std"] = table[f"{name}_std"].round(2)
         out[f"{name}_ci95"] = table[f"{name}_ci95"].round(2)
@@ -101,15 +103,16 @@ def _cell(r: dict, name: str, pm: str = "±") -> str:
     return text
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    head = ["Schedule", "Init", "Iters", "Seeds"] + [c[2] for c in COLUMNS]
+def to_markdown(table: pd.DataFrame, columns=None) -> str:
+    columns = COLUMNS if columns is None else columns
+    head = ["Schedule", "Init", "Iters", "Seeds"] + [c[2] for c in columns]
     lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join([":---", ":---", "---:", "---:"] + ["---:"] * len(COLUMNS)) + "|"]
+             "|" + "|".join([":---", ":---", "---:", "---:"] + ["---:"] * len(columns)) + "|"]
     for r in table.itertuples(index=False):
         r = r._asdict()
         cells = [md_escape(r["schedule"]), md_escape(init_label(r["init"])),
                  str(r["iterations"]), f"n={r['n_seeds']}"]
-        cells += [_cell(r, c[1]) for c in COLUMNS]
+        cells += [_cell(r, c[1]) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -8,9 +8,13 @@ over seeds with the 95% t-interval. Right: pretrained - scratch at each schedule
 paired by seed, for keypoint AP and for the same runs' bbox AP, with a zero line: on
 keypoints the gap should close sooner. Hollow diamonds (--reference with a "variants"
 entry whose "metric" is keypoints_AP, as the COCO preset's) are the paper's numbers.
+With --out-csv/--out-md it also writes the table of final keypoint metrics (and box and
+mask AP) per variant, schedule and init, mean +- std over seeds, as tables/final_metrics is
+for main.
 
     python -m rethink.figures.keypoints --study study.json --metrics all_metrics.csv \
-        --out-png keypoints.png --out-pdf keypoints.pdf [--reference paper.json]
+        --out-png keypoints.png --out-pdf keypoints.pdf [--reference paper.json] \
+        [--out-csv keypoints.csv --out-md keypoints.md]
 """
 from __future__ import annotations
 
@@ -24,9 +28,28 @@ from rethink.figures.common import (
     init_colors, init_label, legend_and_note, load_inputs, mean_curves, paper_marker, run_cli,
     save_figure, schedule_styles, seeds_note, setup_theme,
 )
+from rethink.atomic import write_text
+from rethink.figures.final_table import build_table, to_csv, to_markdown
 from rethink.results import MetricsError, load_reference, ordered_schedules, variant_finals
 
 GAPS = (("keypoints_AP", "keypoint AP", "o", "-"), ("bbox_AP", "bbox AP (same runs)", "s", "--"))
+# the table's columns (as rethink.figures.final_table.COLUMNS): COCOeval's keypoint numbers,
+# then the same runs' box and mask AP
+TABLE_COLUMNS = [(f"keypoints_{m}", f"keypoints_{m}", f"keypoint {m}", "")
+                 for m in ("AP", "AP50", "AP75", "APm", "APl", "AR")]
+TABLE_COLUMNS += [("bbox_AP", "bbox_AP", "box AP", ""), ("segm_AP", "mask_AP", "mask AP", "")]
+
+
+def final_tables(df, study, names) -> tuple[str, str]:
+    """(CSV, Markdown) of every keypoint variant's final metrics, a `variant` column first."""
+    csvs, mds = [], []
+    for name in names:
+        table = build_table(variant_finals(df, study, name), study["variants"][name], TABLE_COLUMNS)
+        text = to_csv(table, TABLE_COLUMNS).splitlines()
+        csvs += ([f"variant,{text[0]}"] if not csvs else []) + [f"{name},{line}" for line in text[1:]]
+        mds.append(f"Keypoint task `{name}`, final metrics in percent (mean ± std over seeds):\n\n"
+                   + to_markdown(table, TABLE_COLUMNS))
+    return "\n".join(csvs) + "\n", "\n".join(mds)
 
 
 def main(argv=None) -> int:
@@ -34,6 +57,8 @@ def main(argv=None) -> int:
                     "Keypoint AP vs iterations, scratch and pretrained, and the gap against bbox AP's.")
     add_figure_args(p)
     add_reference_arg(p)
+    p.add_argument("--out-csv", help="also write the final keypoint metrics table (CSV)")
+    p.add_argument("--out-md", help="... and as Markdown")
     args = p.parse_args(argv)
     study, df = load_inputs(args)
     ref = load_reference(args.reference)
@@ -75,6 +100,12 @@ def main(argv=None) -> int:
     legend_and_note(fig, handles, note, ncol=2)
     save_figure(fig, args.out_png, args.out_pdf, args.dpi)
     print(f"wrote {args.out_png} and {args.out_pdf} ({len(names)} keypoint variant(s))")
+    if args.out_csv or args.out_md:
+        csv, md = final_tables(df, study, names)
+        for path, text in ((args.out_csv, csv), (args.out_md, md)):
+            if path:
+                write_text(path, text)
+                print(f"wrote {path}")
     return 0
 
 

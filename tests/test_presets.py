@@ -58,7 +58,7 @@ def test_preset_is_the_papers_setup():
     assert (det["batch_size"], det["base_lr"], det["one_x"]) == (16, 0.02, 90000)
     assert det["schedules"] == [2, 3, 4, 5, 6] and det["warmup_iters"] > 0
     fractions = {r["name"]: r["fraction"] for r in cfg["study"]["regimes"]}
-    for name, images in (("10k", 10000), ("3.5k", 3500), ("1k", 1000)):
+    for name, images in (("35k", 35000), ("10k", 10000), ("3.5k", 3500), ("1k", 1000)):
         assert fractions[name] * 118287 == pytest.approx(images, rel=1e-3)
     ref = cfg["figures"]["reference"]
     assert ref["schedules"]["scratch"]["6x"] == 41.3 and ref["regimes"]["3.5k"]["pretrained"] == 16.0
@@ -67,7 +67,7 @@ def test_preset_is_the_papers_setup():
 def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_run):
     counts, shell, results = preset_dry_run
     assert counts["pretrain"] == 4  # GN for main and regimes, BN for SyncBN, GN_R101, none_VGG16
-    assert counts["subset"] == 3
+    assert counts["subset"] == 4
     # main: trunk to 6x - (60/90)x = 480k, checkpoints every 10k plus the forks at
     # 2x..6x - 60k; tails of 60k each with checkpoints at +10k..: per init and seed
     trunk = sorted(set(range(10000, 480001, 10000)) | {120000, 210000, 300000, 390000, 480000})
@@ -77,7 +77,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     per_init = main + syncbn + main  # R101: main's schedules, its own runs for both inits
     jobs_per_init = per_init  # checkpoints 10k apart, job_iters 10k: one checkpoint per job
     from rethink.schedule import make_plan
-    for one_x, schedules, every in ((30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
+    for one_x, schedules, every in ((90000, [6], 10000), (30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
                                     (6000, [1, 2, 3], 2000), (90000, [9, 11], 10000)):  # regimes, VGG16
         plan = make_plan(one_x, schedules, every)
         branches = ["trunk"] + [s.name for s in plan.schedules]
@@ -99,6 +99,10 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     assert "--end-iter 540000 --schedule-iters 540000" in shell
     assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
     assert "--nproc-per-node 8" in shell
+    # the 35k regime's re-tuned recipe, for both inits: LR 0.04, x0.02 at each drop, scales 512-800
+    for init in ("scratch", "pretrained"):
+        assert f"detection/35k/seed0/{init}/6x/iter_540000.pt" in shell
+    assert '"base_lr":0.04' in shell and '"lr_decay":0.02' in shell and '"scales":[512,544' in shell
 
 
 def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(preset_dry_run):

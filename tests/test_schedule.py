@@ -25,6 +25,16 @@ def test_lr_warmup_and_drops():
         assert S.lr_at(it, **trunk) == S.lr_at(it, **kw)
 
 
+def test_lr_decay_factor_scales_each_drop_and_leaves_the_trunk_alone():
+    """The paper's re-tuned small-data recipe divides the LR by 50 (x0.02) at each drop."""
+    kw = dict(base_lr=0.04, total=180, one_x=90, warmup_iters=10, warmup_factor=0.001)
+    assert S.lr_at(130, **kw, decay=0.02) == pytest.approx(0.04 * 0.02)
+    assert S.lr_at(170, **kw, decay=0.02) == pytest.approx(0.04 * 0.02 ** 2)
+    assert S.lr_at(170, **kw) == S.lr_at(170, **kw, decay=0.1)  # 0.1 is the default, bit for bit
+    for it in range(120):  # before the first drop (the fork) nothing depends on the factor
+        assert S.lr_at(it, **kw, decay=0.02) == S.lr_at(it, **kw)
+
+
 def test_paper_schedule_set_forks_to_8_7x_instead_of_20x():
     plan = S.make_plan(90_000, [2, 3, 4, 5, 6], 10_000)
     assert [s.name for s in plan.schedules] == ["2x", "3x", "4x", "5x", "6x"]

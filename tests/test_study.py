@@ -40,6 +40,17 @@ def test_overrides_apply_to_one_variant_and_both_inits_alike():
     assert "init" not in settings
 
 
+def test_an_lr_decay_override_reaches_that_variant_s_training_settings_only():
+    cfg = default_config(study={"regimes": [{"name": "35k", "fraction": 0.3, "base_lr": 0.04, "lr_decay": 0.02,
+                                             "schedules": [1]}]})
+    study_config.check(cfg)
+    variants = study_config.variants(cfg)
+    assert study_config.train_settings(variants["35k"], 0)["lr_decay"] == 0.02
+    # the default factor stays out of the settings: earlier runs keep their rerun triggers and lineage
+    assert "lr_decay" not in study_config.train_settings(variants["main"], 0)
+    assert "lr_decay" not in study_config.train_settings(variants["SyncBN"], 0)
+
+
 def test_seeds_count_from_the_detection_seed():
     assert study_config.seeds(default_config(study={"seeds": 3}, detection={"seed": 5})) == [5, 6, 7]
 
@@ -187,7 +198,7 @@ def test_a_task_variant_trains_main_s_model_plus_the_task_head_from_main_s_pre_t
 @pytest.mark.parametrize("entry, message", [
     ({"name": "kp", "task": "poses"}, r"study.tasks\[kp\].task: must be one of \['keypoints'\], got 'poses'"),
     ({"name": "kp", "task": "keypoints", "depth": 18},
-     r"study.tasks\[kp\]: unknown key\(s\) \['depth'\]; allowed: .*'scales', 'task'"),
+     r"study.tasks\[kp\]: unknown key\(s\) \['depth'\]; allowed: .*'lr_decay', 'task'"),
     ({"name": "main", "task": "keypoints"}, r"study.tasks\[main\]: variant names must be unique"),
 ])
 def test_bad_task_variants_name_the_entry(entry, message):

@@ -314,3 +314,22 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
     with pytest.raises(SystemExit, match="keypoints.sigmas: 0 OKS sigmas for 5 keypoints"):
         from rethink.evaluate import val_dataset
         val_dataset(coco, model, (), ann / "person_keypoints_val2017.json")
+
+
+def test_training_applies_the_lr_decay_factor_at_each_drop(coco, tmp_path, capsys):
+    """detection.lr_decay (a variant override: the paper's re-tuned x0.02) reaches the LR of
+    every update after a drop; before the first drop nothing differs."""
+    import json
+    from rethink.train import main as train_main
+
+    _, model, train = tiny()  # 1x = 9 iterations: a 9-iteration schedule drops at 3 and 7
+    lrs = {}
+    for decay in (0.1, 0.02):
+        out = tmp_path / f"d{decay}/iter_000004.pt"
+        train_main(["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps({**train, "lr_decay": decay}),
+                    "--init", "scratch", "--start-iter", "0", "--end-iter", "4", "--schedule-iters", "9",
+                    "--out", str(out), "--log-every", "1"])
+        lrs[decay] = [float(m) for m in re.findall(r"lr=([0-9.e-]+) \|", capsys.readouterr().out)]
+    base = train["base_lr"] * train["batch_size"] / train["reference_batch"]
+    assert len(lrs[0.1]) == 4 and lrs[0.1][:3] == lrs[0.02][:3]
+    assert lrs[0.1][3] == pytest.approx(base * 0.1, rel=1e-3) and lrs[0.02][3] == pytest.approx(base * 0.02, rel=1e-3)

@@ -13,7 +13,8 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.]+$")  # the {variant} wildcard's patte
 # detection keys a norm or regime variant may override (the paper re-tuned LR and scale
 # augmentation for its small-data regimes); they apply to both inits alike.
 OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_decay",
-                 "warmup_iters", "scales")
+                 "warmup_iters", "scales", "lr_decay")
+LR_DECAY = 0.1  # detection.lr_decay's default: the paper's x0.1 at each LR drop
 # pre-training keys a pretraining variant may override (its pre-training strength); its
 # detection runs keep main's settings and may only run fewer of main's schedules
 PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
@@ -254,7 +255,11 @@ EVAL_ONLY_MODEL_KEYS = ("score_thresh", "detections_per_img")
 
 
 def train_settings(variant: Variant, seed: int) -> dict:
-    return {**{k: variant.detection[k] for k in TRAIN_KEYS}, "seed": seed}
+    """The keys that decide a training segment's weights; lr_decay only where it is not the
+    default 0.1, so that runs from before the key keep their settings (rerun triggers, lineage)."""
+    settings = {**{k: variant.detection[k] for k in TRAIN_KEYS}, "seed": seed}
+    decay = variant.detection.get("lr_decay", LR_DECAY)
+    return settings if decay == LR_DECAY else {**settings, "lr_decay": decay}
 
 
 def model_settings(config: dict, for_eval: bool, norm: str | None = None,

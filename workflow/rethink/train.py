@@ -30,6 +30,7 @@ import torchvision
 from . import checkpoint, distributed, evaluation_job, faults, schedule
 from .atomic import run_job, sha1_file, write_json
 from .backbones import check_conventions, check_given_for_scratch, model_input
+from .config import LR_DECAY
 from .data import (CocoInstances, IterationBatches, collate, keypoint_flip_index, mix_seed,
                    skipped_image_ids, train_transforms)
 from .distributed import World
@@ -266,7 +267,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         # RPN / RoI sampling draws (other ranks draw their own, decorrelated ones)
         torch.manual_seed(mix_seed(seed, it, 3) if world.main else mix_seed(seed, it, 3, world.rank))
         lr = schedule.lr_at(it, base_lr, total, train_cfg["one_x"], train_cfg["warmup_iters"],
-                            train_cfg["warmup_factor"])
+                            train_cfg["warmup_factor"], train_cfg.get("lr_decay", LR_DECAY))
         for group in optimizer.param_groups:
             group["lr"] = lr
         images = [im.to(device, non_blocking=True) for im in images]

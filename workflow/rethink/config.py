@@ -26,8 +26,8 @@ MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
 # the depths each model.arch builds (rethink.models.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
-# tasks a task variant may train besides main's boxes and masks (its annotation files are
-# rethink.data.TASK_ANNOTATIONS'); its model adds the task's head, all else is main's
+# tasks a task variant may train besides main's boxes and masks (keypoints: on COCO's
+# person_keypoints files, rethink.layout.KEYPOINT_FILE); its model adds the task's head, all else is main's
 TASKS = ("keypoints",)
 
 

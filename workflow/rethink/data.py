@@ -21,9 +21,6 @@ from .layout import index_images, resolve_image, skipped_image_ids  # noqa: F401
 
 SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
-# the annotation file of each task per split (COCO 2017's names); images are shared
-TASK_ANNOTATIONS = {"instances": "instances_{split}2017.json",
-                    "keypoints": "person_keypoints_{split}2017.json"}
 
 
 def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[COCO, Path]:

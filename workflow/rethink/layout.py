@@ -45,7 +45,7 @@ EXPECTED_LAYOUT = {
     "coco": "  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
             "  train2017/*.jpg\n  val2017/*.jpg",
 }
-KEYPOINT_FILE = "person_keypoints_{split}2017.json"
+KEYPOINT_FILE = "person_keypoints_{split}2017.json"  # COCO 2017's name; synth and the rules use it
 COCO_SPLITS = ("train", "val")
 VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")

@@ -62,6 +62,8 @@ from pycocotools import mask as mask_utils
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
+from .layout import KEYPOINT_FILE
+
 # --------------------------------------------------------------------------- #
 # vocabulary
 # --------------------------------------------------------------------------- #
@@ -846,7 +848,7 @@ def generate_coco(
             instances = [{k: v for k, v in a.items() if k not in KEYPOINT_FIELDS} for a in annotations]
             _write_coco(tmp / "annotations" / f"instances_{split}2017.json", seed, images, instances,
                         categories)
-            _write_keypoints(tmp / "annotations" / f"person_keypoints_{split}2017.json", seed, cfg,
+            _write_keypoints(tmp / "annotations" / KEYPOINT_FILE.format(split=split), seed, cfg,
                              images, annotations)
             stats[split] = st
     stats["seconds"] = round(time.time() - t0, 3)
@@ -871,7 +873,7 @@ def generate_coco_keypoints(
     with _atomic_dir(out_dir) as tmp:
         for split, images, annotations, st in _coco_splits(cfg, seed, None, log, progress_every,
                                                            "keypoints"):
-            _write_keypoints(tmp / f"person_keypoints_{split}2017.json", seed, cfg, images, annotations)
+            _write_keypoints(tmp / KEYPOINT_FILE.format(split=split), seed, cfg, images, annotations)
             stats[split] = st
     stats["seconds"] = round(time.time() - t0, 3)
     return stats

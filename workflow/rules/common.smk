@@ -7,7 +7,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from rethink import backbones
+from rethink import backbones, layout
 from rethink import config as study_config
 from rethink.schedule import TRUNK
 
@@ -53,7 +53,7 @@ KEYPOINTS_CHECKED = f"{R}/checks/keypoints_layout.json"
 
 def task_annotations(variant, split):
     """A task variant's annotation file of `split` (train, val)."""
-    return f"{KEYPOINTS_DIR}/person_keypoints_{split}2017.json"
+    return f"{KEYPOINTS_DIR}/{layout.KEYPOINT_FILE.format(split=split)}"
 
 # One pre-training per norm the pretrained branches need (SyncBN/FrozenBN start from BN);
 # pretrain.checkpoint, when given, replaces the one of model.norm.

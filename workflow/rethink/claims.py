@@ -626,7 +626,7 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int],
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m rethink.claims",
-        description="Test the paper's five claims on this run's metrics; write a table.")
+        description="Test the paper's claims on this run's metrics; write a table.")
     ap.add_argument("--study", required=True, help="study.json written by the plan rule")
     ap.add_argument("--metrics", required=True, help="tidy metrics CSV (all_metrics.csv)")
     ap.add_argument("--out-csv", required=True)

@@ -206,6 +206,49 @@ def test_bad_task_variants_name_the_entry(entry, message):
         study_config.variants(default_config(study={"tasks": [entry]}))
 
 
+def test_a_dataset_variant_trains_main_s_model_without_masks_from_main_s_pre_training():
+    cfg = default_config(study={"datasets": [{"name": "voc", "dataset": "voc", "schedules": [1, 2]}]})
+    study_config.check(cfg)
+    variants = study_config.variants(cfg)
+    voc, main = variants["voc"], variants["main"]
+    assert list(variants)[-1] == "voc" and voc.kind == "dataset" and voc.dataset == "voc"
+    assert not voc.own_pretraining and study_config.pretraining_key(voc) == "GN"  # main's backbone
+    assert study_config.train_settings(voc, 0) == study_config.train_settings(main, 0)
+    model, base = study_config.model_settings(cfg, False, variant=voc), study_config.model_settings(cfg, False, variant=main)
+    assert model == {**base, "masks": False}  # boxes only, the rest main's
+
+
+def test_a_recipe_variant_changes_training_keys_and_tta_only_scores():
+    tta = {"scales": [112, 128], "flip": True}
+    cfg = default_config(study={"recipes": [{"name": "enh", "scales": [104, 128], "schedules": [6, 9], "tta": tta}]})
+    study_config.check(cfg)
+    enh, main = study_config.variants(cfg)["enh"], study_config.variants(cfg)["main"]
+    assert enh.kind == "recipe" and enh.tta == tta and main.tta is None
+    assert study_config.train_settings(enh, 0) == {**study_config.train_settings(main, 0), "scales": [104, 128]}
+    # test-time augmentation is an evaluation setting of that variant alone, never a training one
+    assert study_config.model_settings(cfg, False, variant=enh) == study_config.model_settings(cfg, False, variant=main)
+    assert study_config.model_settings(cfg, True, variant=enh)["tta"] == tta
+    assert "tta" not in study_config.model_settings(cfg, True, variant=main)
+    assert study_config.eval_extra_by_variant(cfg) == {"enh": {"tta": tta}}
+    # evaluate.tta: every variant's, with model.min_size when no scales are given
+    everywhere = default_config(evaluate={"tta": {"scales": None, "flip": True}})
+    assert {n: v["tta"] for n, v in study_config.eval_extra_by_variant(everywhere).items()} == {
+        n: {"scales": [everywhere["model"]["min_size"]], "flip": True} for n in study_config.variants(everywhere)}
+
+
+@pytest.mark.parametrize("study, message", [
+    ({"datasets": [{"name": "v", "dataset": "pascal"}]}, r"study.datasets\[v\].dataset: must be one of \['voc'\]"),
+    ({"datasets": [{"name": "v", "dataset": "voc", "depth": 18}]}, r"study.datasets\[v\]: unknown key\(s\) \['depth'\]"),
+    ({"recipes": [{"name": "r"}]}, r"study.recipes\[r\]: sets no training key"),
+    ({"recipes": [{"name": "r", "tta": {"flip": True}}]}, r"study.recipes\[r\]: sets no training key"),
+    ({"tasks": [{"name": "kp", "task": "keypoints", "tta": {"flip": True}}]},
+     r"study.tasks\[kp\]: test-time augmentation .* not supported for keypoint models"),
+])
+def test_bad_dataset_and_recipe_variants_name_the_entry(study, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.variants(default_config(study=study))
+
+
 def test_subsets_are_deterministic_nested_and_never_empty():
     ids = list(range(1, 1001))
     small, large = choose(ids, 0.03, seed=0), choose(ids, 0.1, seed=0)

@@ -295,7 +295,7 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
                 "--out-metrics", str(folder / "metrics.json"), "--out-bbox", str(folder / "bbox_results.json"),
                 "--out-segm", str(folder / "segm_results.json"), "--out-keypoints", str(folder / "keypoints_results.json")]
         assert evaluation_job.main(args) in (0, None)
-        return {n: json.loads((folder / n).read_text()) for n in evaluation_job.KEYPOINT_FILES}
+        return {n: json.loads((folder / n).read_text()) for n in evaluation_job.files(("bbox", "segm", "keypoints"))}
 
     adopted = cli(eval_dir)
     assert not (eval_dir / evaluation_job.FROM_TRAINING).exists()  # moved into place

@@ -164,8 +164,8 @@ def load_train_images(path, skip_ids=()) -> dict:
     for j, a in enumerate(anns):
         if not isinstance(a, dict):
             raise ComputeError(f"{path}: annotations[{j}] must be an object")
-        if a.get("image_id") not in count or a.get("iscrowd", 0):
-            continue
+        if a.get("image_id") not in count or a.get("iscrowd", 0) or a.get("difficult", 0):
+            continue  # as CocoInstances.target: crowd regions and VOC's difficult objects are no targets
         box = a.get("bbox")
         if not (isinstance(box, list) and len(box) == 4 and all(_is_number(x) for x in box)):
             raise ComputeError(f"{path}: annotations[{j}] (id {a.get('id')}) has no valid 'bbox'")

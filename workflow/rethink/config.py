@@ -29,6 +29,13 @@ ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
 # tasks a task variant may train besides main's boxes and masks (keypoints: on COCO's
 # person_keypoints files, rethink.layout.KEYPOINT_FILE); its model adds the task's head, all else is main's
 TASKS = ("keypoints",)
+# datasets a dataset variant trains and is scored on instead of main's COCO-format data (voc: a
+# VOCdevkit, data.voc, converted to COCO format; box-only, the paper's Faster R-CNN, scored by
+# VOC mAP too); its model is main's but for the mask head, its pretrained init main's pre-training
+DATASETS = ("voc",)
+# evaluation-only keys any variant (but a pretraining one, scored as main) may set: scored
+# with test-time augmentation too (evaluate.tta's shape); never a training key
+EVAL_OVERRIDE_KEYS = ("tta",)
 
 
 class ConfigError(ValueError):
@@ -38,9 +45,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Variant:
     """One experiment of the study: a normalisation, a train-set fraction, a pre-training
-    strength, another backbone, or another task."""
+    strength, another backbone, another task, another dataset, or another training recipe."""
     name: str
-    kind: str          # main | norm | regime | pretraining | model | task
+    kind: str          # main | norm | regime | pretraining | model | task | dataset | recipe
     norm: str
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
@@ -48,6 +55,8 @@ class Variant:
     pretrain: dict | None = None  # pretraining variants (and model variants that need one): pretrain.* overrides
     model: dict | None = None     # model variants: their model.* overrides (arch, depth, width, norm)
     task: str | None = None       # task variants: the task their model adds (keypoints)
+    dataset: str | None = None    # dataset variants: the dataset they train on (voc)
+    tta: dict | None = None       # scored with test-time augmentation too ({scales, flip})
 
     @property
     def own_pretraining(self) -> bool:
@@ -121,16 +130,19 @@ def detection_plan(config: dict) -> Plan:
 
 def variants(config: dict) -> dict[str, Variant]:
     """The study's variants in display order: main, then norms, regimes by size, pretrainings,
-    models and tasks."""
+    models, tasks, datasets and recipes."""
     det, study = config["detection"], config["study"]
     main_norm = config["model"]["norm"]
-    out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"))}
+    main_tta = config["evaluate"].get("tta")
+    out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"), tta=main_tta)}
     regimes = sorted(study["regimes"], key=lambda r: -r["fraction"])
     entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
     entries += [("regime", dict(r), r["name"]) for r in regimes]
     entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
     entries += [("model", dict(m), m["name"]) for m in models_run(config)]
-    entries += [("task", dict(t), t["name"]) for t in config["study"].get("tasks") or []]
+    entries += [("task", dict(t), t["name"]) for t in study.get("tasks") or []]
+    entries += [("dataset", dict(d), d["name"]) for d in study.get("datasets") or []]
+    entries += [("recipe", dict(r), r["name"]) for r in study.get("recipes") or []]
     for kind, overrides, name in entries:
         overrides.pop("name", None)
         if kind == "norm":
@@ -145,9 +157,19 @@ def variants(config: dict) -> dict[str, Variant]:
             out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
             continue
         model, norm, pretrain = None, name if kind == "norm" else main_norm, None
+        tta = overrides.pop("tta", main_tta)
         task = overrides.pop("task", None) if kind == "task" else None
         if kind == "task" and task not in TASKS:
             raise ConfigError(f"{where}.task: must be one of {list(TASKS)}, got {task!r}")
+        if kind == "task" and tta:
+            raise ConfigError(f"{where}: test-time augmentation (tta, evaluate.tta) is not supported "
+                              f"for keypoint models; set tta: null here")
+        dataset = overrides.pop("dataset", None) if kind == "dataset" else None
+        if kind == "dataset" and dataset not in DATASETS:
+            raise ConfigError(f"{where}.dataset: must be one of {list(DATASETS)}, got {dataset!r}")
+        if kind == "recipe" and not overrides:
+            raise ConfigError(f"{where}: sets no training key ({', '.join(OVERRIDE_KEYS)}), so it "
+                              f"would repeat the main variant")
         if kind == "model":
             pretrain = overrides.pop("pretrain", None)
             bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
@@ -160,14 +182,16 @@ def variants(config: dict) -> dict[str, Variant]:
                                   f"than model.*'s, so it would repeat the main variant")
             norm = model.get("norm", main_norm)
         allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind == "model" else [])
-        allowed += ["task"] if kind == "task" else []
+        allowed += (["task"] if kind == "task" else []) + (["dataset"] if kind == "dataset" else [])
+        allowed += list(EVAL_OVERRIDE_KEYS)
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
         merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
         fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
         out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
-                            pretrain=dict(pretrain) if pretrain else None, model=model, task=task)
+                            pretrain=dict(pretrain) if pretrain else None, model=model, task=task,
+                            dataset=dataset, tta=dict(tta) if tta else None)
     return out
 
 
@@ -207,7 +231,8 @@ def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) 
             raise ConfigError(f"{where}.schedules: {extra} not in detection.schedules "
                               f"{det['schedules']} (its scratch runs are the main variant's)")
         det["schedules"] = list(schedules)
-    return Variant(name, "pretraining", main.norm, 1.0, det, _plan(det, where), pretrain=dict(overrides))
+    return Variant(name, "pretraining", main.norm, 1.0, det, _plan(det, where), pretrain=dict(overrides),
+                   tta=main.tta)
 
 
 def pretraining_key(variant: Variant) -> str:
@@ -273,11 +298,27 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
             model["keypoints"] = {"num": len(config["keypoints"]["sigmas"]), "head": dict(config["keypoints"]["head"])}
             if for_eval:
                 model["oks_sigmas"] = list(config["keypoints"]["sigmas"])
+        if variant.dataset == "voc":  # VOC has boxes only: the paper's Faster R-CNN
+            model["masks"] = False
+        if for_eval and variant.tta:
+            model["tta"] = tta_settings(config, variant.tta)
     if norm is not None:
         model["norm"] = norm
     if model.get("arch") == "resnet":  # the default: left out, so the jobs' settings (their rerun
         del model["arch"]              # triggers and checkpoint lineage) are those before the key existed
     return model
+
+
+def tta_settings(config: dict, tta: dict) -> dict:
+    """Test-time augmentation as an evaluation runs it: the short sides (null: model.min_size
+    alone) and whether each is also run on the flipped image."""
+    return {"scales": list(tta.get("scales") or [config["model"]["min_size"]]), "flip": bool(tta.get("flip", False))}
+
+
+def eval_extra_by_variant(config: dict) -> dict:
+    """{variant: inference-only model keys of its own} (test-time augmentation), for the
+    training jobs' evaluations; variants without any are left out."""
+    return {name: {"tta": tta_settings(config, v.tta)} for name, v in variants(config).items() if v.tta}
 
 
 def eval_only_model_settings(config: dict) -> dict:

@@ -92,11 +92,15 @@ class CocoInstances(torch.utils.data.Dataset):
     record's file_name may carry a subfolder or name another extension than the file
     on disk (found as the layout check finds it, `rethink.layout.resolve_image`).
     With `keypoints` (a person_keypoints file) targets also hold `keypoints` (N x K x 3:
-    x, y, visibility), and `keypoint_names` lists the K names of its categories.
+    x, y, visibility), and `keypoint_names` lists the K names of its categories. Without
+    `masks` (a box-only model) targets hold no masks, and need no segmentation. Objects
+    flagged `difficult` (VOC's, rethink.voc) are left out of the targets as crowd regions are
+    (py-faster-rcnn's and Detectron's VOC training does so; VOC's evaluation ignores them).
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
-                 image_ids: list[int] | None = None, skip_ids=(), ann_file=None, keypoints=False):
+                 image_ids: list[int] | None = None, skip_ids=(), ann_file=None, keypoints=False,
+                 masks=True):
         self.coco, self.img_dir = load_coco(coco_root, split, ann_file)
         self.root = Path(coco_root)
         ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
@@ -107,6 +111,7 @@ class CocoInstances(torch.utils.data.Dataset):
         self.cat_ids = sorted(self.coco.getCatIds())
         self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
         self.transforms = transforms
+        self.masks = masks
         self.keypoint_names = None
         if keypoints:
             names = {tuple(c.get("keypoints") or ()) for c in self.coco.loadCats(self.cat_ids)}
@@ -142,7 +147,8 @@ class CocoInstances(torch.utils.data.Dataset):
         return path
 
     def target(self, image_id: int, height: int, width: int) -> dict:
-        anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
+        anns = [a for a in self.coco.imgToAnns.get(image_id, [])
+                if not a.get("iscrowd", 0) and not a.get("difficult", 0)]
         boxes, labels, masks, keypoints = [], [], [], []
         for a in anns:
             x, y, w, h = a["bbox"]
@@ -150,7 +156,8 @@ class CocoInstances(torch.utils.data.Dataset):
                 continue
             boxes.append([x, y, x + w, y + h])
             labels.append(self.label_of[a["category_id"]])
-            masks.append(self.coco.annToMask(a))
+            if self.masks:
+                masks.append(self.coco.annToMask(a))
             if self.keypoint_names is not None:
                 keypoints.append(a.get("keypoints") or [0] * (3 * len(self.keypoint_names)))
         box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
@@ -159,9 +166,10 @@ class CocoInstances(torch.utils.data.Dataset):
         target = {
             "boxes": tv_tensors.BoundingBoxes(box_t, format="XYXY", canvas_size=(height, width)),
             "labels": torch.tensor(labels, dtype=torch.int64),
-            "masks": tv_tensors.Mask(mask_t),
             "image_id": image_id,
         }
+        if self.masks:
+            target["masks"] = tv_tensors.Mask(mask_t)
         if self.keypoint_names is not None:
             target["keypoints"] = torch.tensor(keypoints, dtype=torch.float32).reshape(
                 -1, len(self.keypoint_names), 3)

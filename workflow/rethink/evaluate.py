@@ -60,22 +60,30 @@ def encode_masks(masks) -> list[dict]:
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all: the same kernels, the same numbers
-def predict(model, dataset, device, batch_size=4, log_every=50) -> dict:
+def predict(model, dataset, device, batch_size=4, log_every=50, tta=None) -> dict:
     """Run the model on every image; return its results in COCO format per task:
-    {"bbox": [...], "segm": [...]}, and "keypoints" for a model with a keypoint head (each
-    detection's keypoints, scored with its box score as torchvision's references do)."""
+    {"bbox": [...], "segm": [...]} ("segm" only for a model with a mask head), and
+    "keypoints" for a model with a keypoint head (each detection's keypoints, scored with its
+    box score as torchvision's references do). `tta` ({scales, flip}): with test-time
+    augmentation (rethink.tta)."""
     model.eval()
     cat_of = {label: cat for cat, label in dataset.label_of.items()}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    results = {"bbox": [], "segm": []}
+    results = {"bbox": [], **({"segm": []} if model.roi_heads.has_mask() else {})}
     if getattr(model.roi_heads, "keypoint_predictor", None) is not None:
         results["keypoints"] = []
+    infer = model
+    if tta is not None:
+        from .tta import predict_tta
+
+        def infer(images):
+            return predict_tta(model, images, tta["scales"], tta["flip"])
     progress = Progress(len(dataset), log_every, "img")
     for images, targets in loader:
-        outputs = model([im.to(device) for im in images])
+        outputs = infer([im.to(device) for im in images])
         for target, out in zip(targets, outputs):
             boxes = out["boxes"].cpu().numpy()
-            rles = encode_masks((out["masks"][:, 0] > 0.5).cpu().numpy())
+            rles = encode_masks((out["masks"][:, 0] > 0.5).cpu().numpy()) if "segm" in results else [None] * len(boxes)
             points = out["keypoints"].cpu().numpy() if "keypoints" in results else [None] * len(boxes)
             for box, score, label, rle, kp in zip(boxes, out["scores"].tolist(),
                                                   out["labels"].tolist(), rles, points):
@@ -84,7 +92,8 @@ def predict(model, dataset, device, batch_size=4, log_every=50) -> dict:
                           "score": round(score, 5)}
                 results["bbox"].append({**common, "bbox": [round(x0, 2), round(y0, 2),
                                                            round(x1 - x0, 2), round(y1 - y0, 2)]})
-                results["segm"].append({**common, "segmentation": rle})
+                if rle is not None:
+                    results["segm"].append({**common, "segmentation": rle})
                 if kp is not None:
                     results["keypoints"].append({**common, "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
         line = progress.step(len(images))
@@ -177,15 +186,41 @@ def coco_metrics(gt: COCO, results: list, iou_type: str, image_ids=None,
     return {"summary": summary, "per_category": per_cat, "text": log()}
 
 
-def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
+def is_voc(gt: COCO) -> bool:
+    """Whether the annotations were converted from a VOCdevkit (rethink.voc): then scored with
+    VOC's mAP too, and its `difficult` objects are ignored as VOC ignores them."""
+    return any("voc_set" in im for im in gt.dataset.get("images", [])[:1])
+
+
+def difficult_as_crowd(gt: COCO) -> COCO:
+    """The ground truth with VOC's difficult objects as crowd regions, so that COCOeval ignores
+    detections on them (by intersection over the detection's area, near VOC's ignore rule)."""
+    anns = [{**a, "iscrowd": 1} if a.get("difficult") else a for a in gt.dataset["annotations"]]
+    out = COCO()
+    out.dataset = {**gt.dataset, "annotations": anns}
+    with contextlib.redirect_stdout(io.StringIO()):
+        out.createIndex()
+    return out
+
+
+def evaluate_results(gt: COCO, bbox_res: list, segm_res: list | None, image_ids=None,
                      backend: str = BACKENDS[0], keypoint_res: list | None = None,
-                     oks_sigmas=None) -> dict:
-    """bbox and segm metrics, and keypoint ones given `keypoint_res`; `image_ids`
-    restricts all to those images (see coco_metrics)."""
+                     oks_sigmas=None, voc: bool = False) -> dict:
+    """bbox metrics, segm ones unless `segm_res` is None (a box-only model), keypoint ones
+    given `keypoint_res`; with `voc` also VOC's mAP at IoU 0.5 (rethink.voc_eval), and
+    COCOeval treats VOC's difficult objects as crowd regions. `image_ids` restricts all to
+    those images (see coco_metrics)."""
+    out = {"bbox": {}, "per_category": {}}
+    if voc:
+        from .voc_eval import voc_map
+        m = voc_map(gt, bbox_res, image_ids=image_ids)
+        out["voc"] = {"mAP": m["mAP"]}
+        out["per_category"]["voc"] = m["per_category"]
+        print(f"voc: mAP@0.5 {m['mAP']:.4f}", flush=True)
+        gt = difficult_as_crowd(gt)
     if backend == "faster":
         gt = faster_gt(gt)  # converted once for every task
-    out = {"bbox": {}, "segm": {}, "per_category": {}}
-    tasks = [("bbox", bbox_res), ("segm", segm_res)]
+    tasks = [("bbox", bbox_res)] + ([("segm", segm_res)] if segm_res is not None else [])
     tasks += [("keypoints", keypoint_res)] if keypoint_res is not None else []
     for task, res in tasks:
         m = coco_metrics(gt, res, task, image_ids, backend=backend,
@@ -193,24 +228,45 @@ def evaluate_results(gt: COCO, bbox_res: list, segm_res: list, image_ids=None,
         out[task] = m["summary"]
         out["per_category"][task] = m["per_category"]
         print(f"{task}:\n{m['text']}", flush=True)
-    return out
+    return {k: out[k] for k in ("bbox", "segm", "keypoints", "voc", "per_category") if k in out}
 
 
 def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip, record: dict,
                      settings: dict, log_every: int = 50) -> tuple[dict, dict]:
     """(metrics, results per task) of `model` on `dataset`; `record` (variant, seed, init,
     branch, iteration, checkpoint) and `settings` are written into the metrics. A keypoint
-    model's OKS sigmas are settings["model"]["oks_sigmas"]."""
+    model's OKS sigmas are settings["model"]["oks_sigmas"]. With settings["model"]["tta"]
+    ({scales, flip}) the model is also scored with test-time augmentation: its numbers are
+    the blocks bbox_tta (and segm_tta) beside the plain ones, from the same checkpoint."""
+    voc, image_ids = is_voc(dataset.coco), dataset.ids if skip else None
+
+    def scored(results):
+        return evaluate_results(dataset.coco, results["bbox"], results.get("segm"), image_ids=image_ids,
+                                backend=backend, keypoint_res=results.get("keypoints"),
+                                oks_sigmas=settings["model"].get("oks_sigmas"), voc=voc)
+
     results = predict(model, dataset, device, batch_size, log_every)
-    metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")},
-               **evaluate_results(dataset.coco, results["bbox"], results["segm"],
-                                  image_ids=dataset.ids if skip else None, backend=backend,
-                                  keypoint_res=results.get("keypoints"),
-                                  oks_sigmas=settings["model"].get("oks_sigmas")),
-               "num_images": len(dataset), "num_skipped_images": dataset.skipped,
-               "num_detections": len(results["bbox"]),
-               "checkpoint": str(record["checkpoint"]), "evaluation": settings}
+    metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")}, **scored(results)}
+    tta = settings["model"].get("tta")
+    if tta:
+        print(f"test-time augmentation: scales {tta['scales']}, flip {tta['flip']}", flush=True)
+        augmented = scored(predict(model, dataset, device, batch_size, log_every, tta=tta))
+        for task in ("bbox", "segm", "voc"):
+            if task in augmented:
+                metrics[f"{task}_tta"] = augmented[task]
+                metrics["per_category"][f"{task}_tta"] = augmented["per_category"][task]
+    metrics.update({"num_images": len(dataset), "num_skipped_images": dataset.skipped,
+                    "num_detections": len(results["bbox"]),
+                    "checkpoint": str(record["checkpoint"]), "evaluation": settings})
     return metrics, results
+
+
+def summary_line(metrics: dict) -> str:
+    """The headline numbers of an evaluation, one line."""
+    names = {"bbox": "bbox AP", "segm": "mask AP", "keypoints": "keypoint AP", "voc": "VOC mAP@0.5",
+             "bbox_tta": "bbox AP (TTA)", "segm_tta": "mask AP (TTA)", "voc_tta": "VOC mAP@0.5 (TTA)"}
+    return "  ".join(f"{name} {metrics[k]['mAP' if k.startswith('voc') else 'AP']:.4f}"
+                     for k, name in names.items() if k in metrics)
 
 
 def write_outputs(paths: dict, metrics: dict, results: dict) -> None:
@@ -283,7 +339,8 @@ def val_dataset(coco_root, model_cfg: dict, skip, val_annotations=None) -> CocoI
     if keypoints and not val_annotations:
         raise SystemExit("a keypoint model is scored on a person_keypoints file: give --val-annotations")
     dataset = CocoInstances(coco_root, "val", eval_transforms(), skip_ids=skip,
-                            ann_file=val_annotations, keypoints=bool(keypoints))
+                            ann_file=val_annotations, keypoints=bool(keypoints),
+                            masks=model_cfg.get("masks", True))
     if keypoints and len(dataset.keypoint_names) != keypoints["num"]:
         raise SystemExit(f"{val_annotations} names {len(dataset.keypoint_names)} keypoints, "
                          f"the model predicts {keypoints['num']}")
@@ -315,11 +372,12 @@ def main(argv=None):
     settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip)
     metrics, results = score_checkpoint(model, dataset, device, args.batch_size,
                                         args.backend, skip, record, settings)
+    if "segm" in results and not args.out_segm:
+        raise SystemExit("a model with a mask head writes its mask results too: give --out-segm")
     if "keypoints" in results and not args.out_keypoints:
         raise SystemExit("a keypoint model writes its keypoint results too: give --out-keypoints")
     write_outputs(evaluation_job.output_paths(args), metrics, results)
-    print(f"bbox AP {metrics['bbox']['AP']:.4f}  mask AP {metrics['segm']['AP']:.4f}"
-          + (f"  keypoint AP {metrics['keypoints']['AP']:.4f}" if "keypoints" in metrics else ""), flush=True)
+    print(summary_line(metrics), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,18 +29,19 @@ from .layout import skipped_image_ids
 BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
 FROM_TRAINING = "from_training"  # sub-folder of an eval dir the training job writes to
 FILES = ("bbox_results.json", "segm_results.json", "metrics.json")  # metrics last: it marks completeness
-KEYPOINT_FILES = ("bbox_results.json", "segm_results.json", "keypoints_results.json", "metrics.json")
 
 
 def files(results) -> tuple[str, ...]:
-    """The files an evaluation with these results (tasks) writes: a keypoint model's add its
-    keypoint results."""
-    return KEYPOINT_FILES if "keypoints" in results else FILES
+    """The files an evaluation with these results (tasks) writes: one TASK_results.json per
+    task (bbox; segm unless box-only; keypoints for a keypoint model), then metrics.json."""
+    return tuple(f"{task}_results.json" for task in results) + ("metrics.json",)
 
 
 def output_paths(args) -> dict:
     """{file name: path} of the command line's outputs (metrics last)."""
-    paths = {"bbox_results.json": args.out_bbox, "segm_results.json": args.out_segm}
+    paths = {"bbox_results.json": args.out_bbox}
+    if args.out_segm:
+        paths["segm_results.json"] = args.out_segm
     if args.out_keypoints:
         paths["keypoints_results.json"] = args.out_keypoints
     return {**paths, "metrics.json": args.out_metrics}
@@ -85,7 +86,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-bbox", required=True)
-    p.add_argument("--out-segm", required=True)
+    p.add_argument("--out-segm", help="mask results (every model but a box-only one)")
     p.add_argument("--out-keypoints", help="keypoint results (a model with a keypoint head)")
     p.add_argument("--val-annotations", help="score on this annotation file instead of the root's "
                    "instances_val2017.json (a keypoint model: its person_keypoints file)")

@@ -7,7 +7,8 @@ paper's from-scratch models. `model.arch: vgg` is a plain VGG (conv stacks, ReLU
 pooling, no residuals), which with `model.norm: none` has no normalisation anywhere, in
 backbone, FPN or heads: the paper's VGG-16 experiment. A model config with `keypoints`
 (the keypoint task) adds a keypoint head, normalised as the others, to the same Mask R-CNN:
-the multi-task "keypoint & mask" model of the Mask R-CNN paper (its Table 4).
+the multi-task "keypoint & mask" model of the Mask R-CNN paper (its Table 4). One with
+`masks: false` (a dataset of boxes only, VOC) has no mask head: the paper's Faster R-CNN.
 """
 from __future__ import annotations
 
@@ -270,6 +271,9 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
         mask_head=mask_head,
         mask_predictor=MaskRCNNPredictor(mask["channels"], mask["channels"], num_classes + 1),
     )
+    if model_cfg.get("masks", True) is False:  # boxes only: torchvision's RoIHeads then skips masks
+        heads = detector.roi_heads
+        heads.mask_roi_pool = heads.mask_head = heads.mask_predictor = None
     keypoints = model_cfg.get("keypoints")
     if keypoints:  # the keypoint task: torchvision's RoIHeads trains and predicts it beside masks
         head = keypoints["head"]

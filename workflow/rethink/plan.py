@@ -29,6 +29,7 @@ ANCHORS = {"detection_train": 0.338 * 8 / 16, "pretrain": 8 * 29 * 3600 / (90 * 
 ANCHOR_SOURCES = {"detection_train": "detectron2 scratch GN 3x, 8 V100",
                   "pretrain": "Goyal et al. 2017, 8 P100", "inference": "detectron2 model zoo, V100"}
 COCO_TRAIN, COCO_VAL, IMAGENET_TRAIN, IMAGENET_VAL = 118_287, 5_000, 1_281_167, 50_000
+VOC_TRAIN, VOC_VAL = 5_011 + 5_717, 5_823  # trainval2007 + train2012, val2012 (the paper's VOC sets)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,16 +55,20 @@ def measured_seconds(path: str) -> dict:
     return out
 
 
-def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet_train: int) -> dict:
+def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet_train: int,
+              voc: tuple[int, int] = (VOC_TRAIN, VOC_VAL)) -> dict:
+    """`voc`: (train, val) images of a dataset variant's VOC sets."""
     variants = study_config.variants(cfg)
     seeds, inits = study_config.seeds(cfg), cfg["detection"]["inits"]
     job_iters = cfg["detection"]["job_iters"]
-    rows, detection = [], {"jobs": 0, "evaluations": 0, "iterations": 0, "separate_iterations": 0, "images": 0}
+    rows, detection = [], {"jobs": 0, "evaluations": 0, "iterations": 0, "separate_iterations": 0, "images": 0,
+                           "evaluation_images": 0}
     for v in variants.values():
         cells = len(seeds) * (1 if v.shares_scratch else len(inits))  # shared scratch: main's runs
         branches = ["trunk"] + [s.name for s in v.plan.schedules]
         bs = v.detection["batch_size"]
-        row = {"variant": v.name, "train_images": subset_size(coco_train, v.fraction), "batch_size": bs,
+        train, val = voc if v.dataset else (coco_train, coco_val)
+        row = {"variant": v.name, "train_images": subset_size(train, v.fraction), "batch_size": bs,
                "forked_iterations": v.plan.total_iterations(), "separate_iterations": v.plan.separate_iterations(),
                "jobs": cells * sum(len(v.plan.jobs(b, job_iters)) for b in branches),
                "evaluations": cells * sum(len(v.plan.checkpoints(b)) for b in branches)}
@@ -75,6 +80,9 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
         for k, key in (("jobs", "jobs"), ("evaluations", "evaluations"), ("iterations", "forked_iterations"),
                        ("separate_iterations", "separate_iterations"), ("images", "images_seen")):
             detection[k] += row[key] * (cells if k in ("iterations", "separate_iterations") else 1)
+        # test-time augmentation scores each checkpoint again per scale and flip
+        passes = 1 + (len(v.tta.get("scales") or [0]) * (2 if v.tta.get("flip") else 1) if v.tta else 0)
+        detection["evaluation_images"] += row["evaluations"] * val * passes
     pre = cfg["pretrain"]
     norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values() if not v.own_pretraining})
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
@@ -85,7 +93,7 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
                for v in variants.values() if v.own_pretraining and "pretrained" in inits]
     pretrain_jobs = len(epochs)
     pretrain_images = sum(epochs) * imagenet_train
-    evaluation_images = detection["evaluations"] * coco_val
+    evaluation_images = detection["evaluation_images"]
     stages = {
         "pretrain": {"jobs": pretrain_jobs, "epochs": pre["epochs"], "images_seen": pretrain_images,
                      "gpu_hours": round(pretrain_images * seconds["pretrain"] / 3600, 1)},
@@ -110,7 +118,8 @@ def estimate(cfg: dict, throughput=None, coco_train=None, imagenet_train=None) -
     imagenet = imagenet_train or (
         IMAGENET_TRAIN if cfg["data"]["imagenet"] else syn["classes"] * syn["cls_train_per_class"])
     seconds = {**ANCHORS, **(measured_seconds(throughput) if throughput else {})}
-    return cost_plan(cfg, seconds, coco_train, coco_val, imagenet)
+    voc = (VOC_TRAIN, VOC_VAL) if cfg["data"].get("voc") else (syn.get("voc_train_images", 0), syn.get("voc_val_images", 0))
+    return cost_plan(cfg, seconds, coco_train, coco_val, imagenet, voc)
 
 
 def summary(plan: dict) -> str:

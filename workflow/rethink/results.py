@@ -41,21 +41,26 @@ import pandas as pd
 
 from rethink.atomic import write_text
 
-TASKS = ("bbox", "segm")  # every checkpoint's
+TASKS = ("bbox", "segm")  # every checkpoint's (segm: all but a box-only model's, study.datasets)
+REQUIRED_TASKS = ("bbox",)
 METRICS = (
     "AP", "AP50", "AP75", "APs", "APm", "APl",
     "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
 )
 # a keypoint model's checkpoints add COCOeval's 10 keypoint numbers (study.tasks)
 KEYPOINT_METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-TASK_METRICS = {"bbox": METRICS, "segm": METRICS, "keypoints": KEYPOINT_METRICS}
+# tasks in a metrics file, in column order: a VOC-converted val set adds VOC's mAP@0.5 (voc),
+# test-time augmentation the same numbers again (bbox_tta, segm_tta, voc_tta). Metric names
+# hold no "_", so a column <task>_<metric> splits at its last one.
+TASK_METRICS = {"bbox": METRICS, "segm": METRICS, "keypoints": KEYPOINT_METRICS, "voc": ("mAP",),
+                "bbox_tta": METRICS, "segm_tta": METRICS, "voc_tta": ("mAP",)}
 TRUNK = "trunk"
 INITS = ("scratch", "pretrained")
 TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metric", "value"]
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
 DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
 DEFAULT_SEED = 0
-VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model", "task")
+VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model", "task", "dataset", "recipe")
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 
 
@@ -241,7 +246,7 @@ def load_reference(path: str | os.PathLike | None) -> dict | None:
 
 
 def _split_metric(metric, path, key) -> tuple[str, str]:
-    task, _, m = str(metric).partition("_")
+    task, _, m = str(metric).rpartition("_")
     if task not in TASK_METRICS or m not in TASK_METRICS[task]:
         raise MetricsError(f"{path}: {key} {metric!r} is not <task>_<metric> "
                            f"with task in {list(TASK_METRICS)}, e.g. 'bbox_AP'")
@@ -292,7 +297,7 @@ def _parse_one(path: Path) -> list[dict]:
     if not isinstance(data, Mapping):
         raise MetricsError(f"{path}: metrics JSON must be an object, got {type(data).__name__}")
 
-    missing = [k for k in ("init", "branch", "iteration", *TASKS) if k not in data]
+    missing = [k for k in ("init", "branch", "iteration", *REQUIRED_TASKS) if k not in data]
     if missing:
         raise MetricsError(f"{path}: metrics JSON is missing key(s) {', '.join(missing)}")
     init, branch, it = data["init"], data["branch"], data["iteration"]
@@ -312,7 +317,7 @@ def _parse_one(path: Path) -> list[dict]:
     seed = int(seed)
 
     rows = []
-    for task in [*TASKS, *(["keypoints"] if "keypoints" in data else [])]:
+    for task in [t for t in TASK_METRICS if t in data]:
         block = data[task]
         if not isinstance(block, Mapping):
             raise MetricsError(f"{path}: '{task}' must be an object of metrics")
@@ -526,7 +531,7 @@ def final_metrics(df: pd.DataFrame, plan: Mapping) -> pd.DataFrame:
             rows.append(row)
     if missing:
         raise MetricsError("missing final checkpoint metrics for: " + "; ".join(missing))
-    tasks = [*TASKS, *(["keypoints"] if (df["task"] == "keypoints").any() else [])]
+    tasks = [t for t in TASK_METRICS if (df["task"] == t).any()]
     cols = ["init", "schedule", "multiple", "iteration"] + [
         f"{t}_{m}" for t in tasks for m in TASK_METRICS[t]]
     return pd.DataFrame(rows).reindex(columns=cols)

@@ -34,14 +34,21 @@ def train_image_count(coco_stats: dict) -> int:
     return int(train["images"]) - int(train.get("images_skipped", 0))
 
 
-def variant_entry(spec: dict, n_train: int, inits: list[str]) -> dict:
+def variant_entry(spec: dict, n_train: int, inits: list[str], dataset_train: dict | None = None) -> dict:
+    """A variant's study.json entry; a dataset variant's train images are its own dataset's
+    (`dataset_train`: dataset name -> train image count)."""
     plan = make_plan(spec["one_x"], spec["schedules"], spec["checkpoint_every"])
     entry = {k: spec[k] for k in ("kind", "norm", "regime", "fraction", "batch_size",
                                   "min_size", "max_size", "train_scales")}
+    if spec.get("dataset"):
+        if spec["dataset"] not in (dataset_train or {}):
+            raise SystemExit(f"error: variant of dataset {spec['dataset']!r}: give --dataset-stats "
+                             f"{spec['dataset']}=REPORT (its conversion's report)")
+        n_train = dataset_train[spec["dataset"]]
     entry["train_images"] = subset_size(n_train, spec["fraction"])
     entry["inits"] = list(inits)
     for key in ("backbone", "scratch_from", "pretrain_overrides", "model_overrides",  # shape; pretraining, model
-                "task", "keypoint_head"):  # and task variants
+                "task", "keypoint_head", "dataset", "tta"):  # task, dataset variants; TTA
         if key in spec:
             entry[key] = spec[key]
     entry.update(plan.to_dict())
@@ -68,6 +75,8 @@ def main(argv=None):
     p.add_argument("--pretrain-metrics", help="the main norm's pre-training metrics (absent: a given checkpoint)")
     p.add_argument("--variant-pretrain", nargs="*", default=[], metavar="NAME=METRICS",
                    help="a pretraining or model variant's own pre-training metrics")
+    p.add_argument("--dataset-stats", nargs="*", default=[], metavar="DATASET=REPORT",
+                   help="a dataset variant's dataset conversion report (rethink.voc's): its train images")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     specs = json_arg(args.variants, "variants")
@@ -76,8 +85,15 @@ def main(argv=None):
     except KeyError as e:
         raise SystemExit(f"error: {args.coco_stats}: missing key {e}")
     pretrain = pretrain_summary(args.pretrain_metrics) if args.pretrain_metrics else None
+    dataset_train = {}
+    for item in args.dataset_stats:
+        name, _, path = item.partition("=")
+        try:
+            dataset_train[name] = int(read_json(path, f"{name} conversion report")["train"]["images"])
+        except (KeyError, TypeError) as e:
+            raise SystemExit(f"error: {path}: missing key {e} (train.images)")
     study = {"inits": args.inits, "seeds": args.seeds, "main": next(iter(specs)),
-             "variants": {name: variant_entry(spec, n_train, args.inits) for name, spec in specs.items()},
+             "variants": {name: variant_entry(spec, n_train, args.inits, dataset_train) for name, spec in specs.items()},
              "pretrain": pretrain}
     for item in args.variant_pretrain:
         name, _, path = item.partition("=")

@@ -1,4 +1,4 @@
-"""Deterministic synthetic "world" in the real ImageNet and COCO-2017 on-disk formats.
+"""Deterministic synthetic "world" in the real ImageNet, COCO-2017 and PASCAL VOC on-disk formats.
 
 The world is made of flat objects whose *category* is a (shape, texture) pair,
 e.g. ``striped_triangle``, with a characteristic colour (each class has its own
@@ -15,6 +15,11 @@ noise).
   (``annotations/instances_{train,val}2017.json``, ``{train,val}2017/%012d.jpg``)
   whose categories are the first ``detection_classes`` classification classes,
   so features learned on the classification set transfer (like ImageNet->COCO).
+* ``generate_voc`` writes the same kind of scenes as a VOCdevkit (``VOC2007`` trainval,
+  ``VOC2012`` train/val: ``Annotations/*.xml``, ``JPEGImages/*.jpg``, ``ImageSets/Main``)
+  with VOC's statistics relative to COCO: fewer images (``voc_train_images``,
+  ``voc_val_images``), objects (``voc_max_objects``) and categories (``voc_classes``, the
+  first detection categories), no crowd regions, boxes only, ``difficult`` flags.
 
 Annotations follow COCO's conventions: every object (``iscrowd: 0``) has the polygons of
 its visible region (later objects are drawn over earlier ones; an object split by an
@@ -108,9 +113,19 @@ KEYPOINT_SKELETON = [[5, 1], [5, 2], [5, 3], [5, 4]]  # 1-based pairs, as COCO w
 KEYPOINT_FIELDS = ("keypoints", "num_keypoints")  # only in the person_keypoints files
 FLAT_EDGE_TOLERANCE = 0.5  # px: vertices this close to an extreme value make a flat extreme edge
 
-_DATASET_CODE = {"imagenet": 1, "coco": 2}
+_DATASET_CODE = {"imagenet": 1, "coco": 2, "voc": 3}
 _SPLIT_CODE = {"train": 1, "val": 2}
 COCO_VAL_ID_OFFSET = 1_000_000  # COCO image ids of val are disjoint from train
+
+# The VOC world (generate_voc), scaled from the COCO-like one as VOC is from COCO: its
+# trainval07+train12 has 10.7k images against COCO's 118k (91 per default 1000), 2.3
+# instances per image against 7.3 (1..2 objects per scene) and 1.4 categories per image
+# against 2.9 (2 categories). Optional config keys, so older configs keep working.
+VOC_DEFAULTS = {"voc_train_images": 91, "voc_val_images": 100, "voc_max_objects": 2,
+                "voc_classes": 2}
+VOC2007_SHARE = 5011 / 10728  # of the train images: VOC2007 trainval's 5,011 of 07+12's 10,728
+VOC_DIFFICULT_VISIBLE = 0.5  # objects less than half visible are VOC's "difficult" ...
+VOC_DIFFICULT_SIDE = 12  # ... and so are those whose box side is under this many pixels
 
 
 class ConfigError(ValueError):
@@ -171,14 +186,7 @@ def validate_config(cfg) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
     if missing:
         raise ConfigError("synth config: missing required key(s): " + ", ".join(missing))
-    out = {}
-    for k in REQUIRED_KEYS:
-        v = cfg[k]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
-            isinstance(v, float) and v.is_integer()
-        ):
-            raise ConfigError(f"synth config: {k} must be an integer, got {v!r}")
-        out[k] = int(v)
+    out = {k: _config_int(k, cfg[k]) for k in REQUIRED_KEYS}
     lo = {
         "classes": 2,
         "detection_classes": 1,
@@ -213,6 +221,34 @@ def validate_config(cfg) -> dict:
     if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or clutter < 0:
         raise ConfigError(f"synth config: clutter must be a number >= 0, got {clutter!r}")
     out["clutter"] = float(clutter)
+    for k in VOC_DEFAULTS:  # optional: kept only when given, so the output of older configs is unchanged
+        if k in cfg:
+            out[k] = _config_int(k, cfg[k])
+            if out[k] < 1:
+                raise ConfigError(f"synth config: {k} must be >= 1, got {out[k]}")
+    if out.get("voc_classes", 1) > out["detection_classes"]:
+        raise ConfigError(
+            f"synth config: voc_classes ({out['voc_classes']}) "
+            f"must be <= detection_classes ({out['detection_classes']})"
+        )
+    return out
+
+
+def _config_int(key, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
+        isinstance(v, float) and v.is_integer()
+    ):
+        raise ConfigError(f"synth config: {key} must be an integer, got {v!r}")
+    return int(v)
+
+
+def voc_settings(cfg) -> dict:
+    """The VOC world's sizes: the config's voc_* keys, else VOC_DEFAULTS (the default
+    voc_classes capped at detection_classes, so a one-category config still works)."""
+    cfg = validate_config(cfg)
+    out = {k: cfg.get(k, v) for k, v in VOC_DEFAULTS.items()}
+    if "voc_classes" not in cfg:
+        out["voc_classes"] = min(out["voc_classes"], cfg["detection_classes"])
     return out
 
 
@@ -222,7 +258,7 @@ def load_config(spec) -> dict:
         return validate_config(spec)
     spec = str(spec)
     p = Path(spec)
-    if p.is_file():
+    if not spec.lstrip().startswith("{") and p.is_file():  # inline JSON may exceed a file name's length
         text = p.read_text()
         if p.suffix.lower() in (".yaml", ".yml"):
             cfg = _load_yaml(text, p)
@@ -470,8 +506,14 @@ def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> 
     return _finish(img, rng)
 
 
-def render_detection_scene(rng, cfg, vocab):
+def render_detection_scene(rng, cfg, vocab, max_objects=None, n_categories=None, crowd=True,
+                           visibility=False):
     """A scene and its per-object annotations (without ids), annotated as COCO is.
+
+    The options (the VOC world's) change the scene only when given: at most `max_objects`
+    objects (default det_max_objects), of the first `n_categories` categories (default
+    detection_classes), no crowd region when `crowd` is False (no random draw for it either);
+    `visibility` adds each object's visible share of its pixels as "visible_fraction".
 
     Objects are placed one after another, later ones drawn over earlier ones; a placement
     is rejected (and retried) if it would leave an earlier object with less than
@@ -486,12 +528,13 @@ def render_detection_scene(rng, cfg, vocab):
     h = int(rng.integers(cfg["det_min_size"], cfg["det_max_size"] + 1))
     img = _background(rng, h, w, cfg.get("clutter", 1.0))
     side = min(h, w)
-    n_obj = int(rng.integers(1, cfg["det_max_objects"] + 1))
+    n_obj = int(rng.integers(1, (max_objects or cfg["det_max_objects"]) + 1))
     # each: dict(cat, members [(obj, full mask)], geom (shapely), vis (mask), area, crowd, poly)
-    objs = [_crowd_group(rng, cfg, vocab, h, w)] if rng.uniform() < CROWD_SCENE_FRACTION else []
+    with_crowd = crowd and rng.uniform() < CROWD_SCENE_FRACTION
+    objs = [_crowd_group(rng, cfg, vocab, h, w)] if with_crowd else []
     skipped = 0
     for _ in range(n_obj):
-        cat = int(rng.integers(cfg["detection_classes"]))
+        cat = int(rng.integers(n_categories or cfg["detection_classes"]))
         placed = False
         for _try in range(PLACEMENT_TRIES):
             radius = min(max(0.5 * side * rng.uniform(0.2, 0.55), 6.0), side / 2 - 1)
@@ -533,6 +576,8 @@ def render_detection_scene(rng, cfg, vocab):
                          "num_keypoints": 0})
         else:
             anns.append({**_object_annotation(o, occluders), **_keypoints(o, occluders)})
+        if visibility:
+            anns[-1]["visible_fraction"] = float(o["vis"].sum()) / o["area"]
     return _finish(img, rng), anns, skipped
 
 
@@ -879,16 +924,127 @@ def generate_coco_keypoints(
     return stats
 
 
+def voc_categories(cfg) -> list[str]:
+    """The VOC world's class names (the first voc_classes detection categories), in order:
+    what ``rethink.voc --classes`` needs to read it."""
+    n = voc_settings(cfg)["voc_classes"]
+    return [c["name"] for c in coco_categories(validate_config(cfg))[:n]]
+
+
+def _voc_plan(n_train, n_val):
+    """(year folder, image set, split, scene index, image name) of every VOC world image:
+    VOC2007's share of train as VOC2007 trainval, the rest as VOC2012 train, val as VOC2012 val."""
+    n07 = round(n_train * VOC2007_SHARE)
+    if n_train >= 2:  # both years hold train images
+        n07 = min(max(n07, 1), n_train - 1)
+    plan = [("VOC2007", "trainval", "train", k, f"{k + 1:06d}") for k in range(n07)]
+    plan += [("VOC2012", "train", "train", k, f"2008_{k - n07 + 1:06d}") for k in range(n07, n_train)]
+    plan += [("VOC2012", "val", "val", k, f"2008_{n_train - n07 + k + 1:06d}") for k in range(n_val)]
+    return plan
+
+
+def _voc_object(ann, names, width, height) -> dict:
+    """VOC's record of an object: 1-based inclusive integer pixel box around its visible
+    region (every pixel the COCO box touches, inside the image) and the difficult flag."""
+    x0, y0, bw, bh = ann["bbox"]
+    xmin = min(max(math.floor(x0) + 1, 1), width)
+    ymin = min(max(math.floor(y0) + 1, 1), height)
+    # round first: x0 + bw may land a hair above an integer it equals
+    xmax = max(min(math.ceil(round(x0 + bw, 6)), width), xmin)
+    ymax = max(min(math.ceil(round(y0 + bh, 6)), height), ymin)
+    small = min(xmax - xmin + 1, ymax - ymin + 1) < VOC_DIFFICULT_SIDE
+    occluded = ann["visible_fraction"] < VOC_DIFFICULT_VISIBLE
+    return {"name": names[ann["category_id"] - 1], "difficult": int(small or occluded),
+            "box": (xmin, ymin, xmax, ymax)}
+
+
+def _voc_xml(year, name, width, height, objects) -> str:
+    """The annotation file as the VOC devkit writes it (tab-indented)."""
+    lines = ["<annotation>", f"\t<folder>{year}</folder>", f"\t<filename>{name}.jpg</filename>",
+             "\t<source>", f"\t\t<database>The synthetic {year} Database</database>",
+             f"\t\t<annotation>PASCAL {year}</annotation>", "\t\t<image>rethink.synth</image>",
+             "\t</source>", "\t<size>", f"\t\t<width>{width}</width>",
+             f"\t\t<height>{height}</height>", "\t\t<depth>3</depth>", "\t</size>",
+             "\t<segmented>0</segmented>"]
+    for o in objects:
+        xmin, ymin, xmax, ymax = o["box"]
+        lines += ["\t<object>", f"\t\t<name>{o['name']}</name>", "\t\t<pose>Unspecified</pose>",
+                  "\t\t<truncated>0</truncated>", f"\t\t<difficult>{o['difficult']}</difficult>",
+                  "\t\t<bndbox>", f"\t\t\t<xmin>{xmin}</xmin>", f"\t\t\t<ymin>{ymin}</ymin>",
+                  f"\t\t\t<xmax>{xmax}</xmax>", f"\t\t\t<ymax>{ymax}</ymax>", "\t\t</bndbox>",
+                  "\t</object>"]
+    return "\n".join(lines + ["</annotation>", ""])
+
+
+def generate_voc(
+    out_dir,
+    cfg: dict,
+    seed: int,
+    log: Optional[Callable[[str], None]] = None,
+    progress_every: int = 500,
+) -> dict:
+    """Write the VOCdevkit-layout detection set (VOC2007 trainval, VOC2012 train, val and
+    trainval) to ``out_dir``; return stats (per split as generate_coco's, boxes only)."""
+    cfg = validate_config(cfg)
+    voc = voc_settings(cfg)
+    t0 = time.time()
+    vocab = class_vocabulary(cfg["classes"])
+    names = voc_categories(cfg)
+    plan = _voc_plan(voc["voc_train_images"], voc["voc_val_images"])
+    members = {("VOC2007", "trainval"): [], ("VOC2012", "train"): [], ("VOC2012", "val"): []}
+    tally = {split: {"images": 0, "annotations": 0, "difficult": 0, "category_sum": 0,
+                     "per_cat": [0] * len(names)} for split in ("train", "val")}
+    with _atomic_dir(out_dir) as tmp:
+        for year in ("VOC2007", "VOC2012"):
+            for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+                (tmp / year / sub).mkdir(parents=True)
+        for done, (year, image_set, split, k, name) in enumerate(plan, 1):
+            rng = _rng(seed, "voc", split, k)
+            im, anns, _ = render_detection_scene(
+                rng, cfg, vocab, max_objects=voc["voc_max_objects"],
+                n_categories=voc["voc_classes"], crowd=False, visibility=True)
+            objects = [_voc_object(a, names, im.width, im.height) for a in anns]
+            im.save(tmp / year / "JPEGImages" / f"{name}.jpg", format="JPEG",
+                    quality=cfg["jpeg_quality"])
+            (tmp / year / "Annotations" / f"{name}.xml").write_text(
+                _voc_xml(year, name, im.width, im.height, objects))
+            members[year, image_set].append(name)
+            t = tally[split]
+            t["images"] += 1
+            t["annotations"] += len(objects)
+            t["difficult"] += sum(o["difficult"] for o in objects)
+            t["category_sum"] += len({o["name"] for o in objects})
+            for o in objects:
+                t["per_cat"][names.index(o["name"])] += 1
+            _progress(log, progress_every, "voc", done, len(plan))
+        members["VOC2012", "trainval"] = members["VOC2012", "train"] + members["VOC2012", "val"]
+        for (year, image_set), image_names in members.items():
+            (tmp / year / "ImageSets" / "Main" / f"{image_set}.txt").write_text(
+                "".join(f"{n}\n" for n in image_names))
+    stats = {"out_dir": str(out_dir), "seed": int(seed), "categories": names,
+             "sets": {f"{y}/{s}": len(v) for (y, s), v in members.items()}}
+    for split, t in tally.items():
+        n = max(t["images"], 1)
+        stats[split] = {"images": t["images"], "annotations": t["annotations"],
+                        "difficult": t["difficult"],
+                        "instances_per_image": round(t["annotations"] / n, 3),
+                        "categories_per_image": round(t["category_sum"] / n, 3),
+                        "annotations_per_category": dict(zip(names, t["per_cat"]))}
+    stats["seconds"] = round(time.time() - t0, 3)
+    return stats
+
+
 # --------------------------------------------------------------------------- #
 # CLI
 # --------------------------------------------------------------------------- #
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m rethink.synth",
-        description="Generate the synthetic ImageNet-layout and COCO-layout datasets.",
+        description="Generate the synthetic ImageNet-, COCO- and VOC-layout datasets.",
     )
     ap.add_argument("--imagenet", metavar="OUT", help="output folder of the classification set")
     ap.add_argument("--coco", metavar="OUT", help="output folder of the detection set")
+    ap.add_argument("--voc", metavar="OUT", help="output folder of the VOCdevkit-layout detection set")
     ap.add_argument("--keypoints", metavar="OUT",
                     help="folder for the detection set's person_keypoints_{train,val}2017.json "
                          "alone (no images)")
@@ -897,8 +1053,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--progress-every", type=int, default=500, metavar="N")
     args = ap.parse_args(argv)
-    if not args.imagenet and not args.coco and not args.keypoints:
-        ap.error("give --imagenet, --coco and/or --keypoints")
+    if not args.imagenet and not args.coco and not args.keypoints and not args.voc:
+        ap.error("give --imagenet, --coco, --voc and/or --keypoints")
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
@@ -917,6 +1073,11 @@ def main(argv=None) -> int:
         log(f"[synth] coco done: {s['train']['images']} train / {s['val']['images']} val images, "
             f"{s['train']['annotations']} / {s['val']['annotations']} annotations "
             f"in {s['seconds']:.1f}s -> {args.coco}")
+    if args.voc:
+        s = generate_voc(args.voc, cfg, args.seed, log=log, progress_every=args.progress_every)
+        log(f"[synth] voc done: {s['train']['images']} train / {s['val']['images']} val images, "
+            f"{s['train']['annotations']} / {s['val']['annotations']} objects "
+            f"in {s['seconds']:.1f}s -> {args.voc}")
     if args.keypoints:
         s = generate_coco_keypoints(args.keypoints, cfg, args.seed, log=log,
                                     progress_every=args.progress_every)

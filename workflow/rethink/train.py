@@ -175,7 +175,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     saves[end] = Path(out)
     keypoints = model_cfg.get("keypoints")
     dataset = CocoInstances(coco_root, "train", None, skip_ids=skip_ids, ann_file=train_annotations,
-                            keypoints=bool(keypoints))
+                            keypoints=bool(keypoints), masks=model_cfg.get("masks", True))
     if keypoints and len(dataset.keypoint_names) != keypoints["num"]:
         raise SystemExit(f"{train_annotations} names {len(dataset.keypoint_names)} keypoints per "
                          f"category, the model predicts {keypoints['num']} (keypoints.sigmas)")
@@ -334,6 +334,8 @@ def main(argv=None):
                    help="further checkpoints to write on the way, inside (start, end), next to --out")
     p.add_argument("--eval-extra", help="evaluate every checkpoint written, with --model plus these "
                    "inference-only keys (JSON, e.g. score_thresh) as rethink.evaluate's --model")
+    p.add_argument("--eval-extra-by-variant", help="JSON {variant: keys}: this --variant's own "
+                   "inference-only keys (test-time augmentation, tta), over --eval-extra")
     p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
     p.add_argument("--eval-batch-size", type=int, default=4)
     p.add_argument("--eval-backend", choices=evaluation_job.BACKENDS, default=evaluation_job.BACKENDS[0])
@@ -360,10 +362,12 @@ def main(argv=None):
         if not args.eval_dir:
             p.error("--eval-extra needs --eval-dir")
         t = time.perf_counter()
-        from .evaluate import CheckpointEvaluator
+        from .evaluate import CheckpointEvaluator, summary_line
         extra = json_arg(args.eval_extra, "eval-extra")
         if not model_cfg.get("keypoints"):  # OKS sigmas: an inference-only key of keypoint models alone
             extra.pop("oks_sigmas", None)
+        if args.eval_extra_by_variant:
+            extra.update(json_arg(args.eval_extra_by_variant, "eval-extra-by-variant").get(args.variant, {}))
         evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **extra},
                                         args.eval_batch_size, args.eval_backend, args.device,
                                         device, args.layout_stats, args.val_annotations)
@@ -373,8 +377,7 @@ def main(argv=None):
         def evaluate(model, iteration, path):
             m = evaluator(model.state_dict(), path, Path(args.eval_dir) / f"iter_{iteration:06d}",
                           {**record, "iteration": iteration})
-            print(f"evaluated {path}: bbox AP {m['bbox']['AP']:.4f}  mask AP {m['segm']['AP']:.4f}"
-                  + (f"  keypoint AP {m['keypoints']['AP']:.4f}" if "keypoints" in m else ""), flush=True)
+            print(f"evaluated {path}: {summary_line(m)}", flush=True)
     try:
         train_segment(args.coco, model_cfg, train_cfg, args.init, args.start_iter, args.end_iter, total,
                       args.out, resume=args.resume, backbone=args.backbone, device=device,

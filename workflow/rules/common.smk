@@ -55,6 +55,46 @@ def task_annotations(variant, split):
     """A task variant's annotation file of `split` (train, val)."""
     return f"{KEYPOINTS_DIR}/{layout.KEYPOINT_FILE.format(split=split)}"
 
+
+# Dataset variants (study.datasets, voc) train and are scored on another dataset: data.voc's
+# VOCdevkit (or the synthetic world's VOC-layout scenes), whose image sets the workflow checks
+# and converts to COCO-format files once (rethink.voc); their images stay where they are.
+DATASET_VARIANTS = [v for v in VARIANTS if VARIANTS[v].dataset]
+SYNTHETIC_VOC = f"{R}/data/VOCdevkit"
+VOC = config["data"]["voc"] or SYNTHETIC_VOC
+VOC_CONVERTED = f"{R}/data/voc/instances_{{split}}.json"
+VOC_CHECKED = f"{R}/checks/voc_layout.json"
+
+
+def voc_class_args():
+    """--classes of the conversion: data.voc_class_names, the synthetic world's categories, or
+    none (VOC's 20)."""
+    if config["data"]["voc"]:
+        names = config["data"]["voc_class_names"]
+    else:
+        from rethink import synth
+
+        names = synth.voc_categories(config["data"]["synthetic"])
+    return "--classes " + " ".join(shlex.quote(n) for n in names) if names else ""
+
+
+def variant_root(variant):
+    """The data folder a variant's jobs read images from: main's COCO, or a dataset variant's."""
+    return VOC if VARIANTS[variant].dataset else COCO
+
+
+def variant_checked(variant):
+    """The layout check a variant's jobs depend on (and read skipped images from)."""
+    return VOC_CHECKED if VARIANTS[variant].dataset else COCO_CHECKED
+
+
+def variant_val_annotations(variant):
+    """The val annotation file a variant is scored on, or None for main's instances_val2017.json."""
+    v = VARIANTS[variant]
+    if v.task:
+        return task_annotations(variant, "val")
+    return VOC_CONVERTED.format(split="val") if v.dataset else None
+
 # One pre-training per norm the pretrained branches need (SyncBN/FrozenBN start from BN);
 # pretrain.checkpoint, when given, replaces the one of model.norm.
 PRETRAIN_NORMS = sorted({study_config.pretrain_norm(v.norm) for v in VARIANTS.values() if not v.own_pretraining})
@@ -256,19 +296,22 @@ def train_annotations(variant):
     for the whole train set."""
     if VARIANTS[variant].task:
         return task_annotations(variant, "train")
-    return None if VARIANTS[variant].kind != "regime" else SUBSET.format(variant=variant)
+    return subset_input(variant)
 
 
 def subset_input(variant):
-    """The train annotation file the workflow writes for a variant (a regime's subset), or
-    None. A task variant's files are the data's own: its jobs wait for their check instead
-    (KEYPOINTS_CHECKED), so a dry run on real data needs no file it has not been given."""
+    """The train annotation file the workflow writes for a variant (a regime's subset, a
+    dataset variant's converted train sets), or None. A task variant's files are the data's
+    own: its jobs wait for their check instead (KEYPOINTS_CHECKED), so a dry run on real data
+    needs no file it has not been given."""
+    if VARIANTS[variant].dataset:
+        return VOC_CONVERTED.format(split="train")
     return SUBSET.format(variant=variant) if VARIANTS[variant].kind == "regime" else None
 
 
 def job_inputs(wildcards):
     branch, start = resume_point(wildcards)
-    inputs = {"checked": COCO_CHECKED}
+    inputs = {"checked": variant_checked(wildcards.variant)}
     subset = subset_input(wildcards.variant)
     if subset:
         inputs["subset"] = subset
@@ -294,9 +337,11 @@ def job_args(wildcards, input):
     for key, flag in (("backbone", "--backbone"), ("subset", "--train-annotations")):
         if key in input.keys():
             args += f" {flag} {shlex.quote(input[key])}"
-    if VARIANTS[wildcards.variant].task:  # its own train file; its val file scores the job's checkpoints
-        args += "".join(f" --{split}-annotations {shlex.quote(task_annotations(wildcards.variant, split))}"
-                        for split in ("train", "val"))
+    if VARIANTS[wildcards.variant].task:  # its own train file
+        args += f" --train-annotations {shlex.quote(task_annotations(wildcards.variant, 'train'))}"
+    val = variant_val_annotations(wildcards.variant)
+    if val:  # its own val file scores the job's checkpoints
+        args += f" --val-annotations {shlex.quote(val)}"
     return args
 
 
@@ -345,6 +390,10 @@ def study_variants():
             out[name].update(model_overrides=v.model, **({"pretrain_overrides": v.pretrain} if v.pretrain else {}))
         if v.task:
             out[name].update(task=v.task, keypoint_head=config["keypoints"]["head"])
+        if v.dataset:
+            out[name].update(dataset=v.dataset)
+        if v.tta:
+            out[name].update(tta=study_config.tta_settings(config, v.tta))
     return out
 
 
@@ -358,6 +407,8 @@ HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
 HAS_PRETRAININGS = bool(PRETRAINING_VARIANTS)
 HAS_MODELS = any(v.kind == "model" for v in VARIANTS.values())
 HAS_TASKS = bool(TASK_VARIANTS)
+HAS_DATASETS = bool(DATASET_VARIANTS)
+HAS_RECIPES = any(v.kind == "recipe" for v in VARIANTS.values())
 
 
 def figure_pair(name):
@@ -372,6 +423,8 @@ FIGURES = [
     *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
     *(figure_pair("models") if HAS_MODELS else []),
     *(figure_pair("keypoints") + [f"{R}/tables/keypoints.{ext}" for ext in ("csv", "md")] if HAS_TASKS else []),
+    *(figure_pair("datasets") + [f"{R}/tables/datasets.{ext}" for ext in ("csv", "md")] if HAS_DATASETS else []),
+    *(figure_pair("recipes") + [f"{R}/tables/recipes.{ext}" for ext in ("csv", "md")] if HAS_RECIPES else []),
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],

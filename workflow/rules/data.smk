@@ -1,12 +1,16 @@
 # Dataset prep: write the synthetic world (when no real folder is configured), then check
 # the ImageNet and COCO layouts. Downstream rules depend on the check's stats file.
 
+# The world's keys without its VOC-layout scenes' (data.synthetic.voc_*): those change only
+# the VOC scenes, so they are no rerun trigger of the ImageNet and COCO ones.
+SYNTHETIC_WORLD = {k: v for k, v in config["data"]["synthetic"].items() if not k.startswith("voc_")}
+
 
 rule synthesize_imagenet:
     output:
         directory(SYNTHETIC_IMAGENET),
     params:
-        synthetic=as_json(config["data"]["synthetic"]),
+        synthetic=as_json(SYNTHETIC_WORLD),
         seed=config["data"]["synthetic"]["seed"],
     log:
         f"{R}/logs/data/synthesize_imagenet.log",
@@ -24,7 +28,7 @@ rule synthesize_coco:
     output:
         directory(SYNTHETIC_COCO),
     params:
-        synthetic=as_json(config["data"]["synthetic"]),
+        synthetic=as_json(SYNTHETIC_WORLD),
         seed=config["data"]["synthetic"]["seed"],
     log:
         f"{R}/logs/data/synthesize_coco.log",
@@ -43,7 +47,7 @@ rule synthesize_keypoints:
         train=f"{SYNTHETIC_KEYPOINTS}/person_keypoints_train2017.json",
         val=f"{SYNTHETIC_KEYPOINTS}/person_keypoints_val2017.json",
     params:
-        synthetic=as_json(config["data"]["synthetic"]),
+        synthetic=as_json(SYNTHETIC_WORLD),
         seed=config["data"]["synthetic"]["seed"],
         folder=lambda wildcards, output: os.path.dirname(output.train),
     log:
@@ -121,3 +125,50 @@ rule check_keypoints:
         "python -m rethink.layout --keypoints {params.annotations:q} --images {params.root:q} "
         "--num-keypoints {params.keypoints} --config-key keypoints.sigmas --out {output:q} > {log:q} 2>&1 "
         "|| (cat {log:q} >&2; exit 1)"
+
+
+# A dataset variant's VOCdevkit (study.datasets, voc): the synthetic world's VOC-layout scenes
+# when data.voc is null, checked and converted to COCO-format files in one job (rethink.voc).
+rule synthesize_voc:
+    output:
+        directory(SYNTHETIC_VOC),
+    params:
+        synthetic=as_json(config["data"]["synthetic"]),
+        seed=config["data"]["synthetic"]["seed"],
+    log:
+        f"{R}/logs/data/synthesize_voc.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.synth --voc {output:q} --config {params.synthetic:q} "
+        "--seed {params.seed} > {log:q} 2>&1"
+
+
+rule convert_voc:
+    input:
+        [] if config["data"]["voc"] else SYNTHETIC_VOC,
+    output:
+        train=VOC_CONVERTED.format(split="train"),
+        val=VOC_CONVERTED.format(split="val"),
+        report=VOC_CHECKED,
+    params:
+        root=data_root(config["data"]["voc"], SYNTHETIC_VOC),
+        train=" ".join(shlex.quote(s) for s in config["data"]["voc_sets"]["train"]),
+        val=" ".join(shlex.quote(s) for s in config["data"]["voc_sets"]["val"]),
+        classes=voc_class_args() if DATASET_VARIANTS else "",
+        verify=config["data"]["verify_images"],
+        folder=lambda wildcards, output: os.path.dirname(output.train),
+    log:
+        f"{R}/logs/data/convert_voc.log",
+    threads: threads_for("data")
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.voc --devkit {params.root:q} --train {params.train} --val {params.val} "
+        "{params.classes} --verify-images {params.verify} --out-dir {params.folder:q} "
+        "--report {output.report:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

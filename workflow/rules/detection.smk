@@ -31,6 +31,8 @@ rule subset:
 # rule alone (evaluate.smk), never of training. Every metrics file records the settings used.
 os.environ.update(RETHINK_TRAINING_EVAL_ARGS=(
     f"--eval-extra {as_json(study_config.eval_only_model_settings(config))} "
+    + (f"--eval-extra-by-variant {as_json(study_config.eval_extra_by_variant(config))} "
+       if study_config.eval_extra_by_variant(config) else "") +
     f"--eval-batch-size {config['evaluate']['batch_size']} "
     f"--eval-backend {config['evaluate']['backend']}") if config["evaluate"]["in_training"] else "")
 
@@ -44,7 +46,7 @@ rule train:
     params:
         job=job_args,
         launcher=train_launcher(),
-        root=COCO,
+        root=lambda wildcards: variant_root(wildcards.variant),
         model=variant_model,
         train=variant_train,
         eval_dir=lambda wildcards: f"{R}/eval/{wildcards.variant}/seed{wildcards.seed}/{wildcards.init}/{wildcards.branch}",
@@ -75,6 +77,7 @@ rule plan:
         checked=COCO_CHECKED,
         pretrain=PRETRAIN_METRICS or [],
         variant_pretrain=[variant_pretrain_metrics(v) for v in OWN_PRETRAINING_VARIANTS],
+        datasets=VOC_CHECKED if DATASET_VARIANTS else [],
     output:
         STUDY,
     params:
@@ -82,8 +85,11 @@ rule plan:
         inits=" ".join(INITS),
         seeds=" ".join(str(s) for s in SEEDS),
         pretrain=lambda wildcards, input: f"--pretrain-metrics {shlex.quote(input.pretrain)}" if input.pretrain else "",
-        variant_pretrain=lambda wildcards: "--variant-pretrain " + " ".join(
-            shlex.quote(f"{v}={variant_pretrain_metrics(v)}") for v in OWN_PRETRAINING_VARIANTS) if OWN_PRETRAINING_VARIANTS else "",
+        variant_pretrain=lambda wildcards: ("--variant-pretrain " + " ".join(
+            shlex.quote(f"{v}={variant_pretrain_metrics(v)}") for v in OWN_PRETRAINING_VARIANTS) if OWN_PRETRAINING_VARIANTS else "")
+            # a dataset variant's train images are counted by its conversion (an argument here, so
+            # that the command of studies without one stays as it was)
+            + (f" --dataset-stats voc={shlex.quote(VOC_CHECKED)}" if DATASET_VARIANTS else ""),
     log:
         f"{R}/logs/detection/plan.log",
     threads: 1

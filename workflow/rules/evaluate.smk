@@ -4,13 +4,16 @@
 # and the same checkpoint file (no torch, well under a second), and evaluates otherwise.
 
 
-EVALUATE = (
+EVALUATE_HEAD = (
     "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluation_job --coco {params.root:q} --model {params.model:q} "
     "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
-    "--out-bbox {output.bbox:q} --out-segm {output.segm:q} --variant {wildcards.variant} "
+    "--out-bbox {output.bbox:q}")
+EVALUATE_TAIL = (
+    " --variant {wildcards.variant} "
     "--seed {wildcards.seed} --init {wildcards.init} "
     "--branch {wildcards.branch} --iteration {wildcards.iteration} "
     "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device}")
+EVALUATE = f"{EVALUATE_HEAD} --out-segm {{output.segm:q}}{EVALUATE_TAIL}"
 EVALUATE_PARAMS = {
     "root": COCO,
     "checkpoint": lambda wildcards: evaluated_checkpoint(wildcards)[0],
@@ -75,6 +78,36 @@ if TASK_VARIANTS:
             "../../envs/torch.yaml"
         shell:
             f"{EVALUATE} --out-keypoints {{output.keypoints:q}} --val-annotations {{params.val:q}} > {{log:q}} 2>&1"
+
+
+# A dataset variant's checkpoints (box-only) are scored on its own val file, with VOC's mAP too.
+if DATASET_VARIANTS:
+
+    ruleorder: evaluate_dataset > evaluate
+
+    rule evaluate_dataset:
+        input:
+            job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
+            checked=VOC_CHECKED,
+            val=VOC_CONVERTED.format(split="val"),
+        output:
+            metrics=f"{EVAL_DIR}/metrics.json",
+            bbox=f"{EVAL_DIR}/bbox_results.json",
+        wildcard_constraints:
+            variant="|".join(re.escape(v) for v in DATASET_VARIANTS),
+        params:
+            **{**EVALUATE_PARAMS, "root": VOC},
+        log:
+            f"{R}/logs/eval/{CELL}.log",
+        benchmark:
+            f"{R}/benchmarks/evaluate/{CELL}.tsv"
+        threads: threads_for("evaluate")
+        resources:
+            **resources_for("evaluate"),
+        conda:
+            "../../envs/torch.yaml"
+        shell:
+            f"{EVALUATE_HEAD}{EVALUATE_TAIL} --val-annotations {{input.val:q}} > {{log:q}} 2>&1"
 
 
 # A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its

@@ -165,6 +165,7 @@ rule fig_keypoints:
     input:
         **figure_inputs("keypoints"),
         table_module=f"{FIG_SRC}/final_table.py",
+        mechanism=f"{FIG_SRC}/variant_metric.py",
     output:
         png=report(f"{R}/figures/keypoints.png", caption="../report/keypoints.rst",
                    category="Keypoints", labels={"figure": "keypoint AP, scratch vs pretrained"}),
@@ -174,6 +175,7 @@ rule fig_keypoints:
     params:
         **figure_params(),
         reference=reference_arg,
+        module="keypoints",
     log:
         f"{R}/logs/figures/keypoints.log",
     threads: 1
@@ -182,10 +184,49 @@ rule fig_keypoints:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.figures.keypoints --study {input.study:q} --metrics {input.metrics:q} "
+        "python -m rethink.figures.{params.module} --study {input.study:q} --metrics {input.metrics:q} "
         "{params.reference} --out-csv {output.csv:q} --out-md {output.md:q} "
         "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
         "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
+
+
+# The other kinds scored on a metric of their own: the same figure and table mechanism.
+use rule fig_keypoints as fig_datasets with:
+    input:
+        **figure_inputs("datasets"),
+        table_module=f"{FIG_SRC}/final_table.py",
+        mechanism=f"{FIG_SRC}/variant_metric.py",
+    output:
+        png=report(f"{R}/figures/datasets.png", caption="../report/datasets.rst",
+                   category="Datasets", labels={"figure": "VOC mAP, scratch vs pretrained"}),
+        pdf=f"{R}/figures/datasets.pdf",
+        csv=f"{R}/tables/datasets.csv",
+        md=f"{R}/tables/datasets.md",
+    params:
+        **figure_params(),
+        reference=reference_arg,
+        module="datasets",
+    log:
+        f"{R}/logs/figures/datasets.log",
+
+
+use rule fig_keypoints as fig_recipes with:
+    input:
+        **figure_inputs("recipes"),
+        table_module=f"{FIG_SRC}/final_table.py",
+        mechanism=f"{FIG_SRC}/variant_metric.py",
+    output:
+        png=report(f"{R}/figures/recipes.png", caption="../report/recipes.rst",
+                   category="Recipes", labels={"figure": "enhanced recipe, scratch vs pretrained"}),
+        pdf=f"{R}/figures/recipes.pdf",
+        csv=f"{R}/tables/recipes.csv",
+        md=f"{R}/tables/recipes.md",
+    params:
+        **figure_params(),
+        reference=reference_arg,
+        module="recipes",
+    log:
+        f"{R}/logs/figures/recipes.log",
 
 
 rule compute_seen:
@@ -193,7 +234,7 @@ rule compute_seen:
         script=f"{PACKAGE_DIR}/rethink/compute.py",
         study=STUDY,
         checked=COCO_CHECKED,
-        subsets=[subset_input(v) for v in VARIANTS if subset_input(v)],
+        subsets=sorted({subset_input(v) for v in VARIANTS if subset_input(v)}),
         task_checked=KEYPOINTS_CHECKED if TASK_VARIANTS else [],
     output:
         csv=report(f"{R}/tables/compute_seen.csv", caption="../report/compute_seen.rst",

@@ -14,11 +14,12 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SMOKE = ROOT / "tests" / "smoke_config.yaml"
 FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "less_data", "norms",
                                                      "compute_seen", "pretrain_curve", "pretrain_strength", "models",
-                                                     "keypoints")
+                                                     "keypoints", "datasets", "recipes")
                 for ext in ("png", "pdf")]
 FIGURE_FILES += [f"tables/{name}" for name in (
     "final_metrics.csv", "final_metrics.md", "final_metrics.tex", "claims.csv", "claims.md",
-    "compute_seen.csv", "compute_seen.json", "job_costs.csv", "job_costs.md", "keypoints.csv", "keypoints.md")]
+    "compute_seen.csv", "compute_seen.json", "job_costs.csv", "job_costs.md", "keypoints.csv", "keypoints.md",
+    "datasets.csv", "datasets.md", "recipes.csv", "recipes.md")]
 
 
 def snakemake(*args, cwd=ROOT, check=True):
@@ -55,10 +56,12 @@ def pytest_terminal_summary(terminalreporter):
     import test_backbones
     import test_bad_input
     import test_faults
+    import test_voc_data
     import test_workflow
     quirks, broken = len(test_bad_input.QUIRK_CASES), len(test_bad_input.BROKEN_CASES)
     configs, backbone = len(test_workflow.CONFIG_CASES), len(test_backbones.BACKBONE_CASES)
+    voc = len(test_voc_data.BAD)
     terminalreporter.write_line(
         f"fault injection: {len(test_faults.KILL_POINTS)} SIGKILL points; bad and quirky input: "
-        f"{quirks + broken + configs + backbone} cases ({quirks} quirks, {broken} broken data, "
-        f"{configs} config, {backbone} backbone files)")
+        f"{quirks + broken + configs + backbone + voc} cases ({quirks} quirks, {broken} broken data, "
+        f"{configs} config, {backbone} backbone files, {voc} broken VOCdevkit)")

@@ -119,10 +119,12 @@ def test_smoke_run_produces_every_figure_and_table(smoke):
     assert all(stage in costs for stage in ("pretrain", "train", "evaluate"))
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")  # one line, as documented
     assert set(tidy.columns) == {"variant", "seed", "init", "branch", "iteration", "task", "metric", "value"}
-    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "plain", "kp"} and set(tidy["seed"]) == {0, 1}
-    # checkpoints (main: 4 per init, SyncBN, half, short, plain and kp: 2) x inits x seeds x tasks x COCO
-    # numbers, and kp's 10 keypoint numbers
-    assert len(tidy) == (4 + 2 + 2 + 2 + 2 + 2) * 2 * 2 * 2 * 12 + 2 * 2 * 2 * 10
+    assert set(tidy["variant"]) == {"main", "SyncBN", "half", "short", "plain", "kp", "voc", "enh"}
+    assert set(tidy["seed"]) == {0, 1}
+    # checkpoints (main: 4 per init, SyncBN, half, short, plain, kp, enh and voc: 2) x inits x seeds
+    # x tasks x COCO numbers (box-only voc: 1 task; enh: 2 more, with test-time augmentation), kp's
+    # 10 keypoint numbers and voc's VOC mAP
+    assert len(tidy) == (4 + 2 + 2 + 2 + 2 + 2 + 2 * 2) * 2 * 2 * 2 * 12 + 2 * 2 * 2 * 12 + 2 * 2 * 2 * (10 + 1)
     pre = json.loads((results / "pretrain/GN/metrics.json").read_text())
     assert 0 <= pre["top1"] <= 1 and pre["images_seen"] > 0
 
@@ -186,6 +188,52 @@ def test_a_keypoint_variant_trains_and_scores_keypoints_for_both_inits(smoke, tm
     override.write_text("keypoints: {sigmas: [0.05, 0.05, 0.05, 0.05, 0.05]}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert "train" not in jobs and jobs["evaluate_task"] == 8 and "evaluate" not in jobs
+
+
+def test_a_dataset_variant_trains_a_box_only_model_on_its_voc_sets_for_both_inits(smoke, tmp_path):
+    """The smoke study's `voc` dataset variant: the synthetic world's VOC-layout scenes,
+    checked and converted once, main's model without its mask head, scored with VOC mAP."""
+    import torch
+    from rethink.voc_eval import voc_map
+    results = smoke / "results"
+    report = json.loads((results / "checks/voc_layout.json").read_text())
+    assert report["train"]["images"] == 12 and report["val"]["images"] == 6
+    for init in ("scratch", "pretrained"):
+        voc = torch.load(results / f"detection/voc/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        main = torch.load(results / f"detection/main/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        assert not any(k.startswith("roi_heads.mask_") for k in voc)  # boxes only
+        assert set(voc) == {k for k in main if not k.startswith("roi_heads.mask_")}
+    final = results / "eval/voc/seed1/pretrained/1x/iter_000006"
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert "segm" not in metrics and set(metrics["voc"]) == {"mAP"} and not (final / "segm_results.json").exists()
+    gt = json.loads((results / "data/voc/instances_val.json").read_text())
+    rescored = voc_map(gt, json.loads((final / "bbox_results.json").read_text()))
+    assert rescored["mAP"] == pytest.approx(metrics["voc"]["mAP"], abs=1e-12)
+    study = json.loads((results / "detection/study.json").read_text())["variants"]["voc"]
+    assert study["kind"] == "dataset" and study["dataset"] == "voc" and study["train_images"] == 12
+    claims = pd.read_csv(results / "tables/claims.csv")
+    assert list(claims[claims["variant"] == "voc"]["claim"]) == [7]
+    assert "By dataset (`study.datasets`)" in (results / "tables/claims.md").read_text()
+
+
+def test_a_recipe_variant_is_scored_with_and_without_test_time_augmentation(smoke, tmp_path):
+    """The smoke study's `enh` recipe: scale augmentation for both inits, every checkpoint
+    scored plainly and with test-time augmentation (both in metrics.json and the tidy CSV);
+    test-time augmentation is an evaluation key: editing it re-scores, trains nothing."""
+    results = smoke / "results"
+    metrics = json.loads((results / "eval/enh/seed0/scratch/2x/iter_000012/metrics.json").read_text())
+    assert metrics["evaluation"]["model"]["tta"] == {"scales": [56, 64], "flip": True}
+    assert set(metrics["bbox_tta"]) == set(metrics["bbox"]) and set(metrics["segm_tta"]) == set(metrics["segm"])
+    main = json.loads((results / "eval/main/seed0/scratch/2x/iter_000012/metrics.json").read_text())
+    assert "bbox_tta" not in main and "tta" not in main["evaluation"]["model"]
+    tidy = pd.read_csv(results / "metrics/all_metrics.csv")
+    assert set(tidy[tidy["variant"] == "enh"]["task"]) == {"bbox", "segm", "bbox_tta", "segm_tta"}
+    claims = pd.read_csv(results / "tables/claims.csv")
+    assert list(claims[claims["variant"] == "enh"]["claim"]) == [2, 8]
+    override = tmp_path / "tta.yaml"
+    override.write_text(SMOKE.read_text().replace("tta: {scales: [56, 64], flip: true}", "tta: {scales: [64], flip: true}"))
+    jobs = planned_jobs("--configfile", str(override), cwd=smoke)
+    assert "train" not in jobs and jobs["evaluate"] == 8 and "evaluate_dataset" not in jobs
 
 
 def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):

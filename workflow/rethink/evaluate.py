@@ -1,15 +1,21 @@
 """COCO evaluation (COCOeval, bbox and segm; and keypoints for a keypoint model) of a
-detection checkpoint.
+detection checkpoint; VOC's mAP too on a VOC-converted val set; with test-time augmentation
+too where the model config asks for it.
 
 Writes the detections as COCO results files (bbox and segm, re-scorable by anyone) and a
 metrics JSON with all 12 summary numbers per task and per-category AP. A model with a
 keypoint head (model config `keypoints`, OKS sigmas in `oks_sigmas`) is scored on a
 person_keypoints file (--val-annotations) and also writes its keypoint results and the 10
-keypoint summary numbers.
+keypoint summary numbers. A box-only model (`masks: false`, a dataset variant's) writes no
+segm results. A val file converted from a VOCdevkit (rethink.voc) is also scored with VOC's
+mAP at IoU 0.5 (rethink.voc_eval; block `voc`), and COCOeval treats its `difficult` objects
+as crowd regions. With `tta` ({scales, flip}) in the model config the checkpoint is scored
+again with test-time augmentation (rethink.tta): blocks bbox_tta, segm_tta (voc_tta) beside
+the plain ones.
 
     python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
-        --out-metrics m.json --out-bbox bbox.json --out-segm segm.json \
-        [--out-keypoints kp.json --val-annotations person_keypoints_val2017.json] \
+        --out-metrics m.json --out-bbox bbox.json [--out-segm segm.json] \
+        [--out-keypoints kp.json] [--val-annotations FILE] \
         [--layout-stats checks/coco_layout.json] [--backend faster|pycocotools]
 
 --backend faster (the default) scores with faster-coco-eval's COCOeval (C++ matching and

@@ -87,6 +87,11 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     kp_branches = ["trunk"] + [s.name for s in keypoints.schedules]
     kp_evals = sum(len(keypoints.checkpoints(b)) for b in kp_branches)
     kp_jobs = sum(len(keypoints.jobs(b, 10000)) for b in kp_branches)
+    # the enhanced baselines: main's data at 6x and 9x, scored with and without TTA
+    enhanced = make_plan(90000, [6, 9], 10000)
+    en_branches = ["trunk"] + [s.name for s in enhanced.schedules]
+    per_init += sum(len(enhanced.checkpoints(b)) for b in en_branches)
+    jobs_per_init += sum(len(enhanced.jobs(b, 10000)) for b in en_branches)
     assert counts["evaluate"] == 2 * per_init and counts["evaluate_task"] == 2 * kp_evals
     assert counts["train"] == 2 * (jobs_per_init + kp_jobs) < counts["evaluate"] + counts["evaluate_task"]
     # the paper's longest runs end where they should, with its LR and batch
@@ -96,6 +101,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
         assert f"detection/R101/seed0/{init}/6x/iter_540000.pt" in shell
         assert f"detection/VGG16/seed0/{init}/11x/iter_990000.pt" in shell
         assert f"detection/keypoints/seed0/{init}/3x/iter_270000.pt" in shell
+        assert f"detection/enhanced/seed0/{init}/9x/iter_810000.pt" in shell
     assert "--end-iter 540000 --schedule-iters 540000" in shell
     assert '"base_lr":0.02' in shell and '"batch_size":16' in shell and '"min_size":800' in shell
     assert "--nproc-per-node 8" in shell
@@ -124,9 +130,9 @@ def test_preset_trains_keypoints_on_coco_s_person_keypoints_with_its_17_sigmas(p
     assert ref["metric"] == "keypoints_AP" and (ref["scratch"]["2x"], ref["pretrained"]["2x"]) == (65.6, 65.5)
 
 
-def test_paper_miniature_adds_the_model_and_task_variants_to_the_default(tmp_path):
-    """Over the default: only the other backbones' pre-trainings and runs, and the keypoint
-    task's runs, are added."""
+def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_default(tmp_path):
+    """Over the default: only the other backbones' pre-trainings and runs, the keypoint
+    task's, the VOC dataset's and the enhanced recipe's runs are added."""
     miniature = ROOT / "workflow/presets/paper_miniature.yaml"
     results = ("--config", f"results={tmp_path}/results")
     def counts(*extra):
@@ -140,5 +146,9 @@ def test_paper_miniature_adds_the_model_and_task_variants_to_the_default(tmp_pat
     # per model (and the keypoint task), seed and init: the trunk and the 1x, 2x and 6x tails
     tasks = yaml.safe_load(miniature.read_text())["study"]["tasks"]
     assert [t["task"] for t in tasks] == ["keypoints"] and paper["fig_keypoints"] == 1
-    assert paper["train"] == default["train"] + (len(models) + 1) * seeds * 2 * 4
+    datasets, recipes = (yaml.safe_load(miniature.read_text())["study"][k] for k in ("datasets", "recipes"))
+    assert [d["dataset"] for d in datasets] == ["voc"] and paper["fig_datasets"] == paper["fig_recipes"] == 1
+    # the enhanced recipe at 6x and 9x: its trunk and two tails per seed and init
+    assert paper["train"] == default["train"] + (len(models) + 1 + len(datasets)) * seeds * 2 * 4 + seeds * 2 * 3
+    assert paper["convert_voc"] == paper["synthesize_voc"] == 1 and "convert_voc" not in default
     assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default

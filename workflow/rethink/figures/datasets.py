@@ -26,7 +26,7 @@ TABLE_COLUMNS = [("voc_mAP", "voc_mAP", "VOC mAP@0.5", ""), ("bbox_AP", "bbox_AP
 SPEC = Spec(
     prog="python -m rethink.figures.datasets",
     description="VOC mAP vs iterations, scratch and pretrained, on each dataset variant.",
-    key="dataset", value=None, what="dataset variant", task="voc", metric="mAP",
+    key="dataset", value=None, what="dataset variant", where="study.datasets", task="voc", metric="mAP",
     ylabel="VOC mAP@0.5 (%)", title="VOC mAP@0.5 vs iterations",
     suptitle="Another dataset: scratch vs pre-trained (main's model, boxes only)",
     gaps=(("voc_mAP", "VOC mAP@0.5", "o", "-"), ("bbox_AP", "bbox AP (same runs)", "s", "--")),

@@ -31,7 +31,8 @@ TABLE_COLUMNS += [("bbox_AP", "bbox_AP", "box AP", ""), ("segm_AP", "mask_AP", "
 SPEC = Spec(
     prog="python -m rethink.figures.keypoints",
     description="Keypoint AP vs iterations, scratch and pretrained, and the gap against bbox AP's.",
-    key="task", value="keypoints", what="keypoint variant", task="keypoints", metric="AP",
+    key="task", value="keypoints", what="keypoint variant", where="study.tasks with task: keypoints",
+    task="keypoints", metric="AP",
     ylabel="keypoint AP (%)", title="keypoint AP vs iterations",
     suptitle="Keypoints: scratch vs pre-trained (main's model plus a keypoint head)",
     gaps=(("keypoints_AP", "keypoint AP", "o", "-"), ("bbox_AP", "bbox AP (same runs)", "s", "--")),

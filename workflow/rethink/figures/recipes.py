@@ -26,7 +26,7 @@ TABLE_COLUMNS = [("bbox_AP", "bbox_AP", "box AP", ""), ("bbox_tta_AP", "bbox_tta
 SPEC = Spec(
     prog="python -m rethink.figures.recipes",
     description="bbox AP (with test-time augmentation) vs iterations on each recipe variant.",
-    key="kind", value="recipe", what="recipe variant", task="bbox_tta", metric="AP", fallback_task="bbox",
+    key="kind", value="recipe", what="recipe variant", where="study.recipes", task="bbox_tta", metric="AP", fallback_task="bbox",
     ylabel="{task} AP (%)", title="{task} AP vs iterations (bbox_tta: test-time augmentation)",
     suptitle="Enhanced recipe: scratch vs pre-trained",
     gaps=(("bbox_tta_AP", "bbox AP, TTA", "o", "-"), ("bbox_AP", "bbox AP", "s", "--"),

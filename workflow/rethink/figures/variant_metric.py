@@ -34,6 +34,7 @@ class Spec:
     key: str             # the study.json key that marks the kind's variants ...
     value: object        # ... and its value (None: any value but absent)
     what: str            # what the variants are, in messages: "keypoint variant"
+    where: str           # where a config declares them: "study.tasks with task: keypoints"
     task: str            # the tidy task and metric drawn on the left
     metric: str
     ylabel: str
@@ -73,7 +74,7 @@ def run(spec: Spec, argv=None) -> int:
     ref = load_reference(args.reference)
     names = spec.variants(study)
     if not names:
-        raise MetricsError(f"{args.study}: no {spec.what}")
+        raise MetricsError(f"{args.study}: no {spec.what} ({spec.where})")
     setup_theme(args)
     fig, axes = plt.subplots(len(names), 2, figsize=(11.0, 4.4 * len(names)), squeeze=False)
     ns, handles = [], []

@@ -149,8 +149,9 @@ def test_killed_process_group_resumes_with_the_plain_command(smoke, tmp_path):
     command (no --unlock, no --rerun-incomplete). The run completes, nothing finished before a
     kill is redone, and the metrics equal an uninterrupted run's."""
     work = copy_workflow(tmp_path / "killed")
-    (work / "main_only.yaml").write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": [],
-                                                                    "pretrainings": [], "models": [], "tasks": []}}))
+    (work / "main_only.yaml").write_text(yaml.safe_dump({"study": {
+        "seeds": 1, "norms": [], "regimes": [], "pretrainings": [], "models": [], "tasks": [], "datasets": [],
+        "recipes": []}}))
     command = [*SNAKEMAKE, "--cores", "2", "--configfile", str(SMOKE), "main_only.yaml"]
     results = work / "results"
     pretrain_log = results / "logs/pretrain/GN.log"

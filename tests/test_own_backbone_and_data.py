@@ -11,7 +11,7 @@ import yaml
 from conftest import SMOKE, copy_workflow, snakemake
 from safetensors.torch import save_file
 
-MAIN_ONLY = {"study": {"seeds": 1, "norms": [], "regimes": [], "models": [], "tasks": []}}
+MAIN_ONLY = {"study": {"seeds": 1, "norms": [], "regimes": [], "models": [], "tasks": [], "datasets": [], "recipes": []}}
 
 
 def metrics(results):

@@ -21,6 +21,8 @@ EXPECTED = {  # category -> labels of the results in it
     "Pre-training": {"val top-1 per epoch"},
     "Models": {"deeper, wider and unnormalised models"},
     "Keypoints": {"keypoint AP, scratch vs pretrained"},
+    "Datasets": {"VOC mAP, scratch vs pretrained"},
+    "Recipes": {"enhanced recipe, scratch vs pretrained"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)"},
 }
@@ -42,7 +44,7 @@ def test_report_has_every_result_with_a_caption(report):
     names = {r["name"] for r in results.values()}
     assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
                      "pretrain_curve.png", "pretrain_strength.png", "models.png", "keypoints.png",
-                     "final_metrics.csv", "claims.csv",
+                     "datasets.png", "recipes.png", "final_metrics.csv", "claims.csv",
                      "compute_seen.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]

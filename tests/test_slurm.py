@@ -45,7 +45,7 @@ def test_smoke_study_runs_through_sbatch_and_matches_a_local_run(cluster, smoke,
     work = copy_workflow(tmp_path / "slurm")
     main_only = work / "main_only.yaml"  # the main variant, one seed: enough for sbatch's path
     main_only.write_text(yaml.safe_dump({"study": {"seeds": 1, "norms": [], "regimes": [], "pretrainings": [],
-                                                   "models": [], "tasks": []}}))
+                                                   "models": [], "tasks": [], "datasets": [], "recipes": []}}))
     t0 = time.perf_counter()
     slurm_snakemake(work, cluster, "--configfile", str(SMOKE), str(main_only))
     print(f"\nsmoke study through SLURM: {time.perf_counter() - t0:.0f} s")

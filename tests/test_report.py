@@ -72,7 +72,7 @@ def test_report_renders_every_figure_in_chromium(report):
             return out; }""")
         assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
                                   "compute_seen.png", "pretrain_curve.png", "pretrain_strength.png",
-                                  "models.png", "keypoints.png"}
+                                  "models.png", "keypoints.png", "datasets.png", "recipes.png"}
         assert all(width > 300 for width in decoded.values()), decoded
         # Each category lists its results; the report's viewer shows each figure.
         for category, labels in EXPECTED.items():

@@ -264,7 +264,7 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
     assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
                          "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "fig_models",
-                         "fig_keypoints", "all"}
+                         "fig_keypoints", "fig_datasets", "fig_recipes", "all"}
     override.write_text("claims: {margin: 0.5}\n")
     assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
 
@@ -276,9 +276,10 @@ def test_evaluation_only_key_plans_no_training_job(smoke, tmp_path, override):
     path.write_text(override + "\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(path), cwd=smoke)
     assert "train" not in jobs and "pretrain" not in jobs
-    # every checkpoint, re-scored: 40, and 4 of the pretraining variant's (its scratch is main's);
-    # the keypoint variant's 8 by its own rule
-    assert jobs["evaluate"] == 44 and jobs["evaluate_task"] == 8 and "collect_metrics" in jobs
+    # every checkpoint, re-scored: 48, and 4 of the pretraining variant's (its scratch is main's);
+    # the keypoint and the dataset variant's 8 each by their own rules
+    assert jobs["evaluate"] == 52 and jobs["evaluate_task"] == jobs["evaluate_dataset"] == 8
+    assert "collect_metrics" in jobs
 
 
 def test_editing_a_figure_script_reruns_only_that_figure(smoke):

@@ -19,7 +19,7 @@ def metrics(results):
     out = {}
     for path in sorted(results.glob("eval/*/*/*/*/iter_*/metrics.json")):
         m = json.loads(path.read_text())
-        out[str(path.relative_to(results))] = {t: m[t] for t in ("bbox", "segm")}
+        out[str(path.relative_to(results))] = {t: m[t] for t in ("bbox", "segm") if t in m}  # box-only: no segm
     return out
 
 

@@ -249,6 +249,14 @@ def best(fin: pd.DataFrame, init: str, schedules: list[str]) -> tuple[str, dict]
     return max(cis, key=lambda sc: sc[1]["mean"])
 
 
+def best_against_best(fin, scheds: list[str]):
+    """Each init's best schedule and its summary, and pretrained's best - scratch's best, paired
+    by seed: (s_pre, pre, s_scr, scr, diff)."""
+    s_pre, pre = best(fin, "pretrained", scheds)
+    s_scr, scr = best(fin, "scratch", scheds)
+    return s_pre, pre, s_scr, scr, paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+
+
 # --------------------------------------------------------------------------
 # the claims: each returns (this run's numbers, verdict, method, the statistic)
 # --------------------------------------------------------------------------
@@ -304,9 +312,7 @@ def claim2(df, study, margin, ref, column=COLUMN):
     name = study["main"]
     fin = finals(df, study, name, column)
     scheds = [s["name"] for s in ordered_schedules(study["variants"][name])]
-    s_scr, scr = best(fin, "scratch", scheds)
-    s_pre, pre = best(fin, "pretrained", scheds)
-    diff = paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+    s_pre, pre, s_scr, scr, diff = best_against_best(fin, scheds)
     text = (f"best scratch {s_scr}: {fmt_ci(scr)} vs best pretrained {s_pre}: {fmt_ci(pre)}, "
             f"pretrained - scratch {fmt_ci(diff)}")
     rising = still_rising(fin, scheds, margin)
@@ -353,9 +359,7 @@ def claim4(df, study, margin, ref):
     name, plan = min(regimes, key=lambda nv: nv[1].get("fraction", 1.0))
     fin = finals(df, study, name)
     scheds = [s["name"] for s in ordered_schedules(plan)]
-    s_pre, pre = best(fin, "pretrained", scheds)
-    s_scr, scr = best(fin, "scratch", scheds)
-    diff = paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+    s_pre, pre, s_scr, scr, diff = best_against_best(fin, scheds)
     ok = bound_test(diff, "above", margin, margin)
     images = plan.get("train_images")
     size = f", {images} train images" if images is not None else ""
@@ -447,9 +451,7 @@ def claim7(df, study, margin, ref):
     name = study["main"]
     fin = finals(df, study, name, VOC_COLUMN)
     scheds = [s["name"] for s in ordered_schedules(study["variants"][name])]
-    s_pre, pre = best(fin, "pretrained", scheds)
-    s_scr, scr = best(fin, "scratch", scheds)
-    diff = paired(fin, ("pretrained", s_pre), ("scratch", s_scr))
+    s_pre, pre, s_scr, scr, diff = best_against_best(fin, scheds)
     text = (f"VOC mAP@0.5 best pretrained {s_pre}: {fmt_ci(pre)} vs best scratch {s_scr}: {fmt_ci(scr)}, "
             f"pretrained - scratch {fmt_ci(diff)}")
     rising = still_rising(fin, scheds, margin)

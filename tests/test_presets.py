@@ -152,3 +152,19 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
     assert paper["train"] == default["train"] + (len(models) + 1 + len(datasets)) * seeds * 2 * 4 + seeds * 2 * 3
     assert paper["convert_voc"] == paper["synthesize_voc"] == 1 and "convert_voc" not in default
     assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default
+
+
+def test_voc_preset_runs_the_papers_r101_from_the_r101_pre_training_the_coco_preset_trains():
+    """workflow/presets/voc.yaml over coco.yaml: the VOC study on an R101 (as the paper's),
+    whose pretrained init is the R101 model variant's pre-training, trained once."""
+    from rethink import config as study_config
+    from rethink.plan import estimate, merged_config
+    cfg = merged_config([str(PRESET), str(ROOT / "workflow/presets/voc.yaml")])
+    study_config.check(cfg)
+    variants = study_config.variants(cfg)
+    voc = variants["voc"]
+    assert voc.dataset == "voc" and voc.model == {"depth": 101} and voc.shares_pretraining_of == "R101"
+    assert study_config.pretraining_key(voc) == study_config.pretraining_key(variants["R101"]) == "GN_R101"
+    # R50-GN, R50-BN (SyncBN), R101-GN and VGG-16: four pre-trainings with VOC as without it
+    with_voc, without = estimate(cfg)["stages"]["pretrain"], estimate(merged_config([str(PRESET)]))["stages"]["pretrain"]
+    assert with_voc["jobs"] == without["jobs"] == 4 and with_voc["images_seen"] == without["images_seen"]

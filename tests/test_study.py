@@ -197,8 +197,10 @@ def test_a_task_variant_trains_main_s_model_plus_the_task_head_from_main_s_pre_t
 
 @pytest.mark.parametrize("entry, message", [
     ({"name": "kp", "task": "poses"}, r"study.tasks\[kp\].task: must be one of \['keypoints'\], got 'poses'"),
-    ({"name": "kp", "task": "keypoints", "depth": 18},
-     r"study.tasks\[kp\]: unknown key\(s\) \['depth'\]; allowed: .*'lr_decay', 'task'"),
+    ({"name": "kp", "task": "keypoints", "one_y": 18},
+     r"study.tasks\[kp\]: unknown key\(s\) \['one_y'\]; allowed: .*'lr_decay', 'arch', .*'pretrain', 'task'"),
+    ({"name": "kp", "task": "keypoints", "pretrain": {"epochs": 3}},
+     r"study.tasks\[kp\].pretrain: only with a backbone of its own .* a study.pretrainings entry"),
     ({"name": "main", "task": "keypoints"}, r"study.tasks\[main\]: variant names must be unique"),
 ])
 def test_bad_task_variants_name_the_entry(entry, message):
@@ -216,6 +218,34 @@ def test_a_dataset_variant_trains_main_s_model_without_masks_from_main_s_pre_tra
     assert study_config.train_settings(voc, 0) == study_config.train_settings(main, 0)
     model, base = study_config.model_settings(cfg, False, variant=voc), study_config.model_settings(cfg, False, variant=main)
     assert model == {**base, "masks": False}  # boxes only, the rest main's
+
+
+def test_a_dataset_variant_with_a_backbone_of_its_own_shares_an_identical_pre_training():
+    # the paper's VOC study ran on an R101: a dataset variant may set the backbone keys, and
+    # starts from the pre-training a model variant of the same backbone already trains
+    cfg = default_config(study={"models": [{"name": "R18", "depth": 18}],
+                                "datasets": [{"name": "voc", "dataset": "voc", "depth": 18, "schedules": [1, 2]},
+                                             {"name": "voc_w", "dataset": "voc", "width": 48, "schedules": [1]}]})
+    study_config.check(cfg)
+    variants = study_config.variants(cfg)
+    voc, wide, r18 = variants["voc"], variants["voc_w"], variants["R18"]
+    assert voc.own_pretraining and voc.model == {"depth": 18} and voc.shares_pretraining_of == "R18"
+    assert study_config.pretraining_key(voc) == study_config.pretraining_key(r18) == "GN_R18"
+    assert wide.shares_pretraining_of is None and study_config.pretraining_key(wide) == "GN_voc_w"
+    model = study_config.model_settings(cfg, False, variant=voc)
+    assert model == {**study_config.model_settings(cfg, False, variant=r18), "masks": False}
+    assert study_config.pretrain_model_settings(cfg, "GN_voc_w")["width"] == 48
+    # a different pre-training of the same backbone is not shared
+    cfg["study"]["datasets"][0]["pretrain"] = {"epochs": 3}
+    assert study_config.pretraining_key(study_config.variants(cfg)["voc"]) == "GN_voc"
+
+
+def test_a_dataset_variant_s_own_backbone_cannot_start_from_main_s_given_checkpoint():
+    cfg = default_config(study={"datasets": [{"name": "voc", "dataset": "voc", "depth": 18}]})
+    cfg["pretrain"]["checkpoint"] = "/data/r10.pt"
+    with pytest.raises(study_config.ConfigError,
+                       match=r"study.datasets\[voc\]: sets \['depth'\], a backbone of its own.*pretrain.checkpoint"):
+        study_config.variants(cfg)
 
 
 def test_a_recipe_variant_changes_training_keys_and_tta_only_scores():
@@ -238,7 +268,8 @@ def test_a_recipe_variant_changes_training_keys_and_tta_only_scores():
 
 @pytest.mark.parametrize("study, message", [
     ({"datasets": [{"name": "v", "dataset": "pascal"}]}, r"study.datasets\[v\].dataset: must be one of \['voc'\]"),
-    ({"datasets": [{"name": "v", "dataset": "voc", "depth": 18}]}, r"study.datasets\[v\]: unknown key\(s\) \['depth'\]"),
+    ({"datasets": [{"name": "v", "dataset": "voc", "fraction": 0.5}]}, r"study.datasets\[v\]: unknown key\(s\) \['fraction'\]"),
+    ({"recipes": [{"name": "r", "depth": 18}]}, r"study.recipes\[r\]: unknown key\(s\) \['depth'\]"),
     ({"recipes": [{"name": "r"}]}, r"study.recipes\[r\]: sets no training key"),
     ({"recipes": [{"name": "r", "tta": {"flip": True}}]}, r"study.recipes\[r\]: sets no training key"),
     ({"tasks": [{"name": "kp", "task": "keypoints", "tta": {"flip": True}}]},

@@ -4,7 +4,7 @@ only what it affects)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .schedule import Plan, make_plan
 
@@ -23,6 +23,10 @@ PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "labe
 # or another architecture and normalisation, its VGG-16 without any); the rest (FPN, heads,
 # input size) stays main's, so only the backbone (and with `norm`, every norm) differs
 MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
+# kinds whose entries may set those keys: a model variant must (it is the backbone axis); a
+# task or dataset variant may, as the paper ran its VOC study on an R101. Either then starts
+# its pretrained branch from a pre-training of its own backbone (pretrain/NORM_NAME)
+OWN_MODEL_KINDS = ("model", "task", "dataset")
 # the depths each model.arch builds (rethink.models.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
@@ -52,11 +56,13 @@ class Variant:
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
     plan: Plan
-    pretrain: dict | None = None  # pretraining variants (and model variants that need one): pretrain.* overrides
-    model: dict | None = None     # model variants: their model.* overrides (arch, depth, width, norm)
+    pretrain: dict | None = None  # pretraining variants (and variants with a backbone of their own): pretrain.* overrides
+    model: dict | None = None     # model variants (and task or dataset ones that set any): model.* overrides (arch, depth, width, norm)
     task: str | None = None       # task variants: the task their model adds (keypoints)
     dataset: str | None = None    # dataset variants: the dataset they train on (voc)
     tta: dict | None = None       # scored with test-time augmentation too ({scales, flip})
+    shares_pretraining_of: str | None = None  # an earlier variant whose own pre-training is this one's
+                                  # to the key (same backbone, norm and pretrain overrides): trained once
 
     @property
     def own_pretraining(self) -> bool:
@@ -170,18 +176,25 @@ def variants(config: dict) -> dict[str, Variant]:
         if kind == "recipe" and not overrides:
             raise ConfigError(f"{where}: sets no training key ({', '.join(OVERRIDE_KEYS)}), so it "
                               f"would repeat the main variant")
-        if kind == "model":
+        if kind in OWN_MODEL_KINDS:
             pretrain = overrides.pop("pretrain", None)
             bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
             if bad:
                 raise ConfigError(f"{where}.pretrain: unknown key(s) {bad}; allowed: {list(PRETRAIN_OVERRIDE_KEYS)}")
             model = {k: overrides.pop(k) for k in MODEL_OVERRIDE_KEYS if k in overrides}
             same = {k: v for k, v in model.items() if config["model"].get(k, "resnet" if k == "arch" else None) == v}
-            if not model or len(same) == len(model):
+            if kind == "model" and (not model or len(same) == len(model)):
                 raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
                                   f"than model.*'s, so it would repeat the main variant")
-            norm = model.get("norm", main_norm)
-        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind == "model" else [])
+            if kind != "model" and pretrain and not model:
+                raise ConfigError(f"{where}.pretrain: only with a backbone of its own ({', '.join(MODEL_OVERRIDE_KEYS)}); "
+                                  f"another pre-training of main's backbone is a study.pretrainings entry")
+            if kind != "model" and model and config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
+                raise ConfigError(f"{where}: sets {sorted(model)}, a backbone of its own, which needs a pre-training "
+                                  f"of its own; pretrain.checkpoint is main's backbone. Drop one of them")
+            model = model or None
+            norm = (model or {}).get("norm", main_norm)
+        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind in OWN_MODEL_KINDS else [])
         allowed += (["task"] if kind == "task" else []) + (["dataset"] if kind == "dataset" else [])
         allowed += list(EVAL_OVERRIDE_KEYS)
         unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
@@ -192,6 +205,22 @@ def variants(config: dict) -> dict[str, Variant]:
         out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
                             pretrain=dict(pretrain) if pretrain else None, model=model, task=task,
                             dataset=dataset, tta=dict(tta) if tta else None)
+    return _share_pretrainings(out)
+
+
+def _share_pretrainings(variants: dict[str, Variant]) -> dict[str, Variant]:
+    """A variant whose own pre-training equals an earlier one's (a VOC study on the R101 that a
+    model variant also pre-trains) starts from that one's backbone instead of training it twice."""
+    first: dict[tuple, str] = {}
+    out = {}
+    for name, v in variants.items():
+        if v.own_pretraining:
+            same = (v.norm, tuple(sorted((v.model or {}).items())), tuple(sorted((v.pretrain or {}).items(), key=str)))
+            if same in first:
+                v = replace(v, shares_pretraining_of=first[same])
+            else:
+                first[same] = name
+        out[name] = v
     return out
 
 
@@ -239,7 +268,7 @@ def pretraining_key(variant: Variant) -> str:
     """The folder under pretrain/ of the backbone `variant`'s pretrained branch starts from:
     the norm's (GN, BN), or for a pretraining or model variant NORM_NAME."""
     norm = pretrain_norm(variant.norm)
-    return f"{norm}_{variant.name}" if variant.own_pretraining else norm
+    return f"{norm}_{variant.shares_pretraining_of or variant.name}" if variant.own_pretraining else norm
 
 
 def split_pretraining_key(key: str) -> tuple[str, str]:

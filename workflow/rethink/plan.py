@@ -87,10 +87,11 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values() if not v.own_pretraining})
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
     epochs = [pre["epochs"]] * (len(norms) - given) if "pretrained" in inits else []
-    # pretraining and model variants pre-train their own backbones (a model variant's at the
-    # published R50 rate, like its detection runs: a deeper, wider or VGG one costs more)
-    epochs += [study_config.pretrain_settings(cfg, study_config.pretraining_key(v))["epochs"]
-               for v in variants.values() if v.own_pretraining and "pretrained" in inits]
+    # pretraining and model variants (and task or dataset ones with a backbone of their own)
+    # pre-train their own backbones, each once (at the published R50 rate, like their detection
+    # runs: a deeper, wider or VGG one costs more)
+    own = sorted({study_config.pretraining_key(v) for v in variants.values() if v.own_pretraining})
+    epochs += [study_config.pretrain_settings(cfg, key)["epochs"] for key in own if "pretrained" in inits]
     pretrain_jobs = len(epochs)
     pretrain_images = sum(epochs) * imagenet_train
     evaluation_images = detection["evaluation_images"]
@@ -162,7 +163,7 @@ def main(argv=None):
               f"{r['evaluations']} evaluations, {r['gpu_hours']:,.1f} GPU-hours")
     shapes = [v.name for v in study_config.variants(cfg).values() if v.model is not None]
     if shapes:
-        print(f"  note: {', '.join(shapes)} (study.models) priced at model.*'s per-image rates: a deeper, "
+        print(f"  note: {', '.join(shapes)} (backbones of their own) priced at model.*'s per-image rates: a deeper, "
               f"wider or VGG backbone costs more than this says")
     if args.json:
         Path(args.json).write_text(json.dumps(plan, indent=1))

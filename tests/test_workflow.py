@@ -64,6 +64,23 @@ def test_a_model_variant_plans_its_pre_training_and_both_inits(tmp_path):
     assert "study.models left out" in given.stderr and "GN_R18" not in given.stdout
 
 
+def test_a_dataset_variant_on_a_model_variant_s_backbone_shares_its_pre_training(tmp_path):
+    """The paper's VOC study on its R101: a dataset variant that sets a model variant's
+    backbone starts from that variant's pre-training, planned once."""
+    models = "{models: [{name: R18, depth: 18, schedules: [1]}]"
+    alone, both = tmp_path / "alone.yaml", tmp_path / "both.yaml"
+    alone.write_text(f"study: {models}}}\n")
+    both.write_text(f"study: {models}, datasets: [{{name: voc, dataset: voc, depth: 18, schedules: [1]}}]}}\n")
+    results = f"results={tmp_path}/results"
+    jobs, base = (planned_jobs("--config", results, "--configfile", str(f)) for f in (both, alone))
+    assert jobs["pretrain"] == base["pretrain"] and jobs["convert_voc"] == 1
+    shell = snakemake("-n", "-p", "--config", results, "--configfile", str(both)).stdout
+    trunks = [job for job in shell.split("\n\n") if re.search(r"--out \S*/detection/voc/seed0/pretrained/trunk/", job)]
+    assert len(trunks) == 1 and "--backbone" in trunks[0] and "pretrain/GN_R18/backbone.pt" in trunks[0]
+    assert '"depth":18' in trunks[0] and '"masks":false' in trunks[0]
+    assert "GN_voc" not in shell
+
+
 def test_given_backbone_checkpoint_skips_pretraining(tmp_path):
     ckpt = tmp_path / "my backbone.pt"
     ckpt.write_bytes(b"PK\x03\x04")  # a torch.save zip, as far as the DAG's format sniffing reads

@@ -132,7 +132,7 @@ def test_preset_trains_keypoints_on_coco_s_person_keypoints_with_its_17_sigmas(p
 
 def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_default(tmp_path):
     """Over the default: only the other backbones' pre-trainings and runs, the keypoint
-    task's, the VOC dataset's and the enhanced recipe's runs are added."""
+    task's, the VOC dataset's, the enhanced recipe's and the 35k regime's runs are added."""
     miniature = ROOT / "workflow/presets/paper_miniature.yaml"
     results = ("--config", f"results={tmp_path}/results")
     def counts(*extra):
@@ -148,8 +148,12 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
     assert [t["task"] for t in tasks] == ["keypoints"] and paper["fig_keypoints"] == 1
     datasets, recipes = (yaml.safe_load(miniature.read_text())["study"][k] for k in ("datasets", "recipes"))
     assert [d["dataset"] for d in datasets] == ["voc"] and paper["fig_datasets"] == paper["fig_recipes"] == 1
-    # the enhanced recipe at 6x and 9x: its trunk and two tails per seed and init
-    assert paper["train"] == default["train"] + (len(models) + 1 + len(datasets)) * seeds * 2 * 4 + seeds * 2 * 3
+    # the enhanced recipe at 6x and 9x: its trunk and two tails per seed and init; the 35k
+    # regime (1x, 2x, 6x, its recipe re-tuned) beside the default's three, one more subset
+    regimes = {r["name"]: r for r in yaml.safe_load(miniature.read_text())["study"]["regimes"]}
+    assert list(regimes) == ["35k", "10k", "3.5k", "1k"] and regimes["35k"]["base_lr"] == 0.04
+    assert paper["subset"] == default["subset"] + 1
+    assert paper["train"] == default["train"] + (len(models) + 1 + len(datasets) + 1) * seeds * 2 * 4 + seeds * 2 * 3
     assert paper["convert_voc"] == paper["synthesize_voc"] == 1 and "convert_voc" not in default
     assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default
 

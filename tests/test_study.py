@@ -235,6 +235,12 @@ def test_a_dataset_variant_with_a_backbone_of_its_own_shares_an_identical_pre_tr
     model = study_config.model_settings(cfg, False, variant=voc)
     assert model == {**study_config.model_settings(cfg, False, variant=r18), "masks": False}
     assert study_config.pretrain_model_settings(cfg, "GN_voc_w")["width"] == 48
+    # the same backbone written differently (main's norm spelt out) is the same pre-training;
+    # a key at main's value alone keeps main's backbone
+    cfg["study"]["models"][0]["norm"] = "GN"
+    assert study_config.pretraining_key(study_config.variants(cfg)["voc"]) == "GN_R18"
+    cfg["study"]["datasets"][1]["width"] = cfg["model"]["width"]
+    assert study_config.pretraining_key(study_config.variants(cfg)["voc_w"]) == "GN"
     # a different pre-training of the same backbone is not shared
     cfg["study"]["datasets"][0]["pretrain"] = {"epochs": 3}
     assert study_config.pretraining_key(study_config.variants(cfg)["voc"]) == "GN_voc"

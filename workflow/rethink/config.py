@@ -192,6 +192,8 @@ def variants(config: dict) -> dict[str, Variant]:
             if kind != "model" and model and config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
                 raise ConfigError(f"{where}: sets {sorted(model)}, a backbone of its own, which needs a pre-training "
                                   f"of its own; pretrain.checkpoint is main's backbone. Drop one of them")
+            if kind != "model":  # a key at main's value keeps main's backbone (and its pre-training)
+                model = {k: v for k, v in model.items() if k not in same}
             model = model or None
             norm = (model or {}).get("norm", main_norm)
         allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind in OWN_MODEL_KINDS else [])
@@ -205,17 +207,21 @@ def variants(config: dict) -> dict[str, Variant]:
         out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
                             pretrain=dict(pretrain) if pretrain else None, model=model, task=task,
                             dataset=dataset, tta=dict(tta) if tta else None)
-    return _share_pretrainings(out)
+    return _share_pretrainings(config, out)
 
 
-def _share_pretrainings(variants: dict[str, Variant]) -> dict[str, Variant]:
+def _share_pretrainings(config: dict, variants: dict[str, Variant]) -> dict[str, Variant]:
     """A variant whose own pre-training equals an earlier one's (a VOC study on the R101 that a
-    model variant also pre-trains) starts from that one's backbone instead of training it twice."""
-    first: dict[tuple, str] = {}
+    model variant also pre-trains) starts from that one's backbone instead of training it twice.
+    Equal means the same backbone and pretrain settings once main's values fill in the rest."""
+    first: dict[str, str] = {}
     out = {}
     for name, v in variants.items():
         if v.own_pretraining:
-            same = (v.norm, tuple(sorted((v.model or {}).items())), tuple(sorted((v.pretrain or {}).items(), key=str)))
+            shape = {**{k: config["model"].get(k, "resnet" if k == "arch" else None) for k in MODEL_OVERRIDE_KEYS},
+                     **(v.model or {}), "norm": v.norm}
+            pre = {**{k: config["pretrain"].get(k) for k in PRETRAIN_OVERRIDE_KEYS}, **(v.pretrain or {})}
+            same = repr((sorted(shape.items()), sorted(pre.items())))
             if same in first:
                 v = replace(v, shares_pretraining_of=first[same])
             else:
@@ -266,7 +272,8 @@ def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) 
 
 def pretraining_key(variant: Variant) -> str:
     """The folder under pretrain/ of the backbone `variant`'s pretrained branch starts from:
-    the norm's (GN, BN), or for a pretraining or model variant NORM_NAME."""
+    the norm's (GN, BN), or for a variant with a pre-training of its own NORM_NAME (NAME: the
+    first variant with that same pre-training)."""
     norm = pretrain_norm(variant.norm)
     return f"{norm}_{variant.shares_pretraining_of or variant.name}" if variant.own_pretraining else norm
 

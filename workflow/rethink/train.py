@@ -80,7 +80,7 @@ def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict,
         f"warm-up {train_cfg['warmup_iters']} iterations): try a lower base_lr or a longer warm-up.")
 
 
-def loader_failure(e: RuntimeError, it: int, start: int, end: int) -> SystemExit:
+def loader_failure(e: Exception, it: int, start: int, end: int) -> SystemExit:
     """A dead or stuck loader worker, reported with the iteration it was serving."""
     return SystemExit(f"data loader failed near iteration {it} (segment {start}->{end}): {e}. "
                       f"A killed worker is often the OOM killer: check memory, or set "
@@ -262,6 +262,8 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
             if "DataLoader" in str(e):
                 raise loader_failure(e, it, start, end) from e
             raise
+        except (EOFError, ConnectionError) as e:  # a worker killed mid-send: its queue's pipe broke
+            raise loader_failure(e, it, start, end) from e
         t_data += time.perf_counter() - t0
         faults.kill_if("iter", it)
         # RPN / RoI sampling draws (other ranks draw their own, decorrelated ones)

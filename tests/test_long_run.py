@@ -71,3 +71,27 @@ def test_dead_loader_worker_is_reported_not_hung_on(coco, tmp_path):
     assert "data loader failed near iteration" in err and "worker" in err, err[-2000:]
     assert time.perf_counter() - t0 < 60
     assert not (tmp_path / "w.pt").exists()
+
+
+def failing(error):
+    def batches():
+        raise error
+        yield  # a generator: the error comes from next(), where the loader raises a worker's death
+    return batches()
+
+
+@pytest.mark.parametrize("error", [EOFError(), ConnectionResetError("Connection reset by peer"),
+                                   RuntimeError("DataLoader worker (pid 123) is killed by signal")])
+def test_a_worker_dying_mid_send_is_reported_as_a_loader_failure(error):
+    """The race the dead-worker test only sometimes hits: a worker killed while sending a batch
+    breaks its queue's pipe (EOFError / ConnectionError) instead of PyTorch's RuntimeError."""
+    from rethink.train import next_batch
+    with pytest.raises(SystemExit, match=r"data loader failed near iteration 7 \(segment 0->20\)"):
+        next_batch(failing(error), 7, 0, 20)
+
+
+def test_an_error_that_is_not_the_loaders_is_not_relabelled():
+    from rethink.train import next_batch
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        next_batch(failing(RuntimeError("shape mismatch")), 7, 0, 20)
+    assert next_batch(iter([("images", "targets")]), 0, 0, 1) == ("images", "targets")

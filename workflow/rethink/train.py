@@ -87,6 +87,18 @@ def loader_failure(e: Exception, it: int, start: int, end: int) -> SystemExit:
                       f"detection.workers: 0.")
 
 
+def next_batch(batch_iter, it: int, start: int, end: int):
+    """The loader's next batch; a dead worker's error becomes loader_failure's message."""
+    try:  # PyTorch raises a worker's death here, or wherever its SIGCHLD handler fires
+        return next(batch_iter)
+    except RuntimeError as e:
+        if "DataLoader" in str(e):
+            raise loader_failure(e, it, start, end) from e
+        raise
+    except (EOFError, ConnectionError) as e:  # a worker killed mid-send: its queue's pipe broke
+        raise loader_failure(e, it, start, end) from e
+
+
 class CorruptCheckpoint(SystemExit):
     pass
 
@@ -256,14 +268,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     it = start
     batch_iter = iter(loader)
     while it < end:
-        try:  # PyTorch raises a worker's death here, or wherever its SIGCHLD handler fires
-            images, targets = next(batch_iter)
-        except RuntimeError as e:
-            if "DataLoader" in str(e):
-                raise loader_failure(e, it, start, end) from e
-            raise
-        except (EOFError, ConnectionError) as e:  # a worker killed mid-send: its queue's pipe broke
-            raise loader_failure(e, it, start, end) from e
+        images, targets = next_batch(batch_iter, it, start, end)
         t_data += time.perf_counter() - t0
         faults.kill_if("iter", it)
         # RPN / RoI sampling draws (other ranks draw their own, decorrelated ones)

@@ -149,11 +149,14 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
     datasets, recipes = (yaml.safe_load(miniature.read_text())["study"][k] for k in ("datasets", "recipes"))
     assert [d["dataset"] for d in datasets] == ["voc"] and paper["fig_datasets"] == paper["fig_recipes"] == 1
     # the enhanced recipe at 6x and 9x: its trunk and two tails per seed and init; the 35k
-    # regime (1x, 2x, 6x, its recipe re-tuned) beside the default's three, one more subset
+    # regime (1x, 2x, 6x, its recipe re-tuned) and the paper's-epochs regime ep12 (1x, 2x, 4x,
+    # 6x: a trunk and four tails) beside the default's three, two more subsets
     regimes = {r["name"]: r for r in yaml.safe_load(miniature.read_text())["study"]["regimes"]}
-    assert list(regimes) == ["35k", "10k", "3.5k", "1k"] and regimes["35k"]["base_lr"] == 0.04
-    assert paper["subset"] == default["subset"] + 1
-    assert paper["train"] == default["train"] + (len(models) + 1 + len(datasets) + 1) * seeds * 2 * 4 + seeds * 2 * 3
+    assert list(regimes) == ["35k", "ep12", "10k", "3.5k", "1k"] and regimes["35k"]["base_lr"] == 0.04
+    assert regimes["ep12"]["one_x"] * 8 / 200 == 12  # 1x = 12 epochs of its 200 images at batch 8
+    assert paper["subset"] == default["subset"] + 2
+    assert paper["train"] == (default["train"] + (len(models) + 1 + len(datasets) + 1) * seeds * 2 * 4
+                              + seeds * 2 * 3 + seeds * 2 * 5)
     assert paper["convert_voc"] == paper["synthesize_voc"] == 1 and "convert_voc" not in default
     assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default
 

@@ -51,6 +51,16 @@ def test_an_lr_decay_override_reaches_that_variant_s_training_settings_only():
     assert "lr_decay" not in study_config.train_settings(variants["SyncBN"], 0)
 
 
+def test_the_default_warm_up_ends_before_the_1x_drops_its_lr():
+    cfg = default_config()
+    main = study_config.variants(cfg)["main"]
+    first_drop = min(s.drops[0] for s in main.plan.schedules)
+    assert 0 < cfg["detection"]["warmup_iters"] <= first_drop / 2  # half the 1x's full-LR phase at least
+    study_config.check(default_config(detection={"warmup_iters": first_drop - 1}))
+    with pytest.raises(study_config.ConfigError, match=r"detection: warmup_iters \(20\) does not end before"):
+        study_config.check(default_config(detection={"warmup_iters": first_drop}))
+
+
 def test_seeds_count_from_the_detection_seed():
     assert study_config.seeds(default_config(study={"seeds": 3}, detection={"seed": 5})) == [5, 6, 7]
 
@@ -61,6 +71,9 @@ def test_seeds_count_from_the_detection_seed():
     ({"norms": [{"norm": "GN"}]}, "study.norms[GN]"),
     ({"regimes": [{"name": "a", "fraction": 0.5, "warmup_iters": 10000}]}, "warmup_iters"),
     ({"regimes": [{"name": "a", "fraction": 0.5, "scales": [999]}]}, "scales"),
+    # the 1x (60 iterations) drops its LR at 20: a 20-iteration warm-up never reaches full LR
+    ({"regimes": [{"name": "a", "fraction": 0.5, "warmup_iters": 20}]},
+     "study.regimes[a]: warmup_iters .20. does not end before schedule 1x's first LR drop .iteration 20."),
 ])
 def test_inconsistent_study_config_names_the_entry(study, key):
     with pytest.raises(study_config.ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

@@ -113,10 +113,13 @@ def check(config: dict) -> None:
                               f"(one of {list(ARCH_DEPTHS[arch])})")
         if shape["norm"] == "none" and arch != "vgg":
             raise ConfigError(f"{prefix}.norm: none needs arch: vgg (a ResNet here always normalises)")
-        shortest = min(s.iters for s in v.plan.schedules)
-        if v.detection["warmup_iters"] >= shortest:
-            raise ConfigError(f"{where}: warmup_iters ({v.detection['warmup_iters']}) is not shorter "
-                              f"than the shortest schedule ({shortest} iterations)")
+        # every schedule must train at full LR before its first drop (the paper warms up 500
+        # or 1k of 90k iterations; a warm-up that reaches the 1x's drop never trains at full LR)
+        first = min(v.plan.schedules, key=lambda s: s.drops[0])
+        if v.detection["warmup_iters"] >= first.drops[0]:
+            raise ConfigError(f"{where}: warmup_iters ({v.detection['warmup_iters']}) does not end before "
+                              f"schedule {first.name}'s first LR drop (iteration {first.drops[0]}): it "
+                              f"would never train at full LR; use fewer than {first.drops[0]} iterations")
         for scale in v.detection["scales"] or []:
             if scale > model["max_size"]:
                 raise ConfigError(f"{where}.scales: {scale} exceeds model.max_size ({model['max_size']})")

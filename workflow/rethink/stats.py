@@ -98,7 +98,88 @@ def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
     return out[by + SUMMARY_COLUMNS]
 
 
-__all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds", "detectable_difference"]
+# --------------------------------------------------------------------------
+# three-outcome tests against a bound (rethink.claims)
+# --------------------------------------------------------------------------
+HOLDS, REFUTED, INCONCLUSIVE = "holds", "refuted", "inconclusive"
+SIDES = ("above", "below")
+
+
+def _check_side(side: str) -> str:
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    return side
+
+
+def three_way(ci: dict, side: str, bound: float) -> str:
+    """The outcome of a claim "the true value lies `side` `bound`", from its interval: holds
+    when the whole interval is on the claim's side, refuted when it is wholly on the other,
+    inconclusive when it straddles the bound (or there is no interval: fewer than 2 values)."""
+    _check_side(side)
+    if ci["n"] < 2 or not math.isfinite(ci["lo"]):
+        return INCONCLUSIVE
+    lo, hi = ci["lo"], ci["hi"]
+    if side == "above":
+        return HOLDS if lo > bound else REFUTED if hi < bound else INCONCLUSIVE
+    return HOLDS if hi < bound else REFUTED if lo > bound else INCONCLUSIVE
+
+
+def two_sided_p(ci: dict, bound: float) -> float:
+    """Two-sided one-sample t-test p-value of mean == bound (what the interval decides: the
+    `level` interval excludes `bound` exactly when p < 1 - level). NaN below 2 values; with
+    no spread, 0 if the mean differs from the bound, else 1."""
+    n, std = ci["n"], ci["std"]
+    if n < 2 or not math.isfinite(std):
+        return float("nan")
+    if std == 0:
+        return 0.0 if ci["mean"] != bound else 1.0
+    t = (ci["mean"] - bound) / (std / math.sqrt(n))
+    return float(2 * _st.t.sf(abs(t), n - 1))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted): the k-th
+    smallest of m is multiplied by m - k + 1, and adjusted values never decrease with rank."""
+    p = np.asarray(pvalues, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    out = np.full(p.shape, np.nan)
+    m = finite.size
+    running = 0.0
+    for rank, i in enumerate(finite[np.argsort(p[finite], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def power_to_hold(std: float, n: int, side: str, bound: float, true: float,
+                  level: float = 0.95) -> float:
+    """Probability that :func:`three_way` reads "holds" when the per-seed values are normal
+    with mean `true` and SD `std`, over `n` seeds: the noncentral t's probability that the
+    `level` interval lies wholly on the claim's side of `bound`. NaN below 2 seeds."""
+    level, side = _check_level(level), _check_side(side)
+    if n < 2 or not math.isfinite(std):
+        return float("nan")
+    crit = _st.t.ppf(0.5 + level / 2, n - 1)
+    shift = (true - bound) if side == "above" else (bound - true)
+    if std == 0:
+        return 1.0 if shift > 0 else 0.0
+    return float(_st.nct.sf(crit, n - 1, shift * math.sqrt(n) / std))
+
+
+def slope_per_seed(x: Sequence[float], y: pd.DataFrame) -> pd.Series:
+    """Least-squares slope of each row of `y` (one row per seed, one column per x) against
+    `x` (at least two distinct values): the per-seed rate that a levelling-off test and a
+    gap's closing speed are judged on."""
+    x = np.asarray(x, dtype=float)
+    xc = x - x.mean()
+    if x.size < 2 or not (xc @ xc) > 0:
+        raise ValueError(f"a slope needs two distinct x values, got {x.tolist()}")
+    return pd.Series(y.to_numpy(dtype=float) @ xc / (xc @ xc), index=y.index)
+
+
+__all__ = ["SUMMARY_COLUMNS", "mean_ci", "aggregate_seeds", "detectable_difference", "three_way",
+           "two_sided_p", "holm", "power_to_hold", "slope_per_seed", "HOLDS", "REFUTED",
+           "INCONCLUSIVE"]
 
 
 # A pre-training has levelled off when the last quarter of its epochs adds less than this

@@ -306,6 +306,7 @@ rule claims:
         study=STUDY,
         metrics=METRICS,
         reference=REFERENCE,
+        preregistration=config["claims"].get("preregistration") or [],
     output:
         csv=report(f"{R}/tables/claims.csv", caption="../report/claims.rst",
                    category="Main comparison", labels={"figure": "the paper's claims, checked"}),
@@ -313,6 +314,8 @@ rule claims:
     params:
         reference=reference_arg,
         margin=config["claims"]["margin"],
+        preregistration=lambda wildcards, input: (f"--preregistration {shlex.quote(input.preregistration)}"
+                                                  if input.preregistration else ""),
         tolerance=(f"--tolerance {config['claims']['tolerance']}"
                    if config["claims"]["tolerance"] is not None and config["figures"]["reference"] else ""),
     log:
@@ -324,7 +327,7 @@ rule claims:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
-        "--margin {params.margin} {params.tolerance} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "--margin {params.margin} {params.tolerance} {params.preregistration} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:

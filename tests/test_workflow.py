@@ -169,7 +169,7 @@ def test_a_model_variants_checkpoints_are_of_its_own_model_for_both_inits(smoke)
     assert study["backbone"] == {"arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
     assert study["pretrain"]["epochs"] == 2 and "scratch_from" not in study
     claims = pd.read_csv(results / "tables/claims.csv")
-    assert list(claims[claims["variant"] == "plain"]["claim"]) == [1, 2, 3, 5]
+    assert list(claims[claims["variant"] == "plain"]["claim"]) == [1, 1, 2, 2, 3, 3]  # box and mask
     assert "By model (`study.models`)" in (results / "tables/claims.md").read_text()
 
 
@@ -246,7 +246,7 @@ def test_a_recipe_variant_is_scored_with_and_without_test_time_augmentation(smok
     tidy = pd.read_csv(results / "metrics/all_metrics.csv")
     assert set(tidy[tidy["variant"] == "enh"]["task"]) == {"bbox", "segm", "bbox_tta", "segm_tta"}
     claims = pd.read_csv(results / "tables/claims.csv")
-    assert list(claims[claims["variant"] == "enh"]["claim"]) == [2, 8]
+    assert list(claims[claims["variant"] == "enh"]["claim"]) == [2, 2, 8]  # box, mask; box with TTA
     override = tmp_path / "tta.yaml"
     override.write_text(SMOKE.read_text().replace("tta: {scales: [56, 64], flip: true}", "tta: {scales: [64], flip: true}"))
     jobs = planned_jobs("--configfile", str(override), cwd=smoke)

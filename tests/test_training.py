@@ -194,6 +194,44 @@ def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
     assert (tmp_path / "eval/iter_000004/from_training/metrics.json").is_file()
 
 
+def test_curve_checkpoints_are_scored_on_the_first_val_images_and_the_schedule_end_on_all(coco, tmp_path):
+    """evaluate.curve_images: a checkpoint inside a schedule draws a curve (first N val
+    images); the schedule's end, which the claims use, is scored on the whole val set. The
+    evaluate entry point adopts each only with the same --val-images."""
+    import json
+
+    from rethink import evaluation_job
+    from rethink.train import main as train_main
+
+    _, model, train = tiny()
+    eval_extra = {"score_thresh": 0.0, "detections_per_img": 20}
+    train_main(["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
+                "--init", "scratch", "--start-iter", "0", "--end-iter", "4", "--schedule-iters", "4",
+                "--checkpoints", "2", "--out", str(tmp_path / "ckpt/iter_000004.pt"), "--log-every", "100",
+                "--eval-extra", json.dumps(eval_extra), "--eval-dir", str(tmp_path / "eval"),
+                "--eval-batch-size", "2", "--eval-curve-images", "1"])
+    n_val = len(json.loads((coco / "annotations/instances_val2017.json").read_text())["images"])
+    assert n_val > 1
+    made = {it: json.loads((tmp_path / f"eval/iter_{it:06d}/from_training/metrics.json").read_text())
+            for it in (2, 4)}
+    assert made[2]["num_images"] == 1 and made[2]["evaluation"]["val_images"] == 1
+    assert made[4]["num_images"] == n_val and made[4]["evaluation"]["val_images"] is None
+
+    def cli(it, *extra):
+        out = tmp_path / f"eval/iter_{it:06d}"
+        args = ["--coco", str(coco), "--model", json.dumps({**model, **eval_extra}), "--checkpoint",
+                str(tmp_path / f"ckpt/iter_{it:06d}.pt"), "--iteration", str(it), "--init", "scratch",
+                "--batch-size", "2", "--out-metrics", str(out / "metrics.json"),
+                "--out-bbox", str(out / "bbox_results.json"), "--out-segm", str(out / "segm_results.json"), *extra]
+        assert evaluation_job.main(args) in (0, None)
+        return json.loads((out / "metrics.json").read_text())
+
+    assert "checkpoint_identity" not in cli(2)  # all images asked for: scored afresh, not adopted
+    adopted = cli(2, "--val-images", "1")
+    assert "checkpoint_identity" in adopted and adopted["num_images"] == 1
+    assert "checkpoint_identity" in cli(4)
+
+
 def test_a_full_disk_stops_the_job_cleanly_and_it_resumes_once_space_is_freed(coco, tmp_path, monkeypatch):
     """torch.save reports ENOSPC as a RuntimeError ("unexpected pos ..."); the job must stop
     with a message naming the checkpoint and the space it needs, keep nothing half-written,

@@ -46,6 +46,15 @@ def test_dry_run_plans_every_stage(tmp_path):
     assert jobs["pretrain"] == 3  # GN, BN for the SyncBN variant, GN_pre6ep for pre6ep
 
 
+def test_curve_checkpoints_are_scored_on_the_first_val_images_and_schedule_ends_on_all(tmp_path):
+    shell = snakemake("-n", "-p", "--config", f"results={tmp_path}/results").stdout
+    jobs = [line for line in shell.splitlines() if "rethink.evaluation_job" in line]
+    trunk = [j for j in jobs if "eval/main/seed0/scratch/trunk/iter_000020/metrics.json" in j]
+    end = [j for j in jobs if "eval/main/seed0/scratch/6x/iter_000360/metrics.json" in j]
+    assert len(trunk) == len(end) == 1
+    assert "--val-images 100" in trunk[0] and "--val-images" not in end[0]
+
+
 def test_a_model_variant_plans_its_pre_training_and_both_inits(tmp_path):
     override = tmp_path / "models.yaml"
     override.write_text("study: {models: [{name: R18, depth: 18, schedules: [1, 6]}]}\n")

@@ -244,7 +244,8 @@ def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip
     model's OKS sigmas are settings["model"]["oks_sigmas"]. With settings["model"]["tta"]
     ({scales, flip}) the model is also scored with test-time augmentation: its numbers are
     the blocks bbox_tta (and segm_tta) beside the plain ones, from the same checkpoint."""
-    voc, image_ids = is_voc(dataset.coco), dataset.ids if skip else None
+    voc = is_voc(dataset.coco)
+    image_ids = dataset.ids if skip or len(dataset.ids) < len(dataset.coco.getImgIds()) else None
 
     def scored(results):
         return evaluate_results(dataset.coco, results["bbox"], results.get("segm"), image_ids=image_ids,
@@ -313,29 +314,60 @@ class CheckpointEvaluator:
     """
 
     def __init__(self, coco_root, model_cfg: dict, batch_size: int, backend: str, device_arg: str,
-                 device, layout_stats=None, val_annotations=None):
+                 device, layout_stats=None, val_annotations=None, curve_images: int | None = None):
         skip = skipped_image_ids(layout_stats, "val")
         dataset = val_dataset(coco_root, model_cfg, skip, val_annotations)
         pixels = sum(im["height"] * im["width"] for im in dataset.coco.loadImgs(dataset.ids))
         self.dataset = DecodedDataset(dataset) if pixels <= CACHE_MAX_PIXELS else dataset
+        # curve checkpoints are scored on the first `curve_images` of the same images
+        self.curve = first_images(self.dataset, curve_images) if curve_images else self.dataset
+        self.curve_images = curve_images
         self.model = build_mask_rcnn(model_cfg, dataset.num_classes).to(device)
         self.device, self.batch_size, self.backend, self.skip = device, batch_size, backend, skip
-        self.settings = evaluation_job.settings(model_cfg, batch_size, backend, device_arg, skip)
+        self.settings = {n: evaluation_job.settings(model_cfg, batch_size, backend, device_arg, skip, n)
+                         for n in {None, curve_images}}
 
-    def __call__(self, state_dict, ckpt_path, eval_dir, record: dict) -> dict:
+    def __call__(self, state_dict, ckpt_path, eval_dir, record: dict, end: bool = True) -> dict:
+        """`end`: a schedule's end, which the claims use (the whole val set); otherwise a
+        curve point (the first `curve_images`)."""
         self.model.load_state_dict(state_dict)
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(False)  # as the CLI runs: same kernels, same numbers
+        images = None if end else self.curve_images
         try:
             metrics, results = score_checkpoint(
-                self.model, self.dataset, self.device, self.batch_size, self.backend, self.skip,
-                {**record, "checkpoint": str(ckpt_path)}, self.settings, log_every=10**9)
+                self.model, self.dataset if images is None else self.curve, self.device, self.batch_size,
+                self.backend, self.skip, {**record, "checkpoint": str(ckpt_path)}, self.settings[images],
+                log_every=10**9)
         finally:
             torch.use_deterministic_algorithms(deterministic)
         metrics = {**metrics, "checkpoint_identity": evaluation_job.checkpoint_identity(ckpt_path)}
         out = Path(eval_dir) / evaluation_job.FROM_TRAINING
         write_outputs({name: out / name for name in evaluation_job.files(results)}, metrics, results)
         return metrics
+
+
+class FirstImages(torch.utils.data.Dataset):
+    """The first `n` items of a val dataset (its ids are sorted): a curve checkpoint's images."""
+
+    def __init__(self, dataset, n: int):
+        self.base, self.coco, self.skipped = dataset, dataset.coco, dataset.skipped
+        self.ids = list(dataset.ids[:n])
+        self.keypoint_names = dataset.keypoint_names
+        self.label_of, self.num_classes = dataset.label_of, dataset.num_classes
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+def first_images(dataset, n: int | None):
+    """`dataset` restricted to its first `n` images (all of them when n is None or larger)."""
+    if n is not None and n < 1:
+        raise SystemExit(f"--val-images must be at least 1, got {n}")
+    return dataset if n is None or n >= len(dataset) else FirstImages(dataset, n)
 
 
 def val_dataset(coco_root, model_cfg: dict, skip, val_annotations=None) -> CocoInstances:
@@ -362,7 +394,7 @@ def main(argv=None):
     device = setup(args.threads, args.device, deterministic=False)
     skip = skipped_image_ids(args.layout_stats, "val")
     model_cfg = json_arg(args.model, "model")
-    dataset = val_dataset(args.coco, model_cfg, skip, args.val_annotations)
+    dataset = first_images(val_dataset(args.coco, model_cfg, skip, args.val_annotations), args.val_images)
     if skip:
         print(f"leaving out {len(skip)} val images the layout check skipped: {sorted(skip)}",
               flush=True)
@@ -375,7 +407,8 @@ def main(argv=None):
           f"COCOeval: {args.backend})", flush=True)
     record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch,
               "iteration": args.iteration, "checkpoint": args.checkpoint}
-    settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip)
+    settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip,
+                                       args.val_images)
     metrics, results = score_checkpoint(model, dataset, device, args.batch_size,
                                         args.backend, skip, record, settings)
     if "segm" in results and not args.out_segm:

@@ -47,10 +47,12 @@ def output_paths(args) -> dict:
     return {**paths, "metrics.json": args.out_metrics}
 
 
-def settings(model: dict, batch_size: int, backend: str, device: str, skip_ids) -> dict:
-    """Everything that decides an evaluation's numbers besides the weights."""
+def settings(model: dict, batch_size: int, backend: str, device: str, skip_ids,
+             val_images: int | None = None) -> dict:
+    """Everything that decides an evaluation's numbers besides the weights (`val_images`: the
+    first N val images only, as a curve checkpoint is scored; None: all of them)."""
     return {"model": model, "batch_size": int(batch_size), "backend": backend, "device": device,
-            "skipped_val_ids": sorted(int(i) for i in skip_ids)}
+            "skipped_val_ids": sorted(int(i) for i in skip_ids), "val_images": val_images}
 
 
 def checkpoint_identity(path: str | os.PathLike) -> dict:
@@ -101,6 +103,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--layout-stats", metavar="PATH",
                    help="the layout check's stats JSON: val images it skipped as undecodable "
                         "are left out of the dataset and of the evaluation")
+    p.add_argument("--val-images", type=int, default=None, metavar="N",
+                   help="score on the first N val images (sorted ids, after skipped ones): a "
+                        "checkpoint that only draws a curve (evaluate.curve_images); default: all")
     p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
                    help="COCOeval implementation: faster-coco-eval (default) or pycocotools; "
                         "same numbers")
@@ -116,7 +121,7 @@ def main(argv=None):
         from_dir = Path(args.out_metrics).parent / FROM_TRAINING
         try:
             wanted = settings(json.loads(args.model), args.batch_size, args.backend, args.device,
-                              skipped_image_ids(args.layout_stats, "val"))
+                              skipped_image_ids(args.layout_stats, "val"), args.val_images)
         except (ValueError, RuntimeError) as e:  # rethink.evaluate reports bad arguments
             why = str(e)
         else:

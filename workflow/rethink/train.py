@@ -346,6 +346,9 @@ def main(argv=None):
     p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
     p.add_argument("--eval-batch-size", type=int, default=4)
     p.add_argument("--eval-backend", choices=evaluation_job.BACKENDS, default=evaluation_job.BACKENDS[0])
+    p.add_argument("--eval-curve-images", type=int, default=None, metavar="N",
+                   help="score checkpoints other than the schedule's end on the first N val images "
+                        "(evaluate.curve_images); the end, which the claims use, on all of them")
     p.add_argument("--variant", default="main", help="recorded with the evaluations")
     p.add_argument("--seed", type=int, default=0, help="recorded with the evaluations")
     p.add_argument("--branch", default="", help="recorded with the evaluations")
@@ -377,13 +380,14 @@ def main(argv=None):
             extra.update(json_arg(args.eval_extra_by_variant, "eval-extra-by-variant").get(args.variant, {}))
         evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **extra},
                                         args.eval_batch_size, args.eval_backend, args.device,
-                                        device, args.layout_stats, args.val_annotations)
+                                        device, args.layout_stats, args.val_annotations,
+                                        curve_images=args.eval_curve_images)
         phases["eval_setup_s"] = time.perf_counter() - t
         record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch}
 
         def evaluate(model, iteration, path):
             m = evaluator(model.state_dict(), path, Path(args.eval_dir) / f"iter_{iteration:06d}",
-                          {**record, "iteration": iteration})
+                          {**record, "iteration": iteration}, end=total is not None and iteration == total)
             print(f"evaluated {path}: {summary_line(m)}", flush=True)
     try:
         train_segment(args.coco, model_cfg, train_cfg, args.init, args.start_iter, args.end_iter, total,

@@ -354,6 +354,15 @@ def evaluated_checkpoint(wildcards):
     return path, job
 
 
+def curve_images_arg(wildcards):
+    """A checkpoint that is no schedule's end only draws a curve: scored on the first
+    evaluate.curve_images val images; a schedule's end, which the claims use, on all."""
+    n = config["evaluate"].get("curve_images")
+    ends = {s.name: s.iters for s in VARIANTS[wildcards.variant].plan.schedules}
+    end = ends.get(wildcards.branch) == int(wildcards.iteration)
+    return "" if end or not n else f"--val-images {n}"
+
+
 def variant_model(wildcards, for_eval=False):
     v = VARIANTS[wildcards.variant]
     return as_json({**study_config.model_settings(config, for_eval, variant=v), "input": input_conventions(v.norm)})

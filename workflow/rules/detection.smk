@@ -34,6 +34,7 @@ os.environ.update(RETHINK_TRAINING_EVAL_ARGS=(
     + (f"--eval-extra-by-variant {as_json(study_config.eval_extra_by_variant(config))} "
        if study_config.eval_extra_by_variant(config) else "") +
     f"--eval-batch-size {config['evaluate']['batch_size']} "
+    + (f"--eval-curve-images {config['evaluate']['curve_images']} " if config["evaluate"].get("curve_images") else "") +
     f"--eval-backend {config['evaluate']['backend']}") if config["evaluate"]["in_training"] else "")
 
 

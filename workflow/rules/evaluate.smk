@@ -12,7 +12,8 @@ EVALUATE_TAIL = (
     " --variant {wildcards.variant} "
     "--seed {wildcards.seed} --init {wildcards.init} "
     "--branch {wildcards.branch} --iteration {wildcards.iteration} "
-    "--batch-size {params.batch_size} --backend {params.backend} --threads {threads} --device {params.device}")
+    "--batch-size {params.batch_size} --backend {params.backend} {params.val_images} --threads {threads} "
+    "--device {params.device}")
 EVALUATE = f"{EVALUATE_HEAD} --out-segm {{output.segm:q}}{EVALUATE_TAIL}"
 EVALUATE_PARAMS = {
     "root": COCO,
@@ -21,6 +22,7 @@ EVALUATE_PARAMS = {
     "batch_size": config["evaluate"]["batch_size"],
     "backend": config["evaluate"]["backend"],
     "device": config["device"],
+    "val_images": lambda wildcards: curve_images_arg(wildcards),
 }
 
 

@@ -197,6 +197,24 @@ def _need_inits(plan: Mapping, name: str) -> None:
         raise NotTested(f"variant {name!r} has no {'/'.join(miss)} runs (inits {plan['inits']})")
 
 
+# a variant's final metrics, by (frame, variant), while evaluate() runs: every claim and
+# metric reads the same table, and building it is most of the work
+_FINALS: dict = {}
+
+
+def _variant_finals(df: pd.DataFrame, study: Mapping, name: str) -> pd.DataFrame:
+    key = (id(df), name)
+    if key not in _FINALS:
+        try:
+            _FINALS[key] = variant_finals(df, study, name)
+        except MetricsError as e:
+            _FINALS[key] = NotTested(str(e))
+    got = _FINALS[key]
+    if isinstance(got, NotTested):
+        raise got
+    return got
+
+
 def finals(df: pd.DataFrame, study: Mapping, name: str, column: str) -> pd.DataFrame:
     """Final `column` (e.g. bbox_AP) of every seed, init and schedule of a variant, as the
     frame's "value" column; NotTested if absent."""
@@ -205,10 +223,7 @@ def finals(df: pd.DataFrame, study: Mapping, name: str, column: str) -> pd.DataF
     _need_inits(study["variants"][name], name)
     if not (df["variant"] == name).any():
         raise NotTested(f"no metrics for variant {name!r}")
-    try:
-        fin = variant_finals(df, study, name)
-    except MetricsError as e:
-        raise NotTested(str(e)) from None
+    fin = _variant_finals(df, study, name)
     if column not in fin.columns:
         raise NotTested(f"variant {name!r} has no {column} (its model has no such head)")
     return fin[["seed", "init", "schedule", column]].rename(columns={column: "value"})
@@ -503,7 +518,8 @@ def verdict(t: Test, margin: float, holm_p: float | None) -> tuple[str, str]:
     if out == INCONCLUSIVE:
         adjusted = (f"; Holm-adjusted p = {holm_p:.3f}" if holm_p is not None
                     and three_way(t.stat, t.side, t.bound) != INCONCLUSIVE else "")
-        return INCONCLUSIVE, f"the interval {where} straddles the bound{adjusted}"
+        return INCONCLUSIVE, (f"the interval {where} straddles the bound{adjusted}"
+                              + (f"; {t.waiting}" if t.waiting else ""))
     waiting = [lv for lv in t.gates.get(out, []) if lv.state != "levelled off"]
     if waiting:
         return INCONCLUSIVE, (f"would be {out} ({where}), but it rests on scratch staying behind and "
@@ -629,6 +645,14 @@ def evaluate(study: Mapping, df: pd.DataFrame, margin: float = 1.0, reference: M
              tolerance: float | None = None, prereg: Mapping | None = None) -> list[dict]:
     """One row per claim, variant and metric (:data:`COLUMNS`); ``margin`` and ``tolerance``
     in AP points (``tolerance`` None: no reproduction check, the column is empty)."""
+    _FINALS.clear()
+    try:
+        return _evaluate(study, df, margin, reference, tolerance, prereg)
+    finally:
+        _FINALS.clear()
+
+
+def _evaluate(study, df, margin, reference, tolerance, prereg) -> list[dict]:
     ref = PAPER if reference is None else reference
     evidence = paper_evidence(ref)
     m = margin / 100.0

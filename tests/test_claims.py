@@ -430,14 +430,18 @@ def test_cli_writes_csv_and_markdown(tmp_path):
     s, m = write(tmp_path, study(), frame(BEHIND))
     pre = tmp_path / "pre.yaml"
     pre.write_text("claims: [1, 2, 3, 4, 5]\nseeds: [0, 1, 2, 3, 4]\nmargin: 2.0\n")
+    noise = tmp_path / "noise.json"
+    noise.write_text(json.dumps({"summary": {"100": {"difference_se_mean": 0.011, "pairs": 1},
+                                             "500": {"difference_se_mean": 0.0049, "pairs": 1}}}))
     r = run("--study", s, "--metrics", m, "--out-csv", tmp_path / "c.csv", "--out-md", tmp_path / "c.md",
-            "--margin", "2.0", "--preregistration", pre)
+            "--margin", "2.0", "--preregistration", pre, "--val-noise", noise)
     assert r.returncode == 0, r.stderr
     got = {(g["claim"], g["metric"]): g for g in csv.DictReader(open(tmp_path / "c.csv"))}
     assert got[("2", "box")]["verdict"] == REFUTED and got[("2", "box")]["preregistered"] == "yes"
     assert got[("4", "box")]["verdict"] == UNTESTED
     md = (tmp_path / "c.md").read_text()
     assert "**refuted**: 8.0 [" in md and "Seeds: 5 (0, 1, 2, 3, 4)" in md and "Holm-adjusted" in md
+    assert "1.10 at 100 images (1 pair(s)); 0.49 at 500 images (1 pair(s)) AP points, against a quarter of the margin, 0.50" in md
     assert "**refuted**" in r.stdout  # the table is printed too
     # the round trip through the CSV reader gives the same verdicts as the frame
     again = evaluate(load_study(s), read_metrics_csv(m), 2.0)
@@ -454,6 +458,7 @@ def test_cli_writes_csv_and_markdown(tmp_path):
     ("tolerance", "--tolerance must be a non-negative number"),
     ("prereg_missing", "pre.yaml: pre-registration file not found"),
     ("prereg_seeds", "pre.yaml: key 'seeds' is missing or not a list of integer seeds"),
+    ("val_noise", "noise.json: no 'summary' (write it with python -m rethink.val_noise)"),
 ])
 def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
     st = study()
@@ -477,6 +482,9 @@ def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
         extra = ["--margin", "-1"]
     elif case == "tolerance":
         extra = ["--tolerance", "nan"]
+    elif case == "val_noise":
+        (tmp_path / "noise.json").write_text("{}")
+        extra = ["--val-noise", tmp_path / "noise.json"]
     elif case.startswith("prereg"):
         if case == "prereg_seeds":
             (tmp_path / "pre.yaml").write_text("claims: [2]\nseeds: three\nmargin: 1\n")

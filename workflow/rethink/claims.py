@@ -60,13 +60,15 @@ claim rests on with the paper's at the same cell.
 
     python -m rethink.claims --study study.json --metrics all_metrics.csv \\
         --out-csv claims.csv --out-md claims.md [--margin 1.0] [--reference paper.json] \\
-        [--tolerance 1.0] [--preregistration docs/preregistration/default.yaml]
+        [--tolerance 1.0] [--preregistration docs/preregistration/default.yaml] \\
+        [--val-noise val_noise.json]
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -781,15 +783,28 @@ def pretraining_note(pretrain: Mapping | None) -> str:
     return note + "."
 
 
-def noise_note(rows: list[dict], margin: float) -> str:
-    """The seed-to-seed SD of main's per-seed statistics, and the power the margin gives."""
+def val_noise_text(val_noise: Mapping | None, margin: float) -> str:
+    """The val-sampling SE of a paired difference that `rethink.val_noise` measured."""
+    if not val_noise:
+        return ("the val set's sampling noise is not in the intervals, which treat the val set as "
+                "fixed: `rethink.val_noise` measures it")
+    parts = [f"{100 * v['difference_se_mean']:.2f} at {n} images ({v['pairs']} pair(s))"
+             for n, v in sorted(val_noise.get("summary", {}).items(), key=lambda kv: int(kv[0]))]
+    return ("the val set's sampling SE of a paired difference, which the intervals do not hold (they "
+            "treat the val set as fixed), by bootstrap over val images (`rethink.val_noise`): "
+            + "; ".join(parts) + f" AP points, against a quarter of the margin, {25 * margin:.2f}")
+
+
+def noise_note(rows: list[dict], margin: float, val_noise: Mapping | None = None) -> str:
+    """The seed-to-seed SD of main's per-seed statistics, the val set's sampling SE, and the
+    power the margin gives."""
     main = [r for r in rows if r.get("sd") != "" and r["verdict"] != UNTESTED and r["kind"] == "main"]
     if not main:
         return ""
     sds = sorted(float(r["sd"]) for r in main)
     low = [f"{r['claim']} {r['metric']}" for r in main if r.get("underpowered") is True]
     return (f" Noise: the seed-to-seed SD of main's per-seed statistics is {sds[0]:.1f}-{sds[-1]:.1f} AP "
-            f"points (the val set's sampling noise is part of it: `rethink.val_noise` measures that share). "
+            f"points; {val_noise_text(val_noise, margin)}. "
             f"Power: the probability that a row's test reads \"holds\" when the truth lies one margin inside "
             f"its bound (a true difference of 0 for the non-inferiority claims), at that row's SD and the "
             f"unadjusted level; below {POWER:.0%} a verdict is flagged underpowered"
@@ -798,7 +813,8 @@ def noise_note(rows: list[dict], margin: float) -> str:
 
 def to_markdown(rows: list[dict], margin: float, seeds: list[int], tolerance: float | None = None,
                 pretrain: Mapping | None = None, notes: Mapping | None = None,
-                prereg: Mapping | None = None, prereg_path: str | None = None) -> str:
+                prereg: Mapping | None = None, prereg_path: str | None = None,
+                val_noise: Mapping | None = None) -> str:
     """The claims table; `notes` ({kind: text}) is added under the part of that kind."""
     head = ["#", "Claim", "Metric", "Paper", "This run (AP %, 95% interval)", "Verdict", "Power",
             "How tested"]
@@ -830,7 +846,7 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int], tolerance: fl
                   "scored on."
               + ("" if n >= 2 else " With one seed there are no intervals: every verdict is inconclusive "
                                    "(n = 1), the numbers are a first look.")]
-    lines[-1] += noise_note(rows, margin / 100.0)
+    lines[-1] += noise_note(rows, margin / 100.0, val_noise)
     lines[-1] += pretraining_note(pretrain)
     if prereg:
         lines[-1] += (f" Pre-registered: `{prereg_path}` fixed claims {prereg.get('claims')}, seeds "
@@ -898,6 +914,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", default=None,
                     help="JSON of the paper's numbers for the 'paper' column (default: the "
                          "paper's R50-FPN GN bbox AP)")
+    ap.add_argument("--val-noise", default=None,
+                    help="JSON written by rethink.val_noise: the val-sampling SE the table states")
     ap.add_argument("--preregistration", default=None,
                     help="YAML fixing claims, seeds and margin before the run: matching rows are "
                          "marked pre-registered")
@@ -914,10 +932,21 @@ def main(argv=None) -> int:
         check_against_study(df, study, str(args.metrics))
         reference = load_reference(args.reference)
         prereg = load_preregistration(args.preregistration)
+        val_noise = None
+        if args.val_noise:
+            try:
+                with open(args.val_noise) as f:
+                    val_noise = json.load(f)
+            except FileNotFoundError:
+                raise MetricsError(f"{args.val_noise}: val-noise file not found") from None
+            except json.JSONDecodeError as e:
+                raise MetricsError(f"{args.val_noise}: not valid JSON ({e})") from None
+            if not isinstance(val_noise, dict) or not isinstance(val_noise.get("summary"), dict):
+                raise MetricsError(f"{args.val_noise}: no 'summary' (write it with python -m rethink.val_noise)")
         rows = evaluate(study, df, args.margin, reference, args.tolerance, prereg)
         md = to_markdown(rows, args.margin, study["seeds"], args.tolerance, study.get("pretrain"),
                          notes={"model": catch_up_note(df, study, args.margin / 100.0)},
-                         prereg=prereg, prereg_path=args.preregistration)
+                         prereg=prereg, prereg_path=args.preregistration, val_noise=val_noise)
         write_text(args.out_csv, to_csv(rows))
         write_text(args.out_md, md)
     except (MetricsError, OSError) as e:

@@ -307,6 +307,7 @@ rule claims:
         metrics=METRICS,
         reference=REFERENCE,
         preregistration=config["claims"].get("preregistration") or [],
+        val_noise=config["claims"].get("val_noise") or [],
     output:
         csv=report(f"{R}/tables/claims.csv", caption="../report/claims.rst",
                    category="Main comparison", labels={"figure": "the paper's claims, checked"}),
@@ -316,6 +317,7 @@ rule claims:
         margin=config["claims"]["margin"],
         preregistration=lambda wildcards, input: (f"--preregistration {shlex.quote(input.preregistration)}"
                                                   if input.preregistration else ""),
+        val_noise=lambda wildcards, input: f"--val-noise {shlex.quote(input.val_noise)}" if input.val_noise else "",
         tolerance=(f"--tolerance {config['claims']['tolerance']}"
                    if config["claims"]["tolerance"] is not None and config["figures"]["reference"] else ""),
     log:
@@ -327,7 +329,7 @@ rule claims:
         "../../envs/plot.yaml"
     shell:
         "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
-        "--margin {params.margin} {params.tolerance} {params.preregistration} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "--margin {params.margin} {params.tolerance} {params.preregistration} {params.val_noise} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:

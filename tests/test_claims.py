@@ -151,8 +151,8 @@ def test_a_flat_gap_is_visible_as_not_closing():
 
 
 def test_levelling_off_is_judged_per_1x_whatever_the_step_between_schedules():
-    """Schedules 1x, 2x, 4x, 6x: a gain of 1.8 points from 4x to 6x is 0.9 per 1x, below half of
-    a 2-point margin... no: 0.9 < 1.0, so it has levelled off."""
+    """Schedules 1x, 2x, 4x, 6x: a gain of 1.8 points from 4x to 6x is 0.9 per 1x, below half
+    the 2-point margin, so scratch has levelled off (a per-step gain of 1.8 would not have)."""
     st = study(schedules=(1, 2, 4, 6))
     vals = cells("main", {"1x": 0.20, "2x": 0.30, "4x": 0.312, "6x": 0.33},
                  {"1x": 0.35, "2x": 0.40, "4x": 0.40, "6x": 0.40})

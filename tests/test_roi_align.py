@@ -83,3 +83,62 @@ def test_detector_training_step_matches_torchvision_pooling():
     assert grads[0].keys() == grads[1].keys()
     for k in grads[0]:
         torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def graph_names(tensor):
+    """The names of the autograd nodes that back-propagating `tensor` would run."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack += [n for n, _ in node.next_functions]
+    return {node.name() for node in seen}
+
+
+@pytest.mark.parametrize("autocast", [True, False])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_pools_in_fp32_as_torchvision_autocast(dtype, autocast):
+    """bf16/fp16 features (as under CPU autocast) take the fast path, pooled in fp32: the
+    output is torchvision's on the input cast to fp32, cast back (so equal to torchvision's
+    autocast output); the gradient is the fp32 gradient of that input, cast to its dtype."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 8, 20, 26, generator=gen).to(dtype)
+    rois = random_rois(gen, 64, 3, 20, 26, scale=0.25)
+    grad = torch.randn(64, 8, 7, 7, generator=gen).to(dtype)
+    fast_in = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=dtype, enabled=autocast):
+        out = roi_align(fast_in, rois, (7, 7), 0.25, 2)
+        tv_out = tv_roi_align(x, rois, (7, 7), 0.25, 2) if autocast else None
+        out.backward(grad)  # inside the region: the sparse product must still be fp32
+    names = graph_names(out)
+    assert "_RoIAlignCPUBackward" in names
+    assert not any("torchvision_roi_align" in n for n in names)  # torchvision's slow backward
+    ref_in = x.float().requires_grad_()
+    ref = tv_roi_align(ref_in, rois, (7, 7), 0.25, 2)
+    assert out.dtype == dtype and torch.equal(out, ref.to(dtype))
+    if autocast:
+        assert torch.equal(out, tv_out)
+    ref.backward(grad.float())
+    assert fast_in.grad.dtype == dtype
+    # Rounding the fp32 gradient to `dtype` errs by at most half a unit in the last place;
+    # summing in another order (fp32, ~1e-6) may move a value across a rounding boundary,
+    # so allow one unit: relative eps (bf16 2^-7 = 7.8e-3, fp16 2^-10 = 9.8e-4).
+    torch.testing.assert_close(fast_in.grad.float(), ref_in.grad,
+                               rtol=torch.finfo(dtype).eps, atol=1e-5)
+
+
+def test_multiscale_pooler_under_autocast_matches_torchvision():
+    """Under bf16 autocast, levels of mixed dtypes: the same result, in the first level's dtype."""
+    gen = torch.Generator().manual_seed(0)
+    feats = {str(i): torch.randn(2, 4, 64 >> i, 48 >> i, generator=gen) for i in range(4)}
+    feats["0"], feats["2"] = feats["0"].bfloat16(), feats["2"].bfloat16()
+    boxes = [torch.tensor([[0, 0, 250, 190], [10, 20, 40, 60], [100, 5, 130, 9.0]]),
+             torch.tensor([[3, 4, 120, 100.0]])]
+    shapes = [(256, 192), (256, 192)]
+    for names in (list(feats), ["2"]):  # several levels; a single level
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ref = MultiScaleRoIAlign(names, 7, 2)(feats, boxes, shapes)
+            fast = FastMultiScaleRoIAlign(names, 7, 2)(feats, boxes, shapes)
+        assert fast.dtype == ref.dtype == torch.bfloat16
+        assert torch.equal(fast, ref)

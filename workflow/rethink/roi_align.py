@@ -17,6 +17,11 @@ channel at once. The gradient equals torchvision's up to float rounding (the sam
 summed in another order: ~1e-6 relative), and is deterministic (serial sums on CPU), so
 resumed and forked training stay bitwise reproducible.
 
+Half-precision inputs (bf16 or fp16, as the FPN features are under CPU autocast) are pooled
+as torchvision's autocast wrapper for roi_align does, autocast on or off: cast to fp32, pooled
+and back-propagated in fp32, the output and the input's gradient cast back to the input's
+dtype. The output then equals torchvision's under autocast bit for bit.
+
 Used on CPU with a fixed ``sampling_ratio`` > 0 (torchvision's detection heads use 2); on
 other devices, or with an adaptive sampling ratio, torchvision's op runs unchanged.
 """
@@ -90,8 +95,12 @@ class _RoIAlignCPU(torch.autograd.Function):
     def backward(ctx, grad_output):
         (rois,) = ctx.saved_tensors
         shape, output_size, spatial_scale, sampling_ratio, aligned = ctx.args
-        return (roi_align_backward(grad_output, rois, shape, output_size, spatial_scale,
-                                   sampling_ratio, aligned), None, None, None, None, None)
+        # A backward run inside an autocast region would otherwise do the sparse product in
+        # the low precision; the gradient is fp32 (or fp64) here, as torchvision's.
+        with torch.autocast("cpu", enabled=False):
+            grad = roi_align_backward(grad_output, rois, shape, output_size, spatial_scale,
+                                      sampling_ratio, aligned)
+        return grad, None, None, None, None, None
 
 
 def roi_align_backward(grad_output: Tensor, rois: Tensor, input_shape, output_size,
@@ -108,6 +117,9 @@ def roi_align_backward(grad_output: Tensor, rois: Tensor, input_shape, output_si
     return grad.view(batch, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
 def roi_align(input: Tensor, rois: Tensor, output_size, spatial_scale: float = 1.0,
               sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
     """torchvision.ops.roi_align (rois as a K x 5 tensor), with the fast CPU backward."""
@@ -115,8 +127,14 @@ def roi_align(input: Tensor, rois: Tensor, output_size, spatial_scale: float = 1
         output_size = (output_size, output_size)
     output_size = tuple(int(s) for s in output_size)
     if (input.device.type != "cpu" or sampling_ratio <= 0 or not torch.is_tensor(rois)
-            or input.dtype not in (torch.float32, torch.float64) or torch.jit.is_scripting()):
+            or input.dtype not in _DTYPES or torch.jit.is_scripting()):
         return tv_roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    if input.dtype in (torch.float16, torch.bfloat16):
+        # As torchvision's autocast wrapper for roi_align: pool in fp32, cast the result back.
+        # Both casts are autograd ops, so the backward gets an fp32 output gradient, runs the
+        # sparse product in fp32, and hands the input an input-dtype gradient.
+        return roi_align(input.float(), rois, output_size, spatial_scale, sampling_ratio,
+                         aligned).to(input.dtype)
     rois = rois.to(input.dtype)
     return _RoIAlignCPU.apply(input, rois, output_size, float(spatial_scale),
                               int(sampling_ratio), bool(aligned))

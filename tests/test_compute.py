@@ -100,6 +100,13 @@ def test_times_seen_is_the_training_order(iters, batch, n, seed):
     assert times_seen(iters, batch, n, seed).tolist() == times_seen_slow(iters, batch, n, seed).tolist()
 
 
+@pytest.mark.parametrize("iters,batch,n,seed", [(10, 4, 21, 3), (50, 6, 40, 9), (7, 8, 100, 1)])
+def test_times_seen_follows_grouped_batches(iters, batch, n, seed):
+    groups = np.arange(n) % 3  # three padded shapes
+    fast, slow = times_seen(iters, batch, n, seed, groups), times_seen_slow(iters, batch, n, seed, groups)
+    assert fast.tolist() == slow.tolist() and fast.sum() == iters * batch
+
+
 def test_exact_counts_three_images_batch_two(tmp_path):
     st, ann = write(tmp_path)
     out = compute(json.loads(st.read_text()), {"main": ann})

@@ -21,7 +21,7 @@ TINY_MODEL = {**DEFAULT["model"], "width": 16, "fpn_channels": 16,
 
 TINY_TRAIN = {k: DEFAULT["detection"][k] for k in
               ("batch_size", "base_lr", "reference_batch", "momentum", "weight_decay",
-               "warmup_iters", "warmup_factor", "flip_prob", "seed")}
+               "warmup_iters", "warmup_factor", "flip_prob", "seed", "group_by_aspect")}
 TINY_TRAIN.update(one_x=9, batch_size=2, warmup_iters=3)
 
 

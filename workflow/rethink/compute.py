@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .data import _permutation, batch_indices, skipped_image_ids
+from .data import aspect_groups, batch_indices, epoch_order, skipped_image_ids
 
 KINDS = ("images", "instances", "pixels")
 PARTS = ("pretrain", "finetune", "total")
@@ -110,6 +110,8 @@ def load_study(path) -> dict:
                 or not all(_is_number(s) and s > 0 for s in scales)):
             raise ComputeError(f"{where}.train_scales must be a non-empty list of positive "
                                f"numbers (or give min_size)")
+        if v.get("group_by_aspect") and not (_is_number(v.get("min_size")) and v["min_size"] > 0):
+            raise ComputeError(f"{where}: group_by_aspect needs min_size, a positive number")
         if not isinstance(v["schedules"], list) or not v["schedules"]:
             raise ComputeError(f"{where}.schedules must be a non-empty list")
         for i, s in enumerate(v["schedules"]):
@@ -194,27 +196,27 @@ def resized_pixels(heights, widths, scales, max_size) -> np.ndarray:
 # --------------------------------------------------------------------------
 # what a schedule saw
 # --------------------------------------------------------------------------
-def times_seen(iterations: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+def times_seen(iterations: int, batch_size: int, n: int, seed: int, groups=None) -> np.ndarray:
     """How often each of the n images is in the batches of iterations [0, iterations).
 
-    The same multiset as ``batch_indices(it, batch_size, n, seed)`` over those
+    The same multiset as ``batch_indices(it, batch_size, n, seed, groups)`` over those
     iterations, without the per-position loop: full epochs see every image once, the
-    partial last one the head of its permutation.
+    partial last one the head of its order.
     """
     if n <= 0:
         raise ComputeError("no train images")
     full, rem = divmod(iterations * batch_size, n)
     counts = np.full(n, full, dtype=np.int64)
     if rem:
-        counts[_permutation(seed, full, n)[:rem]] += 1
+        counts[epoch_order(seed, full, n, batch_size, groups)[:rem]] += 1
     return counts
 
 
-def times_seen_slow(iterations: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+def times_seen_slow(iterations: int, batch_size: int, n: int, seed: int, groups=None) -> np.ndarray:
     """`times_seen` by calling the training loop's own `batch_indices` (for checks)."""
     counts = np.zeros(n, dtype=np.int64)
     for it in range(iterations):
-        for i in batch_indices(it, batch_size, n, seed):
+        for i in batch_indices(it, batch_size, n, seed, groups):
             counts[i] += 1
     return counts
 
@@ -224,9 +226,11 @@ def variant_rows(name: str, v: dict, images: dict, seed: int, pretrain: dict | N
     scales = v.get("train_scales") or [v.get("min_size")]
     pixels = resized_pixels(images["heights"], images["widths"], scales, v["max_size"])
     bs = v["batch_size"]
+    groups = (aspect_groups(images["heights"], images["widths"], v["min_size"], v["max_size"])
+              if v.get("group_by_aspect") else None)
     rows = []
     for s in sorted(v["schedules"], key=lambda s: (s["iters"], s.get("multiple", 0), s["name"])):
-        seen = times_seen(s["iters"], bs, n, seed)
+        seen = times_seen(s["iters"], bs, n, seed, groups)
         fine = {"images": int(s["iters"] * bs),
                 "instances": int(seen @ images["instances"]),
                 "pixels": round(float(seen @ pixels), 6)}  # no float-sum noise in the CSV

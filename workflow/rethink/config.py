@@ -312,7 +312,7 @@ def seeds(config: dict) -> list[int]:
 # list and checkpoint spacing only decide which segments exist, so adding a schedule
 # keeps every checkpoint already trained.
 TRAIN_KEYS = ("one_x", "batch_size", "base_lr", "reference_batch", "momentum", "weight_decay",
-              "warmup_iters", "warmup_factor", "flip_prob", "seed", "scales", "bf16", "channels_last")
+              "warmup_iters", "warmup_factor", "flip_prob", "seed", "scales", "group_by_aspect", "bf16", "channels_last")
 
 # Keys of `model` that only matter at inference time; the rest shape the weights.
 EVAL_ONLY_MODEL_KEYS = ("score_thresh", "detections_per_img")

@@ -40,6 +40,7 @@ def variant_entry(spec: dict, n_train: int, inits: list[str], dataset_train: dic
     plan = make_plan(spec["one_x"], spec["schedules"], spec["checkpoint_every"])
     entry = {k: spec[k] for k in ("kind", "norm", "regime", "fraction", "batch_size",
                                   "min_size", "max_size", "train_scales")}
+    entry["group_by_aspect"] = spec.get("group_by_aspect", False)
     if spec.get("dataset"):
         if spec["dataset"] not in (dataset_train or {}):
             raise SystemExit(f"error: variant of dataset {spec['dataset']!r}: give --dataset-stats "

@@ -392,6 +392,7 @@ def study_variants():
                      "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
                      "min_size": model["min_size"], "max_size": model["max_size"],
                      "train_scales": det["scales"] or [model["min_size"]],
+                     "group_by_aspect": det["group_by_aspect"],
                      "backbone": {k: (v.model or {}).get(k, model[k]) for k in study_config.MODEL_OVERRIDE_KEYS}}
         if v.shares_scratch:
             out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)

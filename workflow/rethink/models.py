@@ -17,10 +17,12 @@ import math
 import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import MultiScaleRoIAlign
@@ -203,6 +205,35 @@ class ConventionTransform(GeneralizedRCNNTransform):
         return super().normalize(image)
 
 
+class Fp32BoxCoder(BoxCoder):
+    """torchvision's BoxCoder, decoding in fp32 whatever the deltas' dtype (detectron2 does
+    so). Under bf16 autocast the heads output bf16, and torchvision's decoding would cast
+    the anchors and proposals to it: coordinates rounded to 1-8 px at COCO sizes. A no-op
+    in fp32."""
+
+    def decode_single(self, rel_codes, boxes):
+        return super().decode_single(rel_codes.float(), boxes.float())
+
+
+class Fp32ProposalRPN(RegionProposalNetwork):
+    """torchvision's RPN, its proposals scored and suppressed in fp32: batched NMS offsets
+    each level's boxes by up to (levels x image size) px, which bf16 would round to 8-32 px."""
+
+    def filter_proposals(self, proposals, objectness, image_shapes, num_anchors_per_level):
+        return super().filter_proposals(proposals.float(), objectness.float(), image_shapes,
+                                        num_anchors_per_level)
+
+    @classmethod
+    def like(cls, rpn: RegionProposalNetwork) -> "Fp32ProposalRPN":
+        """The same RPN (same head and anchors, same settings) with fp32 proposals."""
+        out = cls(rpn.anchor_generator, rpn.head, rpn.proposal_matcher.high_threshold,
+                  rpn.proposal_matcher.low_threshold, rpn.fg_bg_sampler.batch_size_per_image,
+                  rpn.fg_bg_sampler.positive_fraction, rpn._pre_nms_top_n, rpn._post_nms_top_n,
+                  rpn.nms_thresh, rpn.score_thresh)
+        out.box_coder = Fp32BoxCoder(rpn.box_coder.weights, rpn.box_coder.bbox_xform_clip)
+        return out
+
+
 class KeypointHead(nn.Sequential):
     """The keypoint head: 3x3 convs on the 14x14 RoI features, each with the model's
     normalisation (torchvision's KeypointRCNNHeads has none; the paper's models are GN
@@ -281,6 +312,11 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
         heads.keypoint_roi_pool = pool(["0", "1", "2", "3"], output_size=14, sampling_ratio=2)
         heads.keypoint_head = KeypointHead(fpn_ch, [head["channels"]] * head["convs"], norm_layer)
         heads.keypoint_predictor = KeypointRCNNPredictor(head["channels"], keypoints["num"])
+    # Boxes decoded and proposals filtered in fp32 under autocast too (no weights: checkpoints
+    # are unchanged, and fp32 runs compute exactly what torchvision's modules compute)
+    detector.rpn = Fp32ProposalRPN.like(detector.rpn)
+    coder = detector.roi_heads.box_coder
+    detector.roi_heads.box_coder = Fp32BoxCoder(coder.weights, coder.bbox_xform_clip)
     # Input conventions of the backbone (the same for both inits); no weights, so checkpoints
     # do not depend on it. RGB in [0, 1] normalises exactly as torchvision's own transform.
     detector.transform = ConventionTransform(detector.transform.min_size, model_cfg["max_size"],

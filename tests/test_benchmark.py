@@ -35,23 +35,30 @@ def test_every_part_ran_with_its_command(quick):
     assert results["machine"]["cpus"] >= 1 and results["wall_seconds"] > 0
 
 
-def test_training_arms_ratios_profile_and_flops(quick):
+def test_training_arms_ratios_options_padding_profile_and_flops(quick):
     t = quick[0]["parts"]["training"]
-    arms = t["throughput"]["arms"]
-    assert set(arms) == {"plain_torchvision", "plain_fast_roi", "ours"}
+    thr = t["throughput"]
+    arms = thr["arms"]
+    # the step before issue 31, each option added in turn, and a plain torchvision loop
+    assert list(arms) == ["plain_torchvision", "baseline", "+group_by_aspect", "+channels_last", "+bf16"]
+    assert arms["baseline"]["settings"] == {"group_by_aspect": False, "channels_last": False, "bf16": False}
+    assert arms["+bf16"]["settings"] == {"group_by_aspect": True, "channels_last": True, "bf16": True}
     for a in arms.values():
         assert a["img_per_s"] > 0 and a["s_per_iter"] > 0 and 0 <= a["data_wait_frac"] < 1
-    for key in ("ratio_ours_vs_plain_torchvision", "ratio_ours_vs_plain_same_model",
-                "ratio_fast_roi_vs_torchvision_roi"):
-        assert t["throughput"][key] > 0
-    assert 0 <= t["throughput"]["data_wait_frac_ours"] < 1
+    assert thr["config_arm"] in arms and thr["ratio_config_vs_baseline"] > 0
+    assert [o["option"] for o in thr["options"]] == ["group_by_aspect", "channels_last", "bf16"]
+    assert all(o["ratio_vs_without"] > 0 for o in thr["options"])
+    # grouping pads less than mixed batches (the quick set: 4 batches of 2)
+    assert 1.0 <= thr["padding_waste_config_epoch"] <= thr["padding_waste_baseline_epoch"]
+    assert 0 <= thr["data_wait_frac_config"] < 1
     prof = t["profile"]
-    assert set(prof) == {"torchvision_roi_align", "fast_roi_align"}
-    for p in prof.values():
-        assert p["top_self_cpu"] and p["roi_align_backward_ms_per_iter"] > 0
-    assert t["flops"]["gflop_per_step"] > 0 and t["flops"]["sgemm"]["gflop_per_s_median"] > 0
-    assert 0 < t["flops"]["fraction_of_sgemm"]
-    assert t["bf16_cpu"]["s_per_iter"]["bf16"] > 0 and t["bf16_cpu"]["bf16_speedup"] > 0  # measured, both ran
+    assert prof["top_self_cpu"] and prof["roi_align_backward_ms_per_iter"] > 0
+    assert 0 < prof["matching_sampling_share"] < 1 and prof["aten_calls_per_iter"] > 0
+    flops = t["flops"]
+    assert flops["sgemm"]["gflop_per_s_median"] > 0
+    assert set(flops["arms"]) == {"baseline", thr["config_arm"]}
+    assert all(a["gflop_per_step"] > 0 and a["fraction_of_sgemm"] > 0 for a in flops["arms"].values())
+    assert "compile" not in t  # --quick leaves torch.compile out (minutes of compiling)
 
 
 def test_loaders_part_measures_workers_per_gpu(quick):
@@ -90,7 +97,8 @@ def test_markdown_summary_has_every_part(quick):
     _, md = quick
     for name in CHEAP.split(","):
         assert f"## {name}" in md
-    assert "ours vs plain torchvision loop" in md and "faster-coco-eval vs pycocotools" in md
+    assert "the config's step vs the baseline" in md and "padding waste" in md
+    assert "faster-coco-eval vs pycocotools" in md
 
 
 def test_fit_line_and_job_stats_parsing():
@@ -105,3 +113,11 @@ def test_unknown_part_is_refused():
                           env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown part" in proc.stderr
+
+
+def test_equivalence_outcome_has_three_ways():
+    from rethink.bench.equivalence import DIFFERENT, EQUIVALENT, INCONCLUSIVE, outcome
+    assert outcome({"lo": -1.0, "hi": 2.0}, 3.0) == EQUIVALENT
+    assert outcome({"lo": 3.5, "hi": 6.0}, 3.0) == DIFFERENT
+    assert outcome({"lo": -7.0, "hi": -3.0}, 3.0) == DIFFERENT
+    assert outcome({"lo": -1.0, "hi": 4.0}, 3.0) == INCONCLUSIVE

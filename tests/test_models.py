@@ -128,3 +128,29 @@ def test_vgg_depths_and_norm_none_are_checked():
         models.build_body({**CFG, "norm": "none"})
     deep = [m for m in models.build_body({**VGG, "depth": 16}).modules() if isinstance(m, nn.Conv2d)]
     assert len(deep) == 13  # VGG-16's 13 conv layers
+
+
+def test_proposals_and_boxes_are_fp32_under_bf16_autocast():
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    from rethink.models import Fp32ProposalRPN
+    torch.manual_seed(0)
+    model = models.build_mask_rcnn(CFG, num_classes=2).eval()
+    images = [torch.rand(3, 128, 192), torch.rand(3, 192, 128)]
+    caught = []
+    model.rpn.register_forward_hook(lambda mod, inp, out: caught.append(out[0]))
+    with torch.no_grad():
+        plain = model(images)
+        model.rpn.__class__ = RegionProposalNetwork  # torchvision's own: the same numbers in fp32
+        theirs = model(images)
+        model.rpn.__class__ = Fp32ProposalRPN
+        assert all(torch.equal(a, b) for a, b in zip(caught[0], caught[1]))
+        assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(plain, theirs))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(images)
+    proposals = caught[-1]
+    assert all(p.dtype == torch.float32 for p in proposals)
+    assert all(o["boxes"].dtype == torch.float32 for o in out)
+    # decoded in fp32: coordinates not rounded to bf16's grid (8 bits of mantissa)
+    coords = torch.cat(proposals).flatten()
+    assert (coords != coords.bfloat16().float()).float().mean() > 0.5

@@ -87,7 +87,7 @@ def test_bf16_on_cpu_trains_with_finite_losses_through_our_roi_align(coco, tmp_p
     train_segment(coco, model, {**train, "bf16": True}, "scratch", 0, 3, None, tmp_path / "bf16.pt",
                   log_every=1)  # a non-finite loss would stop it (check_finite)
     out = capsys.readouterr().out
-    assert "bf16 autocast on cpu" in out
+    assert "bf16 autocast on CPU" in out
     losses = [float(m) for m in re.findall(r"iter \d+/3 loss=([0-9.na]+)", out)]
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
     built = build_mask_rcnn(model, 2)

@@ -5,8 +5,9 @@ limit, measured side by side in one run; writes JSON and a Markdown summary next
     PYTHONPATH=workflow python -m rethink.benchmark --quick --out /tmp/suite.json   # ~1 min
     PYTHONPATH=workflow python -m rethink.benchmark --only training,evaluation --out ...
 
-Parts (--only): training (our step vs a plain torchvision loop, data wait, profile, FLOP rate
-vs sgemm), evaluation (faster-coco-eval vs pycocotools), loaders (images/s per loader
+Parts (--only): training (the config's step vs the step before issue 31 and a plain
+torchvision loop, each speed option's gain, padding waste, data wait, profile, torch.compile,
+FLOP rate vs sgemm), evaluation (faster-coco-eval vs pycocotools), loaders (images/s per loader
 worker at COCO and ImageNet sizes, workers per GPU for the GPU goals), pipeline (Snakemake DAG build,
 no-op, one-figure rebuild), cost_model (start-up per job, evaluation per checkpoint,
 training per iteration and overhead share of a reduced study, in the job layout before the
@@ -48,10 +49,10 @@ GPU_ARGS = ["--iters", "20", "--batch", "8", "--pretrain-batch", "128"]
 
 def settings(quick: bool) -> dict:
     if quick:
-        return {"iters": 2, "warmup": 1, "repeats": 1, "profile_iters": 1, "sgemm_n": 256,
+        return {"iters": 2, "warmup": 1, "repeats": 1, "profile_iters": 1, "sgemm_n": 256, "compile": False,
                 "sgemm_repeats": 3, "eval_images": 60, "eval_repeats": 1, "pipeline_repeats": 1,
                 "flop_batches": 1, "cost_model_repeats": 1}
-    return {"iters": 10, "warmup": 2, "repeats": 5, "profile_iters": 3, "sgemm_n": 2048,
+    return {"iters": 10, "warmup": 2, "repeats": 5, "profile_iters": 3, "sgemm_n": 2048, "compile": True,
             "sgemm_repeats": 5, "eval_images": 3000, "eval_repeats": 3, "pipeline_repeats": 3,
             "flop_batches": 2, "cost_model_repeats": 2}
 
@@ -72,17 +73,23 @@ def part_training(work: Path, config: dict, quick: bool, s: dict) -> dict:
     threads = int(config["threads"]["train"])
     workers = int(det.get("workers", 0))
     bs = det["batch_size"]
-    root = training.synthetic_coco(work / "train_coco", syn,
-                                   n_train=bs * (s["warmup"] + s["iters"]))
+    # the study's own train set size, so that batches are grouped (and padded) as in a run
+    n_train = max(bs * (s["warmup"] + s["iters"]), 4 * bs if quick else int(syn["det_train_images"]))
+    root = training.synthetic_coco(work / "train_coco", syn, n_train=n_train)
     out = {"model": model_cfg, "batch_size": bs, "threads": threads, "workers": workers,
-           "train_images": bs * (s["warmup"] + s["iters"])}
-    out["throughput"] = training.throughput(root, model_cfg, det, threads, workers, s["iters"],
-                                            s["warmup"], s["repeats"], work)
+           "train_images": n_train}
+    thr = out["throughput"] = training.throughput(root, model_cfg, det, threads, workers, s["iters"],
+                                                  s["warmup"], s["repeats"], work)
+    mine = thr["config_arm"]
     out["profile"] = training.profile_step(root, model_cfg, det, threads, s["profile_iters"])
-    out["flops"] = training.flop_rate(root, model_cfg, det, threads,
-                                      out["throughput"]["arms"]["ours"]["s_per_iter"],
-                                      s["sgemm_n"], s["sgemm_repeats"], batches=s["flop_batches"])
-    out["bf16_cpu"] = training.bf16_on_cpu(root, model_cfg, det, threads, min(s["iters"], 4), 1 if quick else 2)
+    arms = training.step_arms(det)
+    training.config_arm(det, arms)
+    out["flops"] = training.flop_rate(root, model_cfg, {
+        name: (arms[name], thr["arms"][name]["s_per_iter"]) for name in dict.fromkeys(["baseline", mine])},
+        threads, s["sgemm_n"], s["sgemm_repeats"], batches=s["flop_batches"])
+    if s["compile"]:
+        longest = max(det["schedules"]) * det["one_x"]  # the default's trunk: one job
+        out["compile"] = training.compile_backbone(root, model_cfg, det, threads, s["iters"], longest)
     return out
 
 
@@ -111,12 +118,12 @@ def study_estimate(results: dict) -> dict | None:
         iters = results["forking"]["configured_study"]["forked_iterations"]
     except (KeyError, TypeError):
         return None
-    after = thr["arms"]["ours"]["s_per_iter"]
-    before = after * thr["ratio_fast_roi_vs_torchvision_roi"]
+    after = thr["arms"][thr["config_arm"]]["s_per_iter"]
+    before = after * thr["ratio_config_vs_baseline"]
     return {"forked_iterations": iters, "s_per_iter_before": common.rnd(before, 4),
             "s_per_iter_after": after, "train_seconds_before": common.rnd(iters * before, 1),
             "train_seconds_after": common.rnd(iters * after, 1),
-            "ratio_before_vs_after": thr["ratio_fast_roi_vs_torchvision_roi"],
+            "ratio_before_vs_after": thr["ratio_config_vs_baseline"],
             "note": "training jobs' compute only (forked iterations x measured s/iter, 1 thread "
                     "per job); evaluation is also faster (COCOeval part) by the evaluation ratio"}
 
@@ -156,7 +163,7 @@ def run(parts, quick: bool, work: Path, out: Path, config: dict) -> dict:
                     entry.update(cost_model.run(work, s["cost_model_repeats"]))
             elif part == "forking":
                 thr = results["parts"].get("training", {}).get("throughput")
-                s_iter = thr["arms"]["ours"]["s_per_iter"] if thr and not quick else None
+                s_iter = thr["arms"][thr["config_arm"]]["s_per_iter"] if thr and not quick else None
                 entry.update(forking.savings(config, s_iter))
             elif part == "scaling":
                 if quick:
@@ -190,6 +197,60 @@ def _goal(ok):
     return "met" if ok else "NOT met"
 
 
+def training_markdown(e: dict) -> list[str]:
+    t = e["throughput"]
+    mine = t["config_arm"]
+    md = [f"Model depth {e['model']['depth']}, width {e['model']['width']}, batch "
+          f"{e['batch_size']}, {e['threads']} thread(s), {e['workers']} loader workers, "
+          f"{t['train_images']} train images; {t['iters_timed']} timed iterations after "
+          f"{t['warmup_iters']}, {t['repeats']} repeats, arms interleaved. `baseline` is the step "
+          f"before issue 31; each `+option` adds one to the arm above; the config's step is "
+          f"`{mine}`.", "",
+          "| arm | img/s | s/iter | vs baseline | padding waste | data wait |",
+          "|---|---:|---:|---:|---:|---:|"]
+    for arm, a in t["arms"].items():
+        md.append(f"| {arm} | {a['img_per_s']} | {a['s_per_iter']} | {a.get('ratio_vs_baseline', '')} | "
+                  f"{a.get('padding_waste', '')} | {_pct(a['data_wait_frac'])} |")
+    md += ["", f"- the config's step vs the baseline: **{t['ratio_config_vs_baseline']}x** real "
+           f"images per second (goal >= 2: {_goal(t['goals']['ratio_config_vs_baseline>=2.0'])}); "
+           f"vs a plain torchvision loop: {t['ratio_config_vs_plain_torchvision']}x",
+           f"- padding waste (padded / real pixels) over an epoch: {t['padding_waste_config_epoch']} "
+           f"with the config's batches, {t['padding_waste_baseline_epoch']} without grouping "
+           f"(goal <= 1.15: {_goal(t['goals']['padding_waste_config_epoch<=1.15'])})",
+           f"- time the step waits on data: {_pct(t['data_wait_frac_config'])} "
+           f"({t['data_load_s_per_batch']} s to load a batch; goal < 5%: "
+           f"{_goal(t['goals']['data_wait_frac_config<0.05'])})", "",
+           "| option | gain (vs the arm without it) | in the config |", "|---|---:|---|"]
+    md += [f"| {o['option']} | {o['ratio_vs_without']}x | {'yes' if o['in_config'] else 'no'} |"
+           for o in t["options"]]
+    prof = e["profile"]
+    md += ["", f"Profile of the config's step ({prof['s_per_iter_profiled']} s/iter under the "
+           f"profiler, {prof['aten_calls_per_iter']} aten calls per step; RoIAlign backward "
+           f"{prof['roi_align_backward_ms_per_iter']} ms/iter = {_pct(prof['roi_align_backward_share'])}; "
+           f"torchvision's per-image matching and sampling ({', '.join(m for v in prof['matching_methods'].values() for m in v)}): "
+           f"**{_pct(prof['matching_sampling_share'])}** of the step, all that batching it could save):", "",
+           "| op | self ms/iter | share | calls/iter |", "|---|---:|---:|---:|"]
+    md += [f"| `{o['op']}` | {o['ms_per_iter']} | {_pct(o['share'])} | {o['calls_per_iter']} |"
+           for o in prof["top_self_cpu"]]
+    f = e["flops"]
+    md += ["", f"FLOP rate against sgemm {f['sgemm']['gflop_per_s_median']} GFLOP/s (torch.mm "
+           f"{f['sgemm']['n']}^2, {f['sgemm']['threads']} thread, measured in this run) and a 3x3 "
+           f"convolution {f['conv3x3']['gflop_per_s_median']} GFLOP/s (oneDNN, {f['conv3x3']['shape']}):", "",
+           "| arm | GFLOP per step (padding included) | s/iter | GFLOP/s | share of sgemm | share of the better |",
+           "|---|---:|---:|---:|---:|---:|"]
+    md += [f"| {name} | {a['gflop_per_step']} | {a['s_per_iter_used']} | {a['step_gflop_per_s']} | "
+           f"**{_pct(a['fraction_of_sgemm'])}** | {_pct(a['fraction_of_best_dense'])} |"
+           for name, a in f["arms"].items()]
+    if "compile" in e:
+        c = e["compile"]
+        md += ["", f"torch.compile of backbone and FPN: forward + backward {c['s_fwd_bwd_eager']} s "
+               f"eager, {c['s_fwd_bwd_compiled']} s compiled ({c['ratio']}x); compiling one padded "
+               f"shape took {c['compile_s']} s, and the train set has {c['padded_shapes']}: "
+               f"{'kept' if c['kept'] else 'not kept'} ({c['why']})."]
+    md.append("")
+    return md
+
+
 def markdown(r: dict) -> str:
     p = r["parts"]
     md = [f"# Benchmark suite{' (--quick)' if r['quick'] else ''}", "",
@@ -206,45 +267,7 @@ def markdown(r: dict) -> str:
         if e.get("skipped") and name != "gpu":
             md += [f"skipped: {e['skipped']}", ""]
         if name == "training":
-            t = e["throughput"]
-            md += [f"Model depth {e['model']['depth']}, width {e['model']['width']}, batch "
-                   f"{e['batch_size']}, {e['threads']} thread(s), {e['workers']} loader workers; "
-                   f"{t['iters_timed']} timed iterations after {t['warmup_iters']}, "
-                   f"{t['repeats']} repeats.", "",
-                   "| arm | img/s | s/iter | data wait |", "|---|---:|---:|---:|"]
-            for arm, a in t["arms"].items():
-                md.append(f"| {arm} | {a['img_per_s']} | {a['s_per_iter']} | {_pct(a['data_wait_frac'])} |")
-            md += ["", f"- ours vs plain torchvision loop: **{t['ratio_ours_vs_plain_torchvision']}x** "
-                   f"(goal >= 1.0: {_goal(t['goals']['ratio_ours_vs_plain_torchvision>=1.0'])})",
-                   f"- ours vs the plain loop on the same model (pipeline overhead): "
-                   f"{t['ratio_ours_vs_plain_same_model']}x",
-                   f"- fast RoIAlign backward vs torchvision's (step speed): "
-                   f"**{t['ratio_fast_roi_vs_torchvision_roi']}x**",
-                   f"- time the step waits on data: {_pct(t['data_wait_frac_ours'])} "
-                   f"({t['data_load_s_per_batch']} s to load a batch; goal < 5%: "
-                   f"{_goal(t['goals']['data_wait_frac_ours<0.05'])})", ""]
-            for which, prof in e["profile"].items():
-                md += [f"Profile, {which} ({prof['s_per_iter_profiled']} s/iter under the profiler; "
-                       f"RoIAlign backward {prof['roi_align_backward_ms_per_iter']} ms/iter = "
-                       f"{_pct(prof['roi_align_backward_share'])} of the step):", "",
-                       "| op | self ms/iter | share | calls/iter |", "|---|---:|---:|---:|"]
-                md += [f"| `{o['op']}` | {o['ms_per_iter']} | {_pct(o['share'])} | {o['calls_per_iter']} |"
-                       for o in prof["top_self_cpu"]]
-                md.append("")
-            f = e["flops"]
-            md += [f"FLOP rate: {f['gflop_per_step']} GFLOP per step (FlopCounterMode) in "
-                   f"{f['s_per_iter_used']} s = **{f['step_gflop_per_s']} GFLOP/s**, against sgemm "
-                   f"{f['sgemm']['gflop_per_s_median']} GFLOP/s (torch.mm {f['sgemm']['n']}^2, "
-                   f"{f['sgemm']['threads']} thread): **{_pct(f['fraction_of_sgemm'])}** of the "
-                   f"limit (goal >= 30%: {_goal(f['goals']['fraction_of_sgemm>=0.30'])}). A 3x3 "
-                   f"convolution (oneDNN, {f['conv3x3']['shape']}) runs at "
-                   f"{f['conv3x3']['gflop_per_s_median']} GFLOP/s here: against the better of the "
-                   f"two the step reaches {_pct(f['fraction_of_best_dense'])}.", ""]
-            if "bf16_cpu" in e:
-                b = e["bf16_cpu"]
-                md += [f"bf16 on CPU: the step under bf16 autocast takes {b['s_per_iter']['bf16']} s "
-                       f"against {b['s_per_iter']['fp32']} s in fp32 (interleaved, best of "
-                       f"{b['repeats']}): **{b['bf16_speedup']}x**, so the miniature trains in fp32.", ""]
+            md += training_markdown(e)
         elif name == "loaders":
             r = e["img_per_s_per_worker"]
             md += [f"One loader worker (one core), {e['images']} images, best of {e['repeats']}:", "",
@@ -319,7 +342,7 @@ def markdown(r: dict) -> str:
         est = r["study_estimate"]
         md += ["## Configured study, training compute", "",
                f"{est['forked_iterations']} forked iterations: {est['train_seconds_before']} s "
-               f"before the RoIAlign fix, {est['train_seconds_after']} s after "
+               f"with the step before issue 31, {est['train_seconds_after']} s with the config's "
                f"(**{est['ratio_before_vs_after']}x**); {est['note']}.", ""]
     return "\n".join(md)
 

@@ -45,19 +45,14 @@ def scaled_lr(train_cfg: dict) -> float:
     return train_cfg["base_lr"] * train_cfg["batch_size"] / train_cfg["reference_batch"]
 
 
-def gpu_speedups(train_cfg: dict, device: torch.device) -> dict:
-    """bf16 autocast and channels_last, as configured. bf16 runs on CPU too (AMX-BF16 CPUs
-    have it), though `make bench` measures it far slower than fp32 for the miniature;
-    channels_last stays off on CPU (oneDNN picks its own layouts there)."""
+def speed_options(train_cfg: dict, device: torch.device) -> dict:
+    """bf16 autocast and channels_last, as configured, on any device (`make bench` measures
+    what each pays on this CPU). bf16 pays only where the CPU has bf16 arithmetic (AMX-BF16,
+    AVX512-BF16); elsewhere it is emulated, and slower."""
     wanted = {k: bool(train_cfg.get(k, False)) for k in ("bf16", "channels_last")}
-    if device.type != "cuda":
-        if wanted["bf16"]:
-            print(f"bf16 autocast on {device}: numbers differ from fp32 runs, and on CPU it is "
-                  f"usually slower (see make bench, 'bf16 on CPU')", flush=True)
-        if wanted["channels_last"]:
-            print(f"channels_last requested but training on {device}: off (it only pays off on GPUs)",
-                  flush=True)
-        wanted["channels_last"] = False
+    if wanted["bf16"] and device.type == "cpu":
+        print(f"bf16 autocast on CPU ({torch.backends.cpu.get_cpu_capability()}): numbers differ "
+              f"from fp32 runs within bf16 rounding; make bench says whether it pays here", flush=True)
     return wanted
 
 
@@ -206,7 +201,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     if model_cfg["norm"] == "SyncBN" and world.size == 1:
         print("SyncBN on a single process is plain BatchNorm (statistics of this process's batch)",
               flush=True)
-    fast = gpu_speedups(train_cfg, device)
+    fast = speed_options(train_cfg, device)
     if fast["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -254,7 +249,8 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         print(f"rank {world.rank}/{world.size}: {bs_note(train_cfg, world)}", flush=True)
 
     seed, bs = train_cfg["seed"], train_cfg["batch_size"]
-    sampler = IterationBatches(start, end, bs, len(dataset), seed, world.shard)
+    groups = dataset.aspect_groups(model_cfg) if train_cfg.get("group_by_aspect") else None
+    sampler = IterationBatches(start, end, bs, len(dataset), seed, world.shard, groups)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers, pin_memory=device.type == "cuda",
                                          timeout=WORKER_TIMEOUT_S if num_workers else 0)

@@ -96,11 +96,13 @@ class CocoInstances(torch.utils.data.Dataset):
     `masks` (a box-only model) targets hold no masks, and need no segmentation. Objects
     flagged `difficult` (VOC's, rethink.voc) are left out of the targets as crowd regions are
     (py-faster-rcnn's and Detectron's VOC training does so; VOC's evaluation ignores them).
+    Without `targets` (evaluation: COCOeval scores from the annotation file) an item's target
+    holds its `image_id` alone, and no box or mask is built; the image is the same.
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
                  image_ids: list[int] | None = None, skip_ids=(), ann_file=None, keypoints=False,
-                 masks=True):
+                 masks=True, targets=True):
         self.coco, self.img_dir = load_coco(coco_root, split, ann_file)
         self.root = Path(coco_root)
         ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
@@ -112,6 +114,7 @@ class CocoInstances(torch.utils.data.Dataset):
         self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
         self.transforms = transforms
         self.masks = masks
+        self.targets = targets
         self.keypoint_names = None
         if keypoints:
             names = {tuple(c.get("keypoints") or ()) for c in self.coco.loadCats(self.cat_ids)}
@@ -188,7 +191,8 @@ class CocoInstances(torch.utils.data.Dataset):
         index, aug_seed = item if isinstance(item, tuple) else (item, 0)
         image_id = self.ids[index]
         img = self.load_image(image_id)
-        target = self.target(image_id, img.shape[-2], img.shape[-1])
+        target = (self.target(image_id, img.shape[-2], img.shape[-1]) if self.targets
+                  else {"image_id": image_id})
         if self.transforms is not None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(aug_seed)

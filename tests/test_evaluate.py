@@ -186,3 +186,80 @@ def test_keypoint_evaluation_needs_sigmas():
     gt = keypoint_ground_truth()
     with pytest.raises(ValueError, match="keypoints.sigmas"):
         evaluate_results(gt, [], [], keypoint_res=[])
+
+
+# ----------------------------------------------------------------------------- issue 31: speed
+@pytest.fixture(scope="module")
+def tiny_coco(tmp_path_factory):
+    from rethink import synth
+    from tiny import tiny
+    root = tmp_path_factory.mktemp("data") / "coco"
+    synth.generate_coco(root, tiny()[0], seed=3)  # 6 val images
+    return root
+
+
+def test_dataset_without_targets_gives_the_same_images(tiny_coco):
+    """Evaluation's val set (targets skipped: no boxes, no masks) holds the training path's
+    images, bit for bit, and each item's image id."""
+    import torch
+    from rethink.data import CocoInstances, eval_transforms
+    full = CocoInstances(tiny_coco, "val", eval_transforms())
+    bare = CocoInstances(tiny_coco, "val", eval_transforms(), targets=False)
+    assert len(full) == len(bare) == 6
+    for i in range(len(full)):
+        (img, target), (bare_img, bare_target) = full[i], bare[i]
+        assert type(bare_img) is type(img) and bare_img.dtype == img.dtype == torch.float32
+        assert torch.equal(bare_img, img)
+        assert bare_target == {"image_id": target["image_id"]} and "masks" in target
+
+
+def test_paste_binary_is_torchvision_paste_thresholded():
+    """`paste_binary` against torchvision's paste_masks_in_image then > 0.5, as evaluation
+    thresholded before: boxes inside, across the border, tiny and degenerate (detections'
+    boxes are clipped to the image); the RLEs of both are the same."""
+    import torch
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+    from rethink.evaluate import encode_binary, encode_masks, paste_binary
+    gen = torch.Generator().manual_seed(0)
+    h, w = 37, 53
+    boxes = torch.tensor([[3.2, 4.7, 30.1, 25.9], [-6.0, -3.5, 12.2, 9.0], [40.5, 20.0, 60.0, 45.0],
+                          [10.0, 10.0, 10.4, 10.2], [0.0, 0.0, 53.0, 37.0], [20.0, 30.0, 19.0, 29.0],
+                          [51.9, 35.2, 52.9, 36.9]])
+    corner = torch.rand(24, 2, generator=gen) * torch.tensor([w, h])
+    boxes = torch.cat([boxes, torch.cat([corner, corner + torch.rand(24, 2, generator=gen) * 20], 1)])
+    masks = torch.rand(len(boxes), 1, 28, 28, generator=gen)
+    masks[::3] = masks[::3].round()  # many probabilities at 0 and 1, some at 0.5 after resizing
+    ref = (paste_masks_in_image(masks, boxes, (h, w))[:, 0] > 0.5).numpy()
+    got = paste_binary(masks, boxes, h, w)
+    assert got.shape == (h, w, len(boxes)) and got.flags.f_contiguous
+    assert np.array_equal(got, ref.transpose(1, 2, 0).astype(np.uint8))
+    assert ref.any() and encode_binary(got) == encode_masks(ref)
+    assert paste_binary(masks[:0], boxes[:0], h, w).shape == (h, w, 0) and encode_binary(
+        paste_binary(masks[:0], boxes[:0], h, w)) == []
+
+
+def test_predict_is_the_same_with_binary_paste_and_a_loader_worker(tiny_coco):
+    """The evaluation now (images alone, masks pasted into binary ones, with or without a
+    loader worker) against before (targets with masks, torchvision's paste, no worker): the
+    same results files and the same 12 bbox and segm numbers, bit for bit."""
+    import contextlib
+    import io
+    import torch
+    from rethink.data import CocoInstances, eval_transforms
+    from rethink.evaluate import predict, val_dataset
+    from rethink.models import build_mask_rcnn
+    from tiny import tiny
+    _, model_cfg, _ = tiny()
+    model_cfg = {**model_cfg, "score_thresh": 0.0}  # an untrained model: keep its detections
+    torch.manual_seed(0)
+    model = build_mask_rcnn(model_cfg, 2).eval()
+    cpu = torch.device("cpu")
+    with contextlib.redirect_stdout(io.StringIO()):
+        before = predict(model, CocoInstances(tiny_coco, "val", eval_transforms()), cpu, 2,
+                         binary_paste=False)
+        now = {w: predict(model, val_dataset(tiny_coco, model_cfg, ()), cpu, 2, workers=w) for w in (0, 1)}
+        gt = val_dataset(tiny_coco, model_cfg, ()).coco
+        scores = [evaluate_results(gt, r["bbox"], r["segm"]) for r in (before, now[0], now[1])]
+    assert len(before["segm"]) > 20
+    assert now[0] == before and now[1] == before
+    assert scores[1] == scores[0] and scores[2] == scores[0]

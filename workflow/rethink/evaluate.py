@@ -16,7 +16,7 @@ the plain ones.
     python -m rethink.evaluate --coco DIR --model JSON --checkpoint ckpt.pt \
         --out-metrics m.json --out-bbox bbox.json [--out-segm segm.json] \
         [--out-keypoints kp.json] [--val-annotations FILE] \
-        [--layout-stats checks/coco_layout.json] [--backend faster|pycocotools]
+        [--layout-stats checks/coco_layout.json] [--backend faster|pycocotools] [--workers N]
 
 --backend faster (the default) scores with faster-coco-eval's COCOeval (C++ matching and
 accumulation), pycocotools with the reference implementation; both give the same 12
@@ -24,6 +24,11 @@ numbers (tests/test_evaluate.py and `python -m rethink.benchmark` check it).
 
 With --layout-stats, the val images the layout check skipped as undecodable
 (data.corrupt_images: skip) are left out of the dataset and of the evaluation.
+
+The val set is read as images alone (COCOeval takes the ground truth from the annotation
+file), on CPU each detection's mask is pasted straight into a binary one (`paste_binary`,
+torchvision's arithmetic), and --workers loader processes may read the images: none of it
+changes a number (`python -m rethink.bench.evaluation` measures it against the way before).
 
 Training jobs evaluate the checkpoints they write in their own process
 (`CheckpointEvaluator`, same code and numbers as this CLI); the evaluate rule adopts that
@@ -34,14 +39,17 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-from functools import lru_cache
+from collections import OrderedDict
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 
 from . import checkpoint, evaluation_job
 from .atomic import run_job, write_json
@@ -61,24 +69,88 @@ def encode_masks(masks) -> list[dict]:
     """COCO RLEs of binary masks (N x H x W), encoded in one pycocotools call (as encode_mask)."""
     if len(masks) == 0:
         return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
+    return encode_binary(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+
+
+def encode_binary(binary: np.ndarray) -> list[dict]:
+    """COCO RLEs of binary masks given as one H x W x N uint8 array in Fortran order."""
+    if binary.shape[2] == 0:
+        return []
+    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")}
+            for r in mask_utils.encode(binary)]
+
+
+def paste_binary(masks, boxes, height: int, width: int) -> np.ndarray:
+    """torchvision's paste_masks_in_image (each M x M mask probability resized into its box,
+    padded by one pixel, on an image of height x width) thresholded at 0.5, as COCO's results
+    take them: an H x W x N uint8 array in Fortran order, ready for `encode_binary`.
+
+    The same calls on the same values as torchvision's (expand_masks, expand_boxes, one
+    bilinear F.interpolate per mask), so the same pixels, bit for bit; but each mask is
+    thresholded inside its box only and written straight into the array RLE encoding
+    reads, without a float image per detection."""
+    out = np.zeros((height, width, len(masks)), dtype=np.uint8, order="F")
+    if len(masks) == 0:
+        return out
+    masks, scale = expand_masks(masks, padding=1)
+    boxes = expand_boxes(boxes, scale).to(dtype=torch.int64).tolist()
+    for i, (mask, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes)):
+        w, h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
+        resized = F.interpolate(mask[0].expand((1, 1, -1, -1)), size=(h, w), mode="bilinear",
+                                align_corners=False)[0][0]
+        xa, xb, ya, yb = max(x0, 0), min(x1 + 1, width), max(y0, 0), min(y1 + 1, height)
+        out[ya:yb, xa:xb, i] = (resized[ya - y0:yb - y0, xa - x0:xb - x0] > 0.5).cpu().numpy()
+    return out
+
+
+def detect(model, images: list) -> list[dict]:
+    """model(images) of an eval-mode torchvision Mask R-CNN (GeneralizedRCNN.forward's own
+    calls, the same numbers), with each image's masks as `binary_masks` (`paste_binary`)
+    instead of pasted float masks (read on the CPU: for a model there)."""
+    sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+    image_list, _ = model.transform(images)
+    features = model.backbone(image_list.tensors)
+    if isinstance(features, torch.Tensor):
+        features = OrderedDict([("0", features)])
+    proposals, _ = model.rpn(image_list, features)
+    detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
+    masks = [d.pop("masks", None) for d in detections]
+    detections = model.transform.postprocess(detections, image_list.image_sizes, sizes)
+    for det, mask, (h, w) in zip(detections, masks, sizes):
+        if mask is not None:
+            det["binary_masks"] = paste_binary(mask, det["boxes"], h, w)
+    return detections
+
+
+def mask_rles(out: dict) -> list[dict]:
+    """The RLEs of one image's detections: `detect`'s binary masks, or model(images)'s
+    pasted masks thresholded at 0.5."""
+    if "binary_masks" in out:
+        return encode_binary(out["binary_masks"])
+    return encode_masks((out["masks"][:, 0] > 0.5).cpu().numpy())
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all: the same kernels, the same numbers
-def predict(model, dataset, device, batch_size=4, log_every=50, tta=None) -> dict:
+def predict(model, dataset, device, batch_size=4, log_every=50, tta=None, workers: int = 0,
+            binary_paste: bool | None = None) -> dict:
     """Run the model on every image; return its results in COCO format per task:
     {"bbox": [...], "segm": [...]} ("segm" only for a model with a mask head), and
     "keypoints" for a model with a keypoint head (each detection's keypoints, scored with its
     box score as torchvision's references do). `tta` ({scales, flip}): with test-time
-    augmentation (rethink.tta)."""
+    augmentation (rethink.tta). `workers`: data loader processes. `binary_paste`: masks
+    pasted straight into binary ones (`detect`) rather than by model(images); default: on
+    CPU, where both give the same results (on a GPU torchvision pastes there, in its own
+    arithmetic). Neither changes the results."""
     model.eval()
     cat_of = {label: cat for cat, label in dataset.label_of.items()}
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate,
+                                         num_workers=workers)
     results = {"bbox": [], **({"segm": []} if model.roi_heads.has_mask() else {})}
     if getattr(model.roi_heads, "keypoint_predictor", None) is not None:
         results["keypoints"] = []
-    infer = model
+    if binary_paste is None:
+        binary_paste = torch.device(device).type == "cpu"
+    infer = partial(detect, model) if binary_paste else model
     if tta is not None:
         from .tta import predict_tta
 
@@ -89,7 +161,7 @@ def predict(model, dataset, device, batch_size=4, log_every=50, tta=None) -> dic
         outputs = infer([im.to(device) for im in images])
         for target, out in zip(targets, outputs):
             boxes = out["boxes"].cpu().numpy()
-            rles = encode_masks((out["masks"][:, 0] > 0.5).cpu().numpy()) if "segm" in results else [None] * len(boxes)
+            rles = mask_rles(out) if "segm" in results else [None] * len(boxes)
             points = out["keypoints"].cpu().numpy() if "keypoints" in results else [None] * len(boxes)
             for box, score, label, rle, kp in zip(boxes, out["scores"].tolist(),
                                                   out["labels"].tolist(), rles, points):
@@ -238,12 +310,13 @@ def evaluate_results(gt: COCO, bbox_res: list, segm_res: list | None, image_ids=
 
 
 def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip, record: dict,
-                     settings: dict, log_every: int = 50) -> tuple[dict, dict]:
+                     settings: dict, log_every: int = 50, workers: int = 0) -> tuple[dict, dict]:
     """(metrics, results per task) of `model` on `dataset`; `record` (variant, seed, init,
     branch, iteration, checkpoint) and `settings` are written into the metrics. A keypoint
     model's OKS sigmas are settings["model"]["oks_sigmas"]. With settings["model"]["tta"]
     ({scales, flip}) the model is also scored with test-time augmentation: its numbers are
-    the blocks bbox_tta (and segm_tta) beside the plain ones, from the same checkpoint."""
+    the blocks bbox_tta (and segm_tta) beside the plain ones, from the same checkpoint.
+    `workers`: data loader processes (the numbers do not depend on them)."""
     voc = is_voc(dataset.coco)
     image_ids = dataset.ids if skip or len(dataset.ids) < len(dataset.coco.getImgIds()) else None
 
@@ -252,12 +325,12 @@ def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip
                                 backend=backend, keypoint_res=results.get("keypoints"),
                                 oks_sigmas=settings["model"].get("oks_sigmas"), voc=voc)
 
-    results = predict(model, dataset, device, batch_size, log_every)
+    results = predict(model, dataset, device, batch_size, log_every, workers=workers)
     metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")}, **scored(results)}
     tta = settings["model"].get("tta")
     if tta:
         print(f"test-time augmentation: scales {tta['scales']}, flip {tta['flip']}", flush=True)
-        augmented = scored(predict(model, dataset, device, batch_size, log_every, tta=tta))
+        augmented = scored(predict(model, dataset, device, batch_size, log_every, tta=tta, workers=workers))
         for task in ("bbox", "segm", "voc"):
             if task in augmented:
                 metrics[f"{task}_tta"] = augmented[task]
@@ -286,7 +359,7 @@ def write_outputs(paths: dict, metrics: dict, results: dict) -> None:
 
 class DecodedDataset(torch.utils.data.Dataset):
     """A dataset's items decoded once and kept in memory (small val sets: a training job
-    evaluates every checkpoint it writes on the same images)."""
+    evaluates every checkpoint it writes on the same images; images alone, `val_dataset`)."""
 
     def __init__(self, dataset):
         self.coco, self.ids, self.skipped = dataset.coco, dataset.ids, dataset.skipped
@@ -314,11 +387,16 @@ class CheckpointEvaluator:
     """
 
     def __init__(self, coco_root, model_cfg: dict, batch_size: int, backend: str, device_arg: str,
-                 device, layout_stats=None, val_annotations=None, curve_images: int | None = None):
+                 device, layout_stats=None, val_annotations=None, curve_images: int | None = None,
+                 workers: int = 0):
+        """`workers`: loader processes for a val set too large to keep decoded (none for one
+        in memory); the numbers do not depend on them."""
         skip = skipped_image_ids(layout_stats, "val")
         dataset = val_dataset(coco_root, model_cfg, skip, val_annotations)
         pixels = sum(im["height"] * im["width"] for im in dataset.coco.loadImgs(dataset.ids))
-        self.dataset = DecodedDataset(dataset) if pixels <= CACHE_MAX_PIXELS else dataset
+        decoded = pixels <= CACHE_MAX_PIXELS
+        self.dataset = DecodedDataset(dataset) if decoded else dataset
+        self.workers = 0 if decoded else workers
         # curve checkpoints are scored on the first `curve_images` of the same images
         self.curve = first_images(self.dataset, curve_images) if curve_images else self.dataset
         self.curve_images = curve_images
@@ -338,7 +416,7 @@ class CheckpointEvaluator:
             metrics, results = score_checkpoint(
                 self.model, self.dataset if images is None else self.curve, self.device, self.batch_size,
                 self.backend, self.skip, {**record, "checkpoint": str(ckpt_path)}, self.settings[images],
-                log_every=10**9)
+                log_every=10**9, workers=self.workers)
         finally:
             torch.use_deterministic_algorithms(deterministic)
         metrics = {**metrics, "checkpoint_identity": evaluation_job.checkpoint_identity(ckpt_path)}
@@ -372,13 +450,14 @@ def first_images(dataset, n: int | None):
 
 def val_dataset(coco_root, model_cfg: dict, skip, val_annotations=None) -> CocoInstances:
     """The val set a model is scored on: instances_val2017.json, or for a keypoint model its
-    person_keypoints file (`val_annotations`), whose keypoint count must be the model's."""
+    person_keypoints file (`val_annotations`), whose keypoint count must be the model's. Its
+    items are images without targets (COCOeval reads the ground truth from the file)."""
     keypoints = model_cfg.get("keypoints")
     if keypoints and not val_annotations:
         raise SystemExit("a keypoint model is scored on a person_keypoints file: give --val-annotations")
     dataset = CocoInstances(coco_root, "val", eval_transforms(), skip_ids=skip,
                             ann_file=val_annotations, keypoints=bool(keypoints),
-                            masks=model_cfg.get("masks", True))
+                            masks=model_cfg.get("masks", True), targets=False)
     if keypoints and len(dataset.keypoint_names) != keypoints["num"]:
         raise SystemExit(f"{val_annotations} names {len(dataset.keypoint_names)} keypoints, "
                          f"the model predicts {keypoints['num']}")
@@ -410,7 +489,7 @@ def main(argv=None):
     settings = evaluation_job.settings(model_cfg, args.batch_size, args.backend, args.device, skip,
                                        args.val_images)
     metrics, results = score_checkpoint(model, dataset, device, args.batch_size,
-                                        args.backend, skip, record, settings)
+                                        args.backend, skip, record, settings, workers=args.workers)
     if "segm" in results and not args.out_segm:
         raise SystemExit("a model with a mask head writes its mask results too: give --out-segm")
     if "keypoints" in results and not args.out_keypoints:

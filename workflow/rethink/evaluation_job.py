@@ -109,6 +109,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
                    help="COCOeval implementation: faster-coco-eval (default) or pycocotools; "
                         "same numbers")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data loader processes reading the val images (default 0: beside the "
+                        "job's one thread a worker did not pay, `python -m rethink.bench.evaluation`); "
+                        "same numbers, so not a setting the adopted evaluation must match")
     return p
 
 

@@ -1,6 +1,6 @@
 # make run   - set up .venv and run the default study end to end (snakemake --cores all)
 # make test  - set up .venv (and Debian's chromium for the report test) and run the test suite
-# make bench - set up .venv and run the benchmark suite (~15 min): results/benchmarks/suite.{json,md}
+# make bench - set up .venv and run the benchmark suite (~20 min): results/benchmarks/suite.{json,md}
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin

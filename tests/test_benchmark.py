@@ -74,6 +74,8 @@ def test_evaluation_backends_agree(quick):
     assert e["max_abs_diff_12_stats"] <= 1e-6 and e["max_abs_diff_per_category_ap"] <= 1e-6
     assert e["seconds"]["faster"] > 0 and e["seconds"]["pycocotools"] > 0
     assert e["detections"] > 0 and e["stats"]["faster"] == e["stats"]["pycocotools"]
+    c = e["checkpoint"]  # one checkpoint's evaluation, before issue 31 and now: the same numbers
+    assert c["goals"]["identical"] and c["ratio_before_vs_now"]["workers=0"] > 0
 
 
 def test_pipeline_dag_and_forking(quick):

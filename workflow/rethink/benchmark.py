@@ -94,9 +94,17 @@ def part_training(work: Path, config: dict, quick: bool, s: dict) -> dict:
 
 
 def part_evaluation(work: Path, config: dict, quick: bool, s: dict) -> dict:
-    _, _, syn = study_settings(config, quick)
-    return evaluation.compare(work / "val_coco", syn, s["eval_images"], s["eval_repeats"],
-                              int(config["threads"]["evaluate"]))
+    model_cfg, _, syn = study_settings(config, quick)
+    threads = int(config["threads"]["evaluate"])
+    out = evaluation.compare(work / "val_coco", syn, s["eval_images"], s["eval_repeats"], threads)
+    # one checkpoint's whole evaluation, before issue 31 and now (a seeded random init: no
+    # trained checkpoint here; `python -m rethink.bench.evaluation --checkpoint` takes one)
+    root = work / "val_checkpoint"
+    evaluation.synthetic_val(root, syn, 8 if quick else 100)
+    out["checkpoint"] = evaluation.checkpoint(root, {**model_cfg, **{k: config["model"][k] for k in (
+        "score_thresh", "detections_per_img")}}, None, int(config["evaluate"]["batch_size"]),
+        threads=threads, repeats=s["eval_repeats"], workers=(0,))
+    return out
 
 
 def part_gpu(work: Path) -> dict:
@@ -288,6 +296,13 @@ def markdown(r: dict) -> str:
                    f"{e['max_abs_diff_12_stats']:.3g}; per-category AP: "
                    f"{e['max_abs_diff_per_category_ap']:.3g} (identical to 1e-6: "
                    f"{_goal(e['goals']['identical_to_1e-6'])})", ""]
+            c = e["checkpoint"]
+            md += [f"One checkpoint's evaluation ({c['images']} val images, a seeded random init, "
+                   f"{c['detections']} detections, {c['threads']} thread(s), {c['repeats']} repeats, "
+                   f"interleaved): {c['seconds']['before']} s before issue 31, "
+                   f"{c['seconds']['workers=0']} s now: **{c['ratio_before_vs_now']['workers=0']}x** "
+                   f"(goal >= 1.5); numbers and results files identical: "
+                   f"{_goal(c['goals']['identical'])}.", ""]
         elif name == "pipeline":
             md += ["| measure | command | seconds | jobs |", "|---|---|---:|---:|"]
             for key in ("job_startup", "dag_default", "dag_coco_preset", "complete_run", "noop",

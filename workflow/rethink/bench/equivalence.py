@@ -27,10 +27,12 @@ METRICS = ("bbox_AP", "segm_AP")
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent", "different", "inconclusive"
 
 
-def load_run(results: Path, variant: str):
+def load_run(results: Path, variant: str, variants) -> tuple:
+    """study.json, the metrics of `variants` (the claims of one variant may need others:
+    claim 4 compares a regime with main) and the final metrics of `variant`."""
     study = load_study(results / "detection" / "study.json")
-    paths = sorted((results / "eval" / variant).rglob("metrics.json"))
-    if not paths:
+    paths = sorted(p for v in variants for p in (results / "eval" / v).rglob("metrics.json"))
+    if not any((results / "eval" / variant).rglob("metrics.json")):
         raise MetricsError(f"{results / 'eval' / variant}: no metrics.json")
     df = load_metrics(paths, study)
     return study, df, variant_finals(df, study, variant)
@@ -45,8 +47,12 @@ def outcome(ci: dict, margin: float) -> str:
 
 
 def compare(old: Path, new: Path, variant: str, margin: float) -> dict:
-    old_study, old_df, old_fin = load_run(old, variant)
-    new_study, new_df, new_fin = load_run(new, variant)
+    # the variants both runs have: their claims tables are compared on the same evidence
+    both_runs = [v for v in load_study(new / "detection" / "study.json")["variants"]
+                 if v in load_study(old / "detection" / "study.json")["variants"]
+                 and (old / "eval" / v).is_dir() and (new / "eval" / v).is_dir()]
+    old_study, old_df, old_fin = load_run(old, variant, both_runs)
+    new_study, new_df, new_fin = load_run(new, variant, both_runs)
     if old_study["seeds"] != new_study["seeds"]:
         raise MetricsError(f"the runs have different seeds: {old_study['seeds']} vs {new_study['seeds']}")
     key = ["seed", "init", "schedule"]

@@ -440,6 +440,7 @@ FIGURES = [
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
     *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
     *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],
+    *[f"{R}/tables/world_stats.{ext}" for ext in ("csv", "md")],
     *[f"{R}/tables/job_costs.{ext}" for ext in ("csv", "md")],
 ]
 

@@ -101,3 +101,37 @@ def test_gpu_check_script_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["results"][0]["mode"] == "fp32" and result["results"][0]["img_per_s"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_asking_for_cuda_without_it_stops_naming_the_key_and_what_was_found():
+    from rethink.runtime import resolve_device
+    with pytest.raises(SystemExit, match=r"config key `device` is cuda, but CUDA does not work here: "
+                                         r"torch .* built for CUDA .*NVIDIA driver: .*CUDA_VISIBLE_DEVICES="):
+        resolve_device("cuda")
+    with pytest.raises(SystemExit, match=r"resources.train.gpu = 2 \(device: auto\), but CUDA does not work"):
+        resolve_device("auto", gpus=2, resource_key="resources.train.gpu")
+    with pytest.raises(SystemExit, match=r"resources.evaluate.gpu = 1 but config key `device` is cpu"):
+        resolve_device("cpu", gpus=1, resource_key="resources.evaluate.gpu")
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rethink.train", "--coco", str(tmp_path), "--model", "{}",
+                           "--train", "{}", "--init", "pretrained", "--start-iter", "0", "--end-iter", "1",
+                           "--out", str(tmp_path / "x.pt"), "--gpus", "1"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "resources.train.gpu = 1 (device: auto), but CUDA does not work" in proc.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
+    cmd = [sys.executable, "-m", "rethink.gpu_check", "--iters", "1", "--out", str(tmp_path / "g.json")]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "CUDA does not work here" in proc.stderr
+    assert not (tmp_path / "g.json").exists()
+    proc = subprocess.run(cmd + ["--skip-without-gpu"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "no GPU: skipped" in proc.stdout
+    assert json.loads((tmp_path / "g.json").read_text())["skipped"] is True

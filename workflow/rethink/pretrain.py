@@ -238,9 +238,11 @@ def main(argv=None):
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this job was given (its gpu resource): without a working CUDA it stops at once")
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
-    world, device = distributed.init(setup(args.threads, args.device, deterministic=False))
+    world, device = distributed.init(setup(args.threads, args.device, deterministic=False, gpus=args.gpus,
+                                           resource_key="resources.pretrain.gpu"))
     try:
         pretrain(args.imagenet, json_arg(args.model, "model"), json_arg(args.pretrain, "pretrain"),
                  args.out, args.out_metrics, device, args.workers, world)

@@ -326,6 +326,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this job was given (its gpu resource): without a working CUDA it stops at once")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
@@ -357,7 +358,8 @@ def main(argv=None):
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
     if args.init == "scratch" and args.start_iter == 0:
         check_given_for_scratch(model_cfg)
-    world, device = distributed.init(setup(args.threads, args.device))
+    world, device = distributed.init(setup(args.threads, args.device, gpus=args.gpus,
+                                           resource_key="resources.train.gpu"))
     total = args.schedule_iters or None
     print(f"training {args.init} iterations {args.start_iter}->{args.end_iter} "
           f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "

@@ -135,3 +135,30 @@ def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
     proc = subprocess.run(cmd + ["--skip-without-gpu"], env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "no GPU: skipped" in proc.stdout
     assert json.loads((tmp_path / "g.json").read_text())["skipped"] is True
+
+
+def test_processes_of_one_job_share_its_threads(monkeypatch):
+    from rethink.runtime import setup
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+        setup(8, "cpu", deterministic=False)
+        assert torch.get_num_threads() == 2  # torchrun's 4 processes: 8 CPUs between them
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+        setup(4, "cpu", deterministic=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_partition_goes_to_the_gpu_kinds_only(tmp_path):
+    from conftest import snakemake
+    override = tmp_path / "partition.yaml"
+    override.write_text(f"results: {tmp_path}/r\nresources:\n  train: {{mem_mb: 4000, runtime: 60, gpu: 1, "
+                        f"partition: gpunodes}}\n")
+    out = snakemake("-n", "--configfile", str(override)).stdout
+    blocks = out.split("\nrule ")
+    train = [b for b in blocks if b.startswith("train:")]
+    others = [b for b in blocks if b.startswith(("synthesize_coco:", "check_coco:", "evaluate:"))]
+    assert train and all("slurm_partition=gpunodes" in b for b in train)
+    assert others and not any("slurm_partition" in b for b in others)

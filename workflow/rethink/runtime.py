@@ -42,12 +42,14 @@ def resolve_device(device: str, gpus: int = 0, resource_key: str = "resources.*.
 
 def setup(threads: int, device: str = "auto", deterministic: bool = True, gpus: int = 0,
           resource_key: str = "resources.*.gpu") -> torch.device:
-    """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), device
+    """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), shared
+    by the processes torchrun starts on this node (LOCAL_WORLD_SIZE), device
     (`resolve_device`), and deterministic kernels on CPU (bitwise-reproducible resume and
     forks). A job started by a local Snakemake driver stops when that driver dies
     (`driver.watch_driver`)."""
     driver.watch_driver()
-    torch.set_num_threads(max(1, int(threads)))
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(max(1, int(threads) // ranks))
     dev = resolve_device(device, gpus, resource_key)
     if deterministic and dev.type == "cpu":
         torch.use_deterministic_algorithms(True)

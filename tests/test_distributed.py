@@ -35,13 +35,13 @@ def setup_run(tmp_path_factory):
     return root, model, train
 
 
-def train(root, model, train_cfg, out, processes=1):
+def train(root, model, train_cfg, out, processes=1, extra=()):
     launcher = [sys.executable, "-m", "rethink.train"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc-per-node", str(processes), "-m", "rethink.train"]
     proc = subprocess.run([*launcher, "--coco", str(root / "coco"), "--model", json.dumps(model),
                            "--train", json.dumps(train_cfg), "--init", "scratch", "--start-iter", "0",
-                           "--end-iter", str(ITERS), "--out", str(out), "--device", "cpu"],
+                           "--end-iter", str(ITERS), "--out", str(out), "--device", "cpu", *extra],
                           env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -69,6 +69,15 @@ def test_two_processes_match_one_with_the_same_global_batch(setup_run):
           f"other data: cosine {float(cos(one, other, dim=0)):.4f}")
     assert float(cos(one, two, dim=0)) > 0.95 and rel < 0.30
     assert float(cos(one, other, dim=0)) < float(cos(one, two, dim=0)) - 0.1
+
+
+def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_path):
+    root, model, train_cfg = setup_run
+    eval_dir = tmp_path / "eval"
+    log = train(root, model, train_cfg, tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt", processes=2,
+                extra=["--eval-extra", "{}", "--eval-dir", str(eval_dir)])
+    assert "2 training processes: checkpoints are scored by the evaluate jobs" in log
+    assert (tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt").exists() and not eval_dir.exists()
 
 
 def test_batch_not_divisible_by_processes_is_refused(setup_run, tmp_path):

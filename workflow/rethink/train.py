@@ -367,6 +367,13 @@ def main(argv=None):
           f"{args.threads} threads", flush=True)
     evaluate = None
     phases = {"startup_s": startup_s}
+    if args.eval_extra and world.size > 1:
+        # rank 0 scoring a checkpoint would hold the other ranks in the next collective for
+        # as long as it takes (a TTA pass over val2017: past any timeout): the evaluate jobs
+        # score this job's checkpoints instead, on their own GPUs, while training goes on
+        print(f"{world.size} training processes: checkpoints are scored by the evaluate jobs, "
+              f"not in training", flush=True)
+        args.eval_extra = None
     if args.eval_extra and world.main:
         if not args.eval_dir:
             p.error("--eval-extra needs --eval-dir")

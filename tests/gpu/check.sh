@@ -13,7 +13,7 @@ export PYTHONPATH="$(cd "$(dirname "$0")/../.." && pwd)/workflow"
 PY=${PYTHON:-python}
 if [ "$DEVICE" = cuda ]; then
   NPROC=$($PY -c 'import torch; print(max(1, torch.cuda.device_count()))')
-  $PY -m rethink.gpu_check --iters 20 --batch 8 --pretrain-batch 128 --out "$OUT/gpu_check.json" | tee "$OUT/gpu_check.log"
+  $PY -m rethink.gpu_check --iters 20 --batch 2 --pretrain-batch 128 --out "$OUT/gpu_check.json" | tee "$OUT/gpu_check.log"
   SIZE=(--min-size 800 --max-size 1333); IMG=224; WIDTH=64; DEPTH=50
 else
   NPROC=2

@@ -3,7 +3,7 @@ head) trained on synthetic 800x1333 batches, and ResNet-50-GN pre-training on sy
 224x224 batches, each for a fixed number of iterations in fp32, bf16 autocast, and bf16 +
 channels_last; prints img/s and peak memory, and writes them as JSON.
 
-    python -m rethink.gpu_check --iters 20 --batch 8 --pretrain-batch 128 --out results/gpu_check.json
+    python -m rethink.gpu_check --iters 20 --batch 2 --pretrain-batch 128 --out results/gpu_check.json
 
 Without a working CUDA it fails (exit 1), printing what it found (the wheel's CUDA, the
 driver, CUDA_VISIBLE_DEVICES): a check that passes on a machine whose GPU is not usable
@@ -165,8 +165,7 @@ def main(argv=None):
             write_json(args.out, {"skipped": True, "reason": "no CUDA device", "torch": torch.__version__,
                                   "found": cuda_report()})
         return 0
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
+    # cudnn.benchmark stays off, as in training: the mask head's RoI count changes every step
     model_cfg = {**PRESET_MODEL, "min_size": args.min_size, "max_size": args.max_size}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"Mask R-CNN R50-FPN GN at {args.min_size}x{args.max_size}, batch {args.batch}, on {name}")

@@ -18,7 +18,7 @@ FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "l
                 for ext in ("png", "pdf")]
 FIGURE_FILES += [f"tables/{name}" for name in (
     "final_metrics.csv", "final_metrics.md", "final_metrics.tex", "claims.csv", "claims.md",
-    "compute_seen.csv", "compute_seen.json", "job_costs.csv", "job_costs.md", "keypoints.csv", "keypoints.md",
+    "compute_seen.csv", "compute_seen.json", "world_stats.csv", "world_stats.md", "job_costs.csv", "job_costs.md", "keypoints.csv", "keypoints.md",
     "datasets.csv", "datasets.md", "recipes.csv", "recipes.md")]
 
 

@@ -35,13 +35,13 @@ def setup_run(tmp_path_factory):
     return root, model, train
 
 
-def train(root, model, train_cfg, out, processes=1):
+def train(root, model, train_cfg, out, processes=1, extra=()):
     launcher = [sys.executable, "-m", "rethink.train"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc-per-node", str(processes), "-m", "rethink.train"]
     proc = subprocess.run([*launcher, "--coco", str(root / "coco"), "--model", json.dumps(model),
                            "--train", json.dumps(train_cfg), "--init", "scratch", "--start-iter", "0",
-                           "--end-iter", str(ITERS), "--out", str(out), "--device", "cpu"],
+                           "--end-iter", str(ITERS), "--out", str(out), "--device", "cpu", *extra],
                           env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -69,6 +69,15 @@ def test_two_processes_match_one_with_the_same_global_batch(setup_run):
           f"other data: cosine {float(cos(one, other, dim=0)):.4f}")
     assert float(cos(one, two, dim=0)) > 0.95 and rel < 0.30
     assert float(cos(one, other, dim=0)) < float(cos(one, two, dim=0)) - 0.1
+
+
+def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_path):
+    root, model, train_cfg = setup_run
+    eval_dir = tmp_path / "eval"
+    log = train(root, model, train_cfg, tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt", processes=2,
+                extra=["--eval-extra", "{}", "--eval-dir", str(eval_dir)])
+    assert "2 training processes: checkpoints are scored by the evaluate jobs" in log
+    assert (tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt").exists() and not eval_dir.exists()
 
 
 def test_batch_not_divisible_by_processes_is_refused(setup_run, tmp_path):
@@ -101,3 +110,64 @@ def test_gpu_check_script_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["results"][0]["mode"] == "fp32" and result["results"][0]["img_per_s"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_asking_for_cuda_without_it_stops_naming_the_key_and_what_was_found():
+    from rethink.runtime import resolve_device
+    with pytest.raises(SystemExit, match=r"config key `device` is cuda, but CUDA does not work here: "
+                                         r"torch .* built for CUDA .*NVIDIA driver: .*CUDA_VISIBLE_DEVICES="):
+        resolve_device("cuda")
+    with pytest.raises(SystemExit, match=r"resources.train.gpu = 2 \(device: auto\), but CUDA does not work"):
+        resolve_device("auto", gpus=2, resource_key="resources.train.gpu")
+    with pytest.raises(SystemExit, match=r"resources.evaluate.gpu = 1 but config key `device` is cpu"):
+        resolve_device("cpu", gpus=1, resource_key="resources.evaluate.gpu")
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rethink.train", "--coco", str(tmp_path), "--model", "{}",
+                           "--train", "{}", "--init", "pretrained", "--start-iter", "0", "--end-iter", "1",
+                           "--out", str(tmp_path / "x.pt"), "--gpus", "1"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "resources.train.gpu = 1 (device: auto), but CUDA does not work" in proc.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
+def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
+    cmd = [sys.executable, "-m", "rethink.gpu_check", "--iters", "1", "--out", str(tmp_path / "g.json")]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "CUDA does not work here" in proc.stderr
+    assert not (tmp_path / "g.json").exists()
+    proc = subprocess.run(cmd + ["--skip-without-gpu"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "no GPU: skipped" in proc.stdout
+    assert json.loads((tmp_path / "g.json").read_text())["skipped"] is True
+
+
+def test_processes_of_one_job_share_its_threads(monkeypatch):
+    from rethink.runtime import setup
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+        setup(8, "cpu", deterministic=False)
+        assert torch.get_num_threads() == 2  # torchrun's 4 processes: 8 CPUs between them
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+        setup(4, "cpu", deterministic=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_partition_goes_to_the_gpu_kinds_only(tmp_path):
+    from conftest import snakemake
+    override = tmp_path / "partition.yaml"
+    override.write_text(f"results: {tmp_path}/r\nresources:\n  train: {{mem_mb: 4000, runtime: 60, gpu: 1, "
+                        f"partition: gpunodes}}\n")
+    out = snakemake("-n", "--configfile", str(override)).stdout
+    blocks = out.split("\nrule ")
+    train = [b for b in blocks if b.startswith("train:")]
+    others = [b for b in blocks if b.startswith(("synthesize_coco:", "check_coco:", "evaluate:"))]
+    assert train and all("slurm_partition=gpunodes" in b for b in train)
+    assert others and not any("slurm_partition" in b for b in others)

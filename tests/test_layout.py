@@ -70,6 +70,31 @@ def test_generated_sets_pass(pristine):
             assert c[split]["crowd_annotations"] == 0
             assert c[split]["images_without_annotations"] == 0
     assert c["category_names"] == ["solid_circle", "striped_triangle"]
+    assert c["shared_images"] == [] and s["shared_images"] == []  # the generator's splits are disjoint
+
+
+def test_train_and_val_sharing_an_image_is_a_warning_naming_both(coco, inet, capsys):
+    val = json.loads((coco / "annotations" / "instances_val2017.json").read_text())
+    train = json.loads((coco / "annotations" / TRAIN_JSON).read_text())
+    v, t = val["images"][1], train["images"][4]
+    # the val image's bytes, copied over a train image of the same size (a leaked duplicate)
+    (coco / "train2017" / t["file_name"]).write_bytes((coco / "val2017" / v["file_name"]).read_bytes())
+    _edit(coco, lambda d: d["images"][4].update(width=v["width"], height=v["height"]))
+    _edit(coco, lambda d: d["annotations"].__setitem__(
+        slice(None), [a for a in d["annotations"] if a["image_id"] != t["id"]]))
+    stats = check_coco(coco)
+    assert stats["shared_images"] == [{"train_id": t["id"], "train_file": str(coco / "train2017" / t["file_name"]),
+                                       "val_id": v["id"], "val_file": str(coco / "val2017" / v["file_name"])}]
+    err = capsys.readouterr().err
+    assert f"val image id {v['id']} ({v['file_name']}) = train image id {t['id']} ({t['file_name']})" in err
+    assert "1 val image(s) have the same bytes as train images" in err
+    # ImageNet alike: a val image copied into a train class folder under another name
+    src = next(p for p in sorted((inet / "val").rglob("*")) if p.is_file())
+    shutil.copy(src, inet / "train" / src.parent.name / "copy_of_val.JPEG")
+    s = check_imagenet(inet)
+    assert s["shared_images"] == [{"train": f"train/{src.parent.name}/copy_of_val.JPEG",
+                                   "val": str(src.relative_to(inet))}]
+    assert "copy_of_val.JPEG" in capsys.readouterr().err
 
 
 def test_file_name_with_subfolder_or_other_extension_and_stats(coco):

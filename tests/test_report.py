@@ -24,7 +24,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Datasets": {"VOC mAP, scratch vs pretrained"},
     "Recipes": {"enhanced recipe, scratch vs pretrained"},
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
-             "images, instances, pixels seen (table)"},
+             "images, instances, pixels seen (table)", "the data, next to the paper's (table)"},
 }
 SCREENSHOTS = Path(os.environ.get("REPORT_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 
@@ -45,7 +45,7 @@ def test_report_has_every_result_with_a_caption(report):
     assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
                      "pretrain_curve.png", "pretrain_strength.png", "models.png", "keypoints.png",
                      "datasets.png", "recipes.png", "final_metrics.csv", "claims.csv",
-                     "compute_seen.csv", "job_costs.csv"}
+                     "compute_seen.csv", "world_stats.csv", "job_costs.csv"}
     for r in results.values():
         assert len(r["caption"]) > 80, r["name"]
     assert "Configuration" in html and "one_x" in html  # the config used is in the report

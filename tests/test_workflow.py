@@ -30,7 +30,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
                          "pretrain", "subset", "plan", "train", "evaluate", "collect_metrics",
                          "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
-                         "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
+                         "world_stats", "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
                          "table_job_costs", "share_scratch", "fig_pretrain_strength", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     from rethink.config import seeds, variants

@@ -44,7 +44,7 @@ QUICK_MODEL = {"width": 16, "fpn_channels": 16, "box_head": {"convs": 1, "conv_c
                "rois_per_image": 32, "min_size": 64, "max_size": 96}
 QUICK_SYNTH = {"classes": 4, "detection_classes": 2, "det_min_size": 64, "det_max_size": 96,
                "det_max_objects": 3}
-GPU_ARGS = ["--iters", "20", "--batch", "8", "--pretrain-batch", "128"]
+GPU_ARGS = ["--iters", "20", "--batch", "2", "--pretrain-batch", "128", "--skip-without-gpu"]  # the preset's 2 images per GPU
 
 
 def settings(quick: bool) -> dict:

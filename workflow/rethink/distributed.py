@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 
 
-# Rank 0 evaluates each checkpoint it writes while the others wait in the next all-reduce:
-# allow for a full val2017 pass, well past the 10-minute default.
+# Rank 0 writes each checkpoint while the others wait in the next collective (several
+# training processes leave scoring to the evaluate jobs): a slow shared file system's write.
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)
 
 

@@ -470,7 +470,8 @@ def val_dataset(coco_root, model_cfg: dict, skip, val_annotations=None) -> CocoI
 def main(argv=None):
     p = evaluation_job.parser(__doc__.split("\n\n")[0])
     args = p.parse_args(argv)
-    device = setup(args.threads, args.device, deterministic=False)
+    device = setup(args.threads, args.device, deterministic=False, gpus=args.gpus,
+                   resource_key="resources.evaluate.gpu")
     skip = skipped_image_ids(args.layout_stats, "val")
     model_cfg = json_arg(args.model, "model")
     dataset = first_images(val_dataset(args.coco, model_cfg, skip, args.val_annotations), args.val_images)

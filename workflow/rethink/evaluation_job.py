@@ -100,6 +100,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this job was given (its gpu resource): without a working CUDA it stops at once")
     p.add_argument("--layout-stats", metavar="PATH",
                    help="the layout check's stats JSON: val images it skipped as undecodable "
                         "are left out of the dataset and of the evaluation")

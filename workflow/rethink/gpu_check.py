@@ -3,10 +3,13 @@ head) trained on synthetic 800x1333 batches, and ResNet-50-GN pre-training on sy
 224x224 batches, each for a fixed number of iterations in fp32, bf16 autocast, and bf16 +
 channels_last; prints img/s and peak memory, and writes them as JSON.
 
-    python -m rethink.gpu_check --iters 20 --batch 8 --pretrain-batch 128 --out results/gpu_check.json
+    python -m rethink.gpu_check --iters 20 --batch 2 --pretrain-batch 128 --out results/gpu_check.json
 
-Without a GPU it prints "no GPU: skipped" and exits 0 (writing {"skipped": true, ...} to
---out), unless --device cpu asks for a smoke test at small size.
+Without a working CUDA it fails (exit 1), printing what it found (the wheel's CUDA, the
+driver, CUDA_VISIBLE_DEVICES): a check that passes on a machine whose GPU is not usable
+would hide the problem the check is for. --skip-without-gpu makes that case print "no GPU:
+skipped" and exit 0 instead (writing {"skipped": true, ...} to --out), as `make bench` does on
+CPU machines; --device cpu is a smoke test at small size.
 
 Anchors (training img/s per GPU): detectron2's scratch GN 3x Mask R-CNN runs 0.338 s/iter for
 16 images on 8 V100s (~5.9 img/s per GPU); NVIDIA's optimized Mask R-CNN does ~24 img/s on
@@ -23,6 +26,7 @@ from torch import nn
 
 from .atomic import write_json
 from .models import build_classifier, build_mask_rcnn
+from .runtime import cuda_report
 
 PRESET_MODEL = {  # the paper's R50-FPN GN Mask R-CNN at COCO scale
     "depth": 50, "width": 64, "norm": "GN", "gn_groups": 32, "fpn_channels": 256,
@@ -147,15 +151,21 @@ def main(argv=None):
                    help="also time ResNet-50-GN pre-training at this batch (0: skip)")
     p.add_argument("--pretrain-size", type=int, default=224)
     p.add_argument("--out", help="write the numbers here as JSON")
+    p.add_argument("--skip-without-gpu", action="store_true",
+                   help="without a working CUDA, print 'no GPU: skipped' and exit 0 (default: fail)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
+        if not args.skip_without_gpu:
+            print(f"error: --device {args.device}, but CUDA does not work here: {cuda_report()}",
+                  file=sys.stderr, flush=True)
+            return 1
         print(SKIPPED, flush=True)
         if args.out:
-            write_json(args.out, {"skipped": True, "reason": "no CUDA device", "torch": torch.__version__})
+            write_json(args.out, {"skipped": True, "reason": "no CUDA device", "torch": torch.__version__,
+                                  "found": cuda_report()})
         return 0
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
+    # cudnn.benchmark stays off, as in training: the mask head's RoI count changes every step
     model_cfg = {**PRESET_MODEL, "min_size": args.min_size, "max_size": args.max_size}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"Mask R-CNN R50-FPN GN at {args.min_size}x{args.max_size}, batch {args.batch}, on {name}")

@@ -20,6 +20,11 @@ that do not decode into warnings: they are listed in the stats under
 evaluation datasets leave them out (``rethink.data.skipped_image_ids``).
 Annotation errors, missing files and size mismatches always fail.
 
+Train and val sharing an image (the same bytes, under any names) is a warning, not an
+error: it names the pairs on stderr and lists them in the stats under ``shared_images``
+(COCO: image ids and files; ImageNet: files), since a val score on images the model
+trained on says nothing about generalisation.
+
 ``--keypoints`` checks COCO person-keypoints files (``person_keypoints_{train,val}2017.json``
 in ANN_DIR, images under ``COCO_ROOT/{split}2017``): the instance checks, then the keypoint
 names and skeleton of every category, every annotation's ``[x, y, v]`` triples, and that the
@@ -28,6 +33,7 @@ file names as many keypoints as the config's OKS sigmas have values (``--num-key
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -51,6 +57,7 @@ VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
 MAX_ERRORS_LISTED = 20
+MAX_SHARED_LISTED = 10  # pairs of shared train/val images named in the warning (all in the stats)
 
 
 class DatasetError(Exception):
@@ -82,6 +89,7 @@ def check_imagenet(root) -> dict:
         raise DatasetError(f"ImageNet folder {root}: does not exist or is not a directory")
     problems = []
     classes = {}
+    files = {}  # split -> image files, for the shared-image check
     val_labels = None  # class folders
     for split in ("train", "val"):
         d = root / split
@@ -95,6 +103,7 @@ def check_imagenet(root) -> dict:
                 problems.append(str(e).removeprefix(f"{root}/"))
                 continue
             images = [p for p in d.iterdir() if _is_image(p)]
+            files[split] = images
             unlabelled = [p.name for p in images if p.stem not in labels]
             if unlabelled:
                 problems.append(f"val/ images without a label in {source.name}: {_short(sorted(unlabelled))}")
@@ -109,8 +118,11 @@ def check_imagenet(root) -> dict:
             problems.append(f"{split}/ has no class folders")
             continue
         counts = {}
+        files[split] = []
         for sd in subdirs:
-            n = sum(1 for p in sd.iterdir() if _is_image(p))
+            found = [p for p in sd.iterdir() if _is_image(p)]
+            files[split] += found
+            n = len(found)
             if n == 0:
                 problems.append(f"{split}/{sd.name}/ has no image files")
             counts[sd.name] = n
@@ -136,7 +148,47 @@ def check_imagenet(root) -> dict:
             "min_per_class": min(v),
             "max_per_class": max(v),
         }
+    shared = shared_files({str(p.relative_to(root)): p for p in files["train"]},
+                          {str(p.relative_to(root)): p for p in files["val"]})
+    stats["shared_images"] = [{"train": a, "val": b} for a, b in shared]
+    _warn_shared(f"ImageNet folder {root}", [f"{b} = {a}" for a, b in shared])
     return stats
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shared_files(train: dict, val: dict) -> list[tuple]:
+    """(train key, val key) of every pair of files with the same bytes. Only files whose
+    size occurs in both splits are read, so a set without duplicates costs a stat per file."""
+    def sizes(files):
+        out = {}
+        for key, path in files.items():
+            out.setdefault(path.stat().st_size, []).append(key)
+        return out
+
+    by_size = [sizes(train), sizes(val)]
+    pairs = []
+    for size in sorted(set(by_size[0]) & set(by_size[1])):
+        digests = {}
+        for key in by_size[0][size]:
+            digests.setdefault(_digest(train[key]), []).append(key)
+        for key in by_size[1][size]:
+            pairs += [(t, key) for t in digests.get(_digest(val[key]), [])]
+    return sorted(pairs, key=lambda p: (str(p[1]), str(p[0])))
+
+
+def _warn_shared(where: str, pairs: list[str]) -> None:
+    if pairs:
+        more = f" (and {len(pairs) - MAX_SHARED_LISTED} more)" if len(pairs) > MAX_SHARED_LISTED else ""
+        print(f"warning: {where}: {len(pairs)} val image(s) have the same bytes as train images, so "
+              f"val scores include images trained on: {'; '.join(pairs[:MAX_SHARED_LISTED])}{more}",
+              file=sys.stderr, flush=True)
 
 
 def _short(names, n=10):
@@ -292,10 +344,11 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
 
 def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
                  corrupt_images: str = "fail", doc=None):
-    """Check one annotation file and its images; return (stats, category map, skipped).
+    """Check one annotation file and its images; return (stats, category map, skipped, files).
 
     ``skipped`` lists the images that do not decode ({"id", "file", "error"}); it is
-    empty unless ``corrupt_images`` is "skip" (with "fail" they are errors). ``doc``: the
+    empty unless ``corrupt_images`` is "skip" (with "fail" they are errors); ``files`` maps
+    image id to its file. ``doc``: the
     file's parsed JSON when the caller has it already (a real keypoints file is large)."""
     doc = _load_json(ann_path) if doc is None else doc
     if not isinstance(doc, dict):
@@ -391,11 +444,13 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
     index = index_images(img_dir)
     file_errors = []
     skipped = []
+    files = {}
     for iid, im in images.items():
         path = resolve_image(root, img_dir, im["file_name"], index)
         if path is None:
             file_errors.append(f"image id {iid}: file {im['file_name']!r} not found under {img_dir}")
             continue
+        files[iid] = path
         if verify_images != "none":
             problem = _verify_image(path, verify_images, im.get("width"), im.get("height"))
             if problem and problem[0] == "decode" and corrupt_images == "skip":
@@ -422,7 +477,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         "images_without_annotations": len(set(images) - annotated),
         "images_skipped": len(skipped),
     }
-    return stats, cats, skipped
+    return stats, cats, skipped, files
 
 
 def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail") -> dict:
@@ -465,9 +520,10 @@ def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail"
     stats = {"root": str(root), "verify_images": verify_images, "corrupt_images": corrupt_images}
     cat_maps = {}
     skipped = {}
+    files = {}
     for split in COCO_SPLITS:
         ann = root / "annotations" / f"instances_{split}2017.json"
-        stats[split], cat_maps[split], skipped[split] = _check_split(
+        stats[split], cat_maps[split], skipped[split], files[split] = _check_split(
             root, split, ann, root / f"{split}2017", verify_images, corrupt_images
         )
     if cat_maps["train"] != cat_maps["val"]:
@@ -477,6 +533,11 @@ def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail"
         )
     stats["category_names"] = [cat_maps["train"][k] for k in sorted(cat_maps["train"])]
     stats["skipped_images"] = skipped
+    shared = shared_files(files["train"], files["val"])
+    stats["shared_images"] = [{"train_id": t, "train_file": str(files["train"][t]), "val_id": v,
+                               "val_file": str(files["val"][v])} for t, v in shared]
+    _warn_shared(f"COCO folder {root}", [f"val image id {v} ({files['val'][v].name}) = train image id "
+                                        f"{t} ({files['train'][t].name})" for t, v in shared])
     return stats
 
 
@@ -505,7 +566,7 @@ def check_keypoints(ann_dir, coco_root, num_keypoints: int, config_key: str = "k
     named = {}
     for split, path in files.items():
         doc = _load_json(path)
-        base, _cats, _ = _check_split(coco_root, split, path, coco_root / f"{split}2017", "none",
+        base, _cats, _, _ = _check_split(coco_root, split, path, coco_root / f"{split}2017", "none",
                                       doc=doc)
         names, skeleton = _keypoint_categories(doc["categories"], path)
         if len(names) != num_keypoints:

@@ -183,13 +183,14 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 loss = loss_fn(net(x), y.to(device, non_blocking=True))
-            if not math.isfinite(world.all_sum(loss.item())):  # every rank stops together
+            summed = world.all_sum(loss.item())  # one sync and one all-reduce per step
+            if not math.isfinite(summed):  # every rank stops together
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
                                          f"(lr {optimizer.param_groups[0]['lr']:.4g}): lower pretrain.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += world.all_sum(loss.item()) / world.size
+            running += summed / world.size
             it += 1
         acc = top1(model, val_loader, device)
         curve.append({"epoch": epoch + 1, "top1": acc, "loss": running / per_epoch})
@@ -238,9 +239,11 @@ def main(argv=None):
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this job was given (its gpu resource): without a working CUDA it stops at once")
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
-    world, device = distributed.init(setup(args.threads, args.device, deterministic=False))
+    world, device = distributed.init(setup(args.threads, args.device, deterministic=False, gpus=args.gpus,
+                                           resource_key="resources.pretrain.gpu"))
     try:
         pretrain(args.imagenet, json_arg(args.model, "model"), json_arg(args.pretrain, "pretrain"),
                  args.out, args.out_metrics, device, args.workers, world)

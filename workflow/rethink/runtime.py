@@ -10,15 +10,47 @@ import torch
 from . import driver
 
 
-def setup(threads: int, device: str = "auto", deterministic: bool = True) -> torch.device:
-    """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), device,
-    and deterministic kernels on CPU (bitwise-reproducible resume and forks). A job started
-    by a local Snakemake driver stops when that driver dies (`driver.watch_driver`)."""
-    driver.watch_driver()
-    torch.set_num_threads(max(1, int(threads)))
+def cuda_report() -> str:
+    """What this process finds of CUDA: the wheel's CUDA, the driver, the visible devices."""
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            driver_line = f.readline().strip()
+    except OSError:
+        driver_line = "none found (/proc/driver/nvidia/version missing)"
+    return (f"torch {torch.__version__} built for CUDA {torch.version.cuda}; NVIDIA driver: "
+            f"{driver_line}; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; "
+            f"torch.cuda.is_available() is {torch.cuda.is_available()}")
+
+
+def resolve_device(device: str, gpus: int = 0, resource_key: str = "resources.*.gpu") -> torch.device:
+    """The job's device: `device` (config key `device`: auto, cpu, cuda), checked against
+    the GPUs the job was given (`gpus`, its `resource_key`). Asking for CUDA, or being given
+    GPUs, without a working CUDA stops here, naming the key and what was found, rather than
+    training on CPU (a CUDA 13 wheel on an older driver reports no GPU at all)."""
+    if device == "cpu" and gpus > 0:
+        raise SystemExit(f"{resource_key} = {gpus} but config key `device` is cpu: give the job "
+                         f"no GPU, or set device: auto or cuda")
+    if (device.startswith("cuda") or gpus > 0) and not torch.cuda.is_available():
+        asked = f"config key `device` is {device}" if device.startswith("cuda") else \
+            f"{resource_key} = {gpus} (device: {device})"
+        raise SystemExit(f"{asked}, but CUDA does not work here: {cuda_report()}. Fix the driver "
+                         f"or the CUDA_VISIBLE_DEVICES, or run on CPU (device: cpu, gpu: 0).")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    return torch.device(device)
+
+
+def setup(threads: int, device: str = "auto", deterministic: bool = True, gpus: int = 0,
+          resource_key: str = "resources.*.gpu") -> torch.device:
+    """Threads from the rule's `threads` (so parallel jobs don't oversubscribe cores), shared
+    by the processes torchrun starts on this node (LOCAL_WORLD_SIZE), device
+    (`resolve_device`), and deterministic kernels on CPU (bitwise-reproducible resume and
+    forks). A job started by a local Snakemake driver stops when that driver dies
+    (`driver.watch_driver`)."""
+    driver.watch_driver()
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(max(1, int(threads) // ranks))
+    dev = resolve_device(device, gpus, resource_key)
     if deterministic and dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
         # Deterministic mode also NaN-fills every new uninitialised tensor (a debugging aid

@@ -64,8 +64,9 @@ def bs_note(train_cfg: dict, world: World) -> str:
 
 def check_finite(loss_terms: dict, iteration: int, lr: float, train_cfg: dict,
                  world: World = World()) -> None:
-    # Summed over ranks, so that every rank stops together instead of hanging in all-reduce.
-    total = world.all_sum(sum(float(v.detach()) for v in loss_terms.values()))
+    # Summed over ranks, so that every rank stops together instead of hanging in all-reduce;
+    # summed on the device first, so that a GPU waits once per step, not once per term.
+    total = world.all_sum(float(sum(v.detach().float() for v in loss_terms.values())))
     if math.isfinite(total):
         return
     terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_terms.items())
@@ -326,6 +327,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this job was given (its gpu resource): without a working CUDA it stops at once")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--layout-stats", help="the layout check's JSON: its skipped (corrupt) images are left out")
@@ -357,13 +359,21 @@ def main(argv=None):
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
     if args.init == "scratch" and args.start_iter == 0:
         check_given_for_scratch(model_cfg)
-    world, device = distributed.init(setup(args.threads, args.device))
+    world, device = distributed.init(setup(args.threads, args.device, gpus=args.gpus,
+                                           resource_key="resources.train.gpu"))
     total = args.schedule_iters or None
     print(f"training {args.init} iterations {args.start_iter}->{args.end_iter} "
           f"({'trunk' if total is None else f'schedule of {total}'}) on {device}, "
           f"{args.threads} threads", flush=True)
     evaluate = None
     phases = {"startup_s": startup_s}
+    if args.eval_extra and world.size > 1:
+        # rank 0 scoring a checkpoint would hold the other ranks in the next collective for
+        # as long as it takes (a TTA pass over val2017: past any timeout): the evaluate jobs
+        # score this job's checkpoints instead, on their own GPUs, while training goes on
+        print(f"{world.size} training processes: checkpoints are scored by the evaluate jobs, "
+              f"not in training", flush=True)
+        args.eval_extra = None
     if args.eval_extra and world.main:
         if not args.eval_dir:
             p.error("--eval-extra needs --eval-dir")

@@ -264,8 +264,13 @@ def threads_for(kind):
 
 
 def resources_for(kind):
+    """A job kind's resources; its `partition`, when set, as the SLURM plugin's slurm_partition
+    (GPU kinds to a GPU partition, the rest to the default one)."""
     res = config["resources"][kind]
-    return {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
+    if res.get("partition"):
+        out["slurm_partition"] = res["partition"]
+    return out
 
 
 # Training jobs of the forked plan (the train rule): each trains consecutive segments of one
@@ -440,6 +445,7 @@ FIGURES = [
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
     *[f"{R}/tables/claims.{ext}" for ext in ("csv", "md")],
     *[f"{R}/tables/compute_seen.{ext}" for ext in ("csv", "json")],
+    *[f"{R}/tables/world_stats.{ext}" for ext in ("csv", "md")],
     *[f"{R}/tables/job_costs.{ext}" for ext in ("csv", "md")],
 ]
 

@@ -70,7 +70,7 @@ rule train:
         "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} $RETHINK_TRAINING_EVAL_ARGS "
         "--phases-out {output.phases:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
-        "--device {params.device} > {log:q} 2>&1"
+        "--device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
 rule plan:

@@ -13,7 +13,7 @@ EVALUATE_TAIL = (
     "--seed {wildcards.seed} --init {wildcards.init} "
     "--branch {wildcards.branch} --iteration {wildcards.iteration} "
     "--batch-size {params.batch_size} --backend {params.backend} {params.val_images} --threads {threads} "
-    "--device {params.device}")
+    "--device {params.device} --gpus {resources.gpu}")
 EVALUATE = f"{EVALUATE_HEAD} --out-segm {{output.segm:q}}{EVALUATE_TAIL}"
 EVALUATE_PARAMS = {
     "root": COCO,

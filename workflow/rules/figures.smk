@@ -254,6 +254,31 @@ rule compute_seen:
         "--layout-stats {input.checked:q} --out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
 
 
+rule world_stats:
+    input:
+        script=f"{PACKAGE_DIR}/rethink/world_stats.py",
+        compute=f"{R}/tables/compute_seen.json",
+        coco=COCO_CHECKED,
+        imagenet=IMAGENET_CHECKED if RUNS_PRETRAINING else [],
+    output:
+        csv=report(f"{R}/tables/world_stats.csv", caption="../report/world_stats.rst",
+                   category="Cost", labels={"figure": "the data, next to the paper's (table)"}),
+        md=f"{R}/tables/world_stats.md",
+    params:
+        model=as_json(study_config.model_settings(config, False)),
+        imagenet=lambda wildcards, input: f"--imagenet-layout {shlex.quote(input.imagenet)}" if input.imagenet else "",
+    log:
+        f"{R}/logs/figures/world_stats.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.world_stats --compute {input.compute:q} --coco-layout {input.coco:q} "
+        "{params.imagenet} --model {params.model:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+
+
 rule fig_compute_seen:
     input:
         script=f"{FIG_SRC}/compute_seen.py",

@@ -31,7 +31,7 @@ rule pretrain:
     shell:
         "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --imagenet {params.root:q} --model {params.model:q} "
         "--pretrain {params.pretrain:q} --out {output.backbone:q} --out-metrics {output.metrics:q} "
-        "--threads {threads} --workers {params.workers} --device {params.device} > {log:q} 2>&1"
+        "--threads {threads} --workers {params.workers} --device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
 # pretrain.checkpoint, in any format rethink.backbones reads: checked against model.* and

@@ -434,7 +434,7 @@ def test_skip_evaluate_cli_reads_layout_stats(coco, tmp_path, monkeypatch, capsy
                         "--corrupt-images", "skip", "--out", str(stats)]) == 0
     seen = {}
 
-    def fake_predict(model, dataset, device, batch_size=4, log_every=50):
+    def fake_predict(model, dataset, device, batch_size=4, log_every=50, **kwargs):
         seen["ids"] = list(dataset.ids)
         for i in range(len(dataset)):
             dataset[i]  # every image the evaluation keeps decodes

@@ -82,10 +82,9 @@ def part_training(work: Path, config: dict, quick: bool, s: dict) -> dict:
                                                   s["warmup"], s["repeats"], work)
     mine = thr["config_arm"]
     out["profile"] = training.profile_step(root, model_cfg, det, threads, s["profile_iters"])
-    arms = training.step_arms(det)
-    training.config_arm(det, arms)
     out["flops"] = training.flop_rate(root, model_cfg, {
-        name: (arms[name], thr["arms"][name]["s_per_iter"]) for name in dict.fromkeys(["baseline", mine])},
+        name: ({**det, **thr["arms"][name]["settings"]}, thr["arms"][name]["s_per_iter"])
+        for name in dict.fromkeys(["baseline", mine])},
         threads, s["sgemm_n"], s["sgemm_repeats"], batches=s["flop_batches"])
     if s["compile"]:
         longest = max(det["schedules"]) * det["one_x"]  # the default's trunk: one job

@@ -295,12 +295,13 @@ def compute(study: dict, annotations: dict, skip_ids=(), study_path="study.json"
             "rows": rows}
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], columns=COLUMNS) -> str:
+    """`columns` of each row as CSV, None as an empty field."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r[k] is None else r[k]) for k in COLUMNS})
+        w.writerow({k: ("" if r[k] is None else r[k]) for k in columns})
     return buf.getvalue()
 
 

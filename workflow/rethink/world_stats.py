@@ -17,12 +17,11 @@ run) leaves the pre-training rows unknown.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 
 from .atomic import write_text
+from .compute import to_csv
 
 # The paper's data, each with its source: ImageNet-1k train (ILSVRC-2012), 90 epochs of
 # 224 px crops (the standard ResNet recipe the paper's backbones used); COCO train2017 and
@@ -145,15 +144,6 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(md) + "\n"
 
 
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r[k] is None else r[k]) for k in COLUMNS})
-    return buf.getvalue()
-
-
 def count_parameters(model_cfg: dict, num_classes: int) -> int:
     from .models import build_mask_rcnn  # torch: only here
 
@@ -189,7 +179,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     md = to_markdown(rows)
-    write_text(args.out_csv, to_csv(rows))
+    write_text(args.out_csv, to_csv(rows, COLUMNS))
     write_text(args.out_md, md)
     print(md, end="")
     return 0

@@ -212,7 +212,7 @@ def throughput(root, model_cfg, train_cfg, threads, workers, iters, warmup, repe
         summary[arm]["padding_waste"] = rnd(padding_waste(dataset, model_cfg, cfg, warmup, iters), 3)
         summary[arm]["ratio_vs_baseline"] = paired(arm, "baseline")
     # Each option against the arm before it: what adding it alone paid
-    names = list(step_arms(train_cfg))
+    names = list(arms)[:len(OPTIONS) + 1]
     options = [{"option": key, "ratio_vs_without": paired(names[k + 1], names[k]),
                 "in_config": bool(train_cfg.get(key, False))}
                for k, (key, _) in enumerate(OPTIONS)]

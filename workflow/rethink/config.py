@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from . import synth
 from .schedule import Plan, make_plan
 
 MAIN = "main"
@@ -79,13 +80,10 @@ class Variant:
 
 def check(config: dict) -> None:
     """Raise ConfigError naming the key when values are individually valid but inconsistent."""
-    syn = config["data"]["synthetic"]
-    if syn["detection_classes"] > syn["classes"]:
-        raise ConfigError(f"data.synthetic.detection_classes ({syn['detection_classes']}) "
-                          f"exceeds data.synthetic.classes ({syn['classes']})")
-    if syn["det_min_size"] > syn["det_max_size"]:
-        raise ConfigError(f"data.synthetic.det_min_size ({syn['det_min_size']}) exceeds "
-                          f"det_max_size ({syn['det_max_size']})")
+    try:  # the world's own validation, the one its generator applies
+        synth.validate_config(config["data"]["synthetic"])
+    except synth.ConfigError as e:
+        raise ConfigError(str(e).replace("synth config: ", "data.synthetic.", 1)) from None
     data = config["data"]
     if data["corrupt_images"] == "skip" and data["verify_images"] == "none":
         raise ConfigError("data.corrupt_images: skip needs images opened by the layout check: "

@@ -57,6 +57,12 @@ VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
 MAX_ERRORS_LISTED = 20
+# COCO's object size classes (pycocotools: area < 32^2, < 96^2 px) relative to COCO train2017's
+# mean image area (577.7 x 484.1 px): a world of any image size is compared with COCO's shares
+# (41% small, 34% medium, 24% large) as its detector sees it, resized to a fixed side
+COCO_MEAN_IMAGE_AREA = 577.7 * 484.1
+SIZE_CLASSES = (("small", 32 ** 2 / COCO_MEAN_IMAGE_AREA), ("medium", 96 ** 2 / COCO_MEAN_IMAGE_AREA),
+                ("large", float("inf")))
 MAX_SHARED_LISTED = 10  # pairs of shared train/val images named in the warning (all in the stats)
 
 
@@ -476,8 +482,33 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         "crowd_annotations": n_crowd,
         "images_without_annotations": len(set(images) - annotated),
         "images_skipped": len(skipped),
+        **instance_stats(doc["annotations"], images),
     }
     return stats, cats, skipped, files
+
+
+def size_class(area: float, image_area: float) -> str:
+    """COCO's size class (SIZE_CLASSES) of an instance of `area` in an image of `image_area`."""
+    return next(name for name, bound in SIZE_CLASSES if area < bound * image_area)
+
+
+def instance_stats(annotations, images) -> dict:
+    """How dense and how large a checked split's objects are (non-crowd instances): per
+    image, categories per image and COCO's size-class shares relative to image area."""
+    per_image, sizes = {}, {name: 0 for name, _ in SIZE_CLASSES}
+    for a in annotations:
+        if a.get("iscrowd", 0):
+            continue
+        per_image.setdefault(a["image_id"], set()).add(a["category_id"])
+        im = images[a["image_id"]]
+        area = a.get("area")
+        if area is None:  # (VOC-converted files give it; a file without one: the box's)
+            area = a["bbox"][2] * a["bbox"][3]
+        sizes[size_class(area, im["width"] * im["height"])] += 1
+    n, objects = max(len(images), 1), sum(sizes.values())
+    return {"instances_per_image": round(objects / n, 3),
+            "categories_per_image": round(sum(len(c) for c in per_image.values()) / n, 3),
+            "size_shares": {k: round(v / max(objects, 1), 4) for k, v in sizes.items()}}
 
 
 def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail") -> dict:

@@ -67,7 +67,7 @@ from pycocotools import mask as mask_utils
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
-from .layout import KEYPOINT_FILE
+from .layout import KEYPOINT_FILE, SIZE_CLASSES
 
 # --------------------------------------------------------------------------- #
 # vocabulary
@@ -127,6 +127,22 @@ VOC2007_SHARE = 5011 / 10728  # of the train images: VOC2007 trainval's 5,011 of
 VOC_DIFFICULT_VISIBLE = 0.5  # objects less than half visible are VOC's "difficult" ...
 VOC_DIFFICULT_SIDE = 12  # ... and so are those whose box side is under this many pixels
 
+# How the pre-training set and the scenes differ (the world's relatedness): optional keys,
+# each defaulting to the first world's value so that older configs write the same bytes.
+# README "The synthetic world" gives the real value each stands for.
+WORLD_DEFAULTS = {
+    "detection_shared": None,      # detection categories that are pre-training classes (None: all)
+    "cls_object_scale": [0.4, 0.8],  # pre-training object's diameter / image side (uniform)
+    "cls_centre_jitter": 1.0,      # object centre's offset from the image centre / the room left (1: anywhere)
+    "cls_clutter": None,           # background clutter of pre-training images (None: clutter's)
+    "det_object_scale": None,      # scene object's sqrt(area / scene area) in [lo, hi], log-uniform
+                                   # (None: radius 0.1-0.275 of the scene side, uniform)
+    "det_size_shares": None,       # [small, medium, large]: objects drawn per COCO size class
+                                   # (layout.SIZE_CLASSES), log-uniform inside it (None: over [lo, hi])
+    "det_categories_per_scene": None,  # a scene's objects are of this many categories drawn
+                                   # for it, as COCO's scenes show a few that go together (None: any)
+}
+
 
 class ConfigError(ValueError):
     """Invalid or incomplete generator configuration."""
@@ -171,6 +187,23 @@ def class_vocabulary(n_classes: int) -> list[dict]:
     return out
 
 
+def world_vocabulary(cfg) -> tuple[list[dict], list[dict]]:
+    """(pre-training classes, detection categories) of a validated config.
+
+    The detection categories are the first `detection_shared` pre-training classes and, for
+    the rest, vocabulary entries after the pre-training classes: categories pre-training
+    never shows (as COCO's 'person' is no ImageNet class)."""
+    shared = _shared(cfg)
+    vocab = class_vocabulary(cfg["classes"] + cfg["detection_classes"] - shared)
+    pretrain = vocab[: cfg["classes"]]
+    return pretrain, pretrain[:shared] + vocab[cfg["classes"]:]
+
+
+def _shared(cfg) -> int:
+    shared = cfg.get("detection_shared")
+    return cfg["detection_classes"] if shared is None else shared
+
+
 # --------------------------------------------------------------------------- #
 # configuration
 # --------------------------------------------------------------------------- #
@@ -205,10 +238,10 @@ def validate_config(cfg) -> dict:
             raise ConfigError(f"synth config: {k} must be >= {m}, got {out[k]}")
     if out["classes"] > MAX_CLASSES:
         raise ConfigError(f"synth config: classes must be <= {MAX_CLASSES}, got {out['classes']}")
-    if out["detection_classes"] > out["classes"]:
+    if cfg.get("detection_shared") is None and out["detection_classes"] > out["classes"]:
         raise ConfigError(
             f"synth config: detection_classes ({out['detection_classes']}) "
-            f"must be <= classes ({out['classes']})"
+            f"must be <= classes ({out['classes']}), or set detection_shared"
         )
     if out["det_min_size"] > out["det_max_size"]:
         raise ConfigError(
@@ -226,12 +259,80 @@ def validate_config(cfg) -> dict:
             out[k] = _config_int(k, cfg[k])
             if out[k] < 1:
                 raise ConfigError(f"synth config: {k} must be >= 1, got {out[k]}")
+    out.update(_world_options(cfg, out))
     if out.get("voc_classes", 1) > out["detection_classes"]:
         raise ConfigError(
             f"synth config: voc_classes ({out['voc_classes']}) "
             f"must be <= detection_classes ({out['detection_classes']})"
         )
     return out
+
+
+def _world_options(cfg, out) -> dict:
+    """The WORLD_DEFAULTS keys the config gives, checked (absent ones stay absent)."""
+    opts = {}
+    if cfg.get("detection_shared") is not None:
+        shared = opts["detection_shared"] = _config_int("detection_shared", cfg["detection_shared"])
+        if not 0 <= shared <= min(out["detection_classes"], out["classes"]):
+            raise ConfigError(f"synth config: detection_shared must be in [0, min(detection_classes, "
+                              f"classes)] = [0, {min(out['detection_classes'], out['classes'])}], got {shared}")
+        n = out["classes"] + out["detection_classes"] - shared
+        if n > MAX_CLASSES:
+            raise ConfigError(f"synth config: classes + detection_classes - detection_shared = {n} "
+                              f"shape x texture categories, more than the {MAX_CLASSES} there are")
+    for key, lo, hi in (("cls_object_scale", 0.05, 1.0), ("det_object_scale", 0.01, 0.7)):
+        if cfg.get(key) is not None:
+            v = cfg[key]
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
+                    and lo <= v[0] <= v[1] <= hi):
+                raise ConfigError(f"synth config: {key} must be [lo, hi] with {lo} <= lo <= hi <= {hi}, "
+                                  f"got {v!r}")
+            opts[key] = [float(x) for x in v]
+    if cfg.get("det_size_shares") is not None:
+        v = cfg["det_size_shares"]
+        if "det_object_scale" not in opts:
+            raise ConfigError("synth config: det_size_shares needs det_object_scale")
+        if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_number(x) and x >= 0 for x in v)
+                and abs(sum(v) - 1) < 1e-6):
+            raise ConfigError(f"synth config: det_size_shares must be 3 non-negative shares "
+                              f"[small, medium, large] that sum to 1, got {v!r}")
+        lo, hi = opts["det_object_scale"]
+        empty = [name for (name, _), share, (a, b) in zip(SIZE_CLASSES, v, _size_ranges(lo, hi))
+                 if share > 0 and a >= b]
+        if empty:
+            raise ConfigError(f"synth config: det_size_shares gives {', '.join(empty)} objects a share, "
+                              f"but det_object_scale {[lo, hi]} has none of that size")
+        opts["det_size_shares"] = [float(x) for x in v]
+    if cfg.get("det_categories_per_scene") is not None:
+        k = opts["det_categories_per_scene"] = _config_int("det_categories_per_scene",
+                                                           cfg["det_categories_per_scene"])
+        if not 1 <= k <= out["detection_classes"]:
+            raise ConfigError(f"synth config: det_categories_per_scene must be in [1, detection_classes] "
+                              f"= [1, {out['detection_classes']}], got {k}")
+    for key in ("cls_centre_jitter", "cls_clutter"):
+        if cfg.get(key) is not None:
+            v = cfg[key]
+            if not _is_number(v) or not 0 <= v <= (1 if key == "cls_centre_jitter" else math.inf):
+                raise ConfigError(f"synth config: {key} must be a number in "
+                                  f"{'[0, 1]' if key == 'cls_centre_jitter' else '[0, inf)'}, got {v!r}")
+            opts[key] = float(v)
+    return opts
+
+
+def _size_ranges(lo, hi) -> list[tuple[float, float]]:
+    """[lo, hi] of sqrt(area / image area) cut at COCO's size classes (SIZE_CLASSES)."""
+    cuts = [math.sqrt(bound) for _, bound in SIZE_CLASSES[:-1]]
+    edges = [lo] + [min(max(c, lo), hi) for c in cuts] + [hi]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def world_options(cfg) -> dict:
+    """A validated config's WORLD_DEFAULTS keys, defaults filled in."""
+    return {k: cfg.get(k, d) if cfg.get(k) is not None else d for k, d in WORLD_DEFAULTS.items()}
 
 
 def _config_int(key, v) -> int:
@@ -321,6 +422,8 @@ def _unit_polygon(shape: str) -> np.ndarray:
 
 
 _UNIT = {s: _unit_polygon(s) for s in SHAPES}
+_UNIT_AREA = {s: 0.5 * abs(float(np.dot(u[:, 0], np.roll(u[:, 1], -1)) - np.dot(u[:, 1], np.roll(u[:, 0], -1))))
+              for s, u in _UNIT.items()}  # area of the shape at circumradius 1
 
 
 def _polygon(shape, cx, cy, radius, angle) -> list:
@@ -493,12 +596,16 @@ def _finish(img, rng) -> Image.Image:
     return Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8))
 
 
-def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> Image.Image:
-    """One object-centric image: a single object over a cluttered background."""
+def render_classification_image(rng, size, shape, texture, hue, clutter=1.0, scale=(0.4, 0.8),
+                                 centre_jitter=1.0) -> Image.Image:
+    """One object-centric image: a single object over a cluttered background, its diameter
+    `scale` of the side, its centre within `centre_jitter` of the room from the middle."""
     img = _background(rng, size, size, clutter)
-    radius = 0.5 * size * rng.uniform(0.4, 0.8)
+    radius = 0.5 * size * rng.uniform(*scale)
     cx = rng.uniform(radius, size - radius)
     cy = rng.uniform(radius, size - radius)
+    if centre_jitter < 1.0:  # (1: the first world's draw, bit for bit)
+        cx, cy = (size / 2 + centre_jitter * (v - size / 2) for v in (cx, cy))
     obj = _sample_object(rng, shape, texture, cx, cy, radius, hue)
     poly = _polygon(shape, obj["cx"], obj["cy"], radius, obj["angle"])
     m = _poly_mask(poly, size, size)
@@ -506,14 +613,16 @@ def render_classification_image(rng, size, shape, texture, hue, clutter=1.0) -> 
     return _finish(img, rng)
 
 
-def render_detection_scene(rng, cfg, vocab, max_objects=None, n_categories=None, crowd=True,
-                           visibility=False):
+def render_detection_scene(rng, cfg, categories, max_objects=None, n_categories=None, crowd=True,
+                           visibility=False, world=None):
     """A scene and its per-object annotations (without ids), annotated as COCO is.
 
-    The options (the VOC world's) change the scene only when given: at most `max_objects`
-    objects (default det_max_objects), of the first `n_categories` categories (default
-    detection_classes), no crowd region when `crowd` is False (no random draw for it either);
-    `visibility` adds each object's visible share of its pixels as "visible_fraction".
+    `categories` are the detection categories (`world_vocabulary`). The options (the VOC
+    world's) change the scene only when given: at most `max_objects` objects (default
+    det_max_objects), of the first `n_categories` categories (default all), no crowd region
+    when `crowd` is False (no random draw for it either); `visibility` adds each object's
+    visible share of its pixels as "visible_fraction"; `world` (`world_options`) sets the
+    objects' sizes (det_object_scale, det_size_shares) and categories per scene.
 
     Objects are placed one after another, later ones drawn over earlier ones; a placement
     is rejected (and retried) if it would leave an earlier object with less than
@@ -531,17 +640,24 @@ def render_detection_scene(rng, cfg, vocab, max_objects=None, n_categories=None,
     n_obj = int(rng.integers(1, (max_objects or cfg["det_max_objects"]) + 1))
     # each: dict(cat, members [(obj, full mask)], geom (shapely), vis (mask), area, crowd, poly)
     with_crowd = crowd and rng.uniform() < CROWD_SCENE_FRACTION
-    objs = [_crowd_group(rng, cfg, vocab, h, w)] if with_crowd else []
+    objs = [_crowd_group(rng, categories, h, w)] if with_crowd else []
     skipped = 0
+    world = world or WORLD_DEFAULTS
+    pool = list(range(n_categories or len(categories)))
+    if world["det_categories_per_scene"] is not None:
+        pool = sorted(rng.choice(pool, min(world["det_categories_per_scene"], len(pool)), replace=False))
     for _ in range(n_obj):
-        cat = int(rng.integers(n_categories or cfg["detection_classes"]))
+        c = categories[pool[int(rng.integers(len(pool)))]]
         placed = False
         for _try in range(PLACEMENT_TRIES):
-            radius = min(max(0.5 * side * rng.uniform(0.2, 0.55), 6.0), side / 2 - 1)
+            if world["det_object_scale"] is None:
+                radius = min(max(0.5 * side * rng.uniform(0.2, 0.55), 6.0), side / 2 - 1)
+            else:  # the side of a square of the object's area, as a share of the scene's
+                rel = _object_scale(rng, world["det_object_scale"], world["det_size_shares"])
+                radius = min(rel * math.sqrt(h * w / _UNIT_AREA[c["shape"]]), side / 2 - 1)
             cx = rng.uniform(radius, w - radius)
             cy = rng.uniform(radius, h - radius)
-            obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
-                                 vocab[cat]["hue"])
+            obj = _sample_object(rng, c["shape"], c["texture"], cx, cy, radius, c["hue"])
             poly = _polygon(obj["shape"], obj["cx"], obj["cy"], radius, obj["angle"])
             full = _poly_mask(poly, h, w)
             area = int(full.sum())
@@ -559,7 +675,7 @@ def render_detection_scene(rng, cfg, vocab, max_objects=None, n_categories=None,
                 continue
             for nv, o in zip(new_vis, objs):
                 o["vis"] = nv
-            objs.append({"cat": cat, "members": [(obj, full)], "geom": geom, "poly": poly,
+            objs.append({"cat": c["index"], "members": [(obj, full)], "geom": geom, "poly": poly,
                          "vis": full.copy(), "area": area, "crowd": False})
             placed = True
             break
@@ -579,6 +695,15 @@ def render_detection_scene(rng, cfg, vocab, max_objects=None, n_categories=None,
         if visibility:
             anns[-1]["visible_fraction"] = float(o["vis"].sum()) / o["area"]
     return _finish(img, rng), anns, skipped
+
+
+def _object_scale(rng, scale, shares) -> float:
+    """sqrt(area / scene area) of an object: log-uniform over `scale`, or over one size class
+    drawn with `shares`."""
+    lo, hi = scale
+    if shares is not None:
+        lo, hi = _size_ranges(lo, hi)[int(rng.choice(3, p=shares))]
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
 def _shape(poly):
@@ -662,9 +787,9 @@ def _shoelace(flat) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def _crowd_group(rng, cfg, vocab, h, w) -> dict:
+def _crowd_group(rng, categories, h, w) -> dict:
     """A crowd: CROWD_MEMBERS small objects of one category clustered together."""
-    cat = int(rng.integers(cfg["detection_classes"]))
+    c = categories[int(rng.integers(len(categories)))]
     side = min(h, w)
     spread = 0.15 * side
     gx = rng.uniform(spread + 4, w - spread - 4)
@@ -674,14 +799,13 @@ def _crowd_group(rng, cfg, vocab, h, w) -> dict:
         radius = max(0.5 * side * rng.uniform(0.08, 0.14), 3.0)
         cx = float(np.clip(gx + rng.uniform(-spread, spread), radius, w - radius))
         cy = float(np.clip(gy + rng.uniform(-spread, spread), radius, h - radius))
-        obj = _sample_object(rng, vocab[cat]["shape"], vocab[cat]["texture"], cx, cy, radius,
-                             vocab[cat]["hue"])
+        obj = _sample_object(rng, c["shape"], c["texture"], cx, cy, radius, c["hue"])
         poly = _polygon(obj["shape"], cx, cy, radius, obj["angle"])
         full = _poly_mask(poly, h, w)
         members.append((obj, full))
         union |= full
         geoms.append(_shape(poly))
-    return {"cat": cat, "members": members, "geom": unary_union(geoms),
+    return {"cat": c["index"], "members": members, "geom": unary_union(geoms),
             "vis": union, "area": int(union.sum()), "crowd": True}
 
 
@@ -756,7 +880,9 @@ def generate_imagenet(
     """Write the ImageNet-layout classification set to ``out_dir``; return stats."""
     cfg = validate_config(cfg)
     t0 = time.time()
-    vocab = class_vocabulary(cfg["classes"])
+    vocab = world_vocabulary(cfg)[0]
+    opts = world_options(cfg)
+    clutter = cfg["clutter"] if opts["cls_clutter"] is None else opts["cls_clutter"]
     size, q = cfg["cls_image_size"], cfg["jpeg_quality"]
     per_split = {"train": cfg["cls_train_per_class"], "val": cfg["cls_val_per_class"]}
     total = sum(per_split.values()) * len(vocab)
@@ -772,7 +898,8 @@ def generate_imagenet(
                 for k in range(n):
                     rng = _rng(seed, "imagenet", split, c["index"], k)
                     im = render_classification_image(rng, size, c["shape"], c["texture"], c["hue"],
-                                                     cfg["clutter"])
+                                                     clutter, opts["cls_object_scale"],
+                                                     opts["cls_centre_jitter"])
                     im.save(d / f"{c['wnid']}_{k + 1}.JPEG", format="JPEG", quality=q)
                     done += 1
                     _progress(log, progress_every, "imagenet", done, total)
@@ -790,8 +917,10 @@ def generate_imagenet(
 
 
 def coco_categories(cfg) -> list[dict]:
-    vocab = class_vocabulary(cfg["classes"])[: cfg["detection_classes"]]
-    return [{"id": c["index"] + 1, "name": c["name"], "supercategory": c["shape"]} for c in vocab]
+    """COCO's category records: ids are vocabulary indices + 1 (not contiguous when some
+    categories are no pre-training class, as COCO's 1-90 for 80 categories are not)."""
+    return [{"id": c["index"] + 1, "name": c["name"], "supercategory": c["shape"]}
+            for c in world_vocabulary(cfg)[1]]
 
 
 def _coco_splits(cfg, seed, img_root=None, log=None, progress_every=500, label="coco"):
@@ -799,8 +928,10 @@ def _coco_splits(cfg, seed, img_root=None, log=None, progress_every=500, label="
 
     The annotations carry the KEYPOINT_FIELDS. The JPEGs are saved under
     ``img_root/{split}2017`` (img_root None: not encoded at all, for the keypoints alone)."""
-    vocab = class_vocabulary(cfg["classes"])
-    names = [c["name"] for c in coco_categories(cfg)]
+    categories = world_vocabulary(cfg)[1]
+    world = world_options(cfg)
+    names = [c["name"] for c in categories]
+    position = {c["index"] + 1: k for k, c in enumerate(categories)}  # category id -> its place
     splits = {"train": cfg["det_train_images"], "val": cfg["det_val_images"]}
     total = sum(splits.values())
     done = 0
@@ -815,7 +946,7 @@ def _coco_splits(cfg, seed, img_root=None, log=None, progress_every=500, label="
         for k in range(n):
             image_id = id_offset + k + 1
             rng = _rng(seed, "coco", split, k)
-            im, anns, skipped = render_detection_scene(rng, cfg, vocab)
+            im, anns, skipped = render_detection_scene(rng, cfg, categories, world=world)
             fname = f"{image_id:012d}.jpg"
             if img_dir is not None:
                 im.save(img_dir / fname, format="JPEG", quality=cfg["jpeg_quality"])
@@ -829,7 +960,7 @@ def _coco_splits(cfg, seed, img_root=None, log=None, progress_every=500, label="
                     n_crowd += 1
                 elif len(a["segmentation"]) > 1:
                     n_split += 1
-                per_cat[a["category_id"] - 1] += 1
+                per_cat[position[a["category_id"]]] += 1
                 flags = a["keypoints"][2::3]
                 n_labelled += sum(f > 0 for f in flags)
                 n_visible += sum(f == 2 for f in flags)
@@ -943,7 +1074,7 @@ def _voc_plan(n_train, n_val):
     return plan
 
 
-def _voc_object(ann, names, width, height) -> dict:
+def _voc_object(ann, name_of, width, height) -> dict:
     """VOC's record of an object: 1-based inclusive integer pixel box around its visible
     region (every pixel the COCO box touches, inside the image) and the difficult flag."""
     x0, y0, bw, bh = ann["bbox"]
@@ -954,7 +1085,7 @@ def _voc_object(ann, names, width, height) -> dict:
     ymax = max(min(math.ceil(round(y0 + bh, 6)), height), ymin)
     small = min(xmax - xmin + 1, ymax - ymin + 1) < VOC_DIFFICULT_SIDE
     occluded = ann["visible_fraction"] < VOC_DIFFICULT_VISIBLE
-    return {"name": names[ann["category_id"] - 1], "difficult": int(small or occluded),
+    return {"name": name_of[ann["category_id"]], "difficult": int(small or occluded),
             "box": (xmin, ymin, xmax, ymax)}
 
 
@@ -988,8 +1119,9 @@ def generate_voc(
     cfg = validate_config(cfg)
     voc = voc_settings(cfg)
     t0 = time.time()
-    vocab = class_vocabulary(cfg["classes"])
+    categories = world_vocabulary(cfg)[1]
     names = voc_categories(cfg)
+    name_of = {c["index"] + 1: c["name"] for c in categories}  # category id -> name
     plan = _voc_plan(voc["voc_train_images"], voc["voc_val_images"])
     members = {("VOC2007", "trainval"): [], ("VOC2012", "train"): [], ("VOC2012", "val"): []}
     tally = {split: {"images": 0, "annotations": 0, "difficult": 0, "category_sum": 0,
@@ -1001,9 +1133,9 @@ def generate_voc(
         for done, (year, image_set, split, k, name) in enumerate(plan, 1):
             rng = _rng(seed, "voc", split, k)
             im, anns, _ = render_detection_scene(
-                rng, cfg, vocab, max_objects=voc["voc_max_objects"],
+                rng, cfg, categories, max_objects=voc["voc_max_objects"],
                 n_categories=voc["voc_classes"], crowd=False, visibility=True)
-            objects = [_voc_object(a, names, im.width, im.height) for a in anns]
+            objects = [_voc_object(a, name_of, im.width, im.height) for a in anns]
             im.save(tmp / year / "JPEGImages" / f"{name}.jpg", format="JPEG",
                     quality=cfg["jpeg_quality"])
             (tmp / year / "Annotations" / f"{name}.xml").write_text(

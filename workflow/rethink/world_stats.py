@@ -41,6 +41,9 @@ PAPER = {
     "longest_multiple": 6,
     "parameters": 44_401_393,
     "shared_categories": "'person', COCO's largest category, is no ImageNet class",
+    "categories_per_image": 3.5,  # COCO 2014 train (Lin et al. 2014, Sec. 5); 7.7 instances per image there
+    # cocodataset.org/#detection-eval: "approximately 41% of objects are small, 34% medium, 24% large"
+    "size_shares": {"small": 0.41, "medium": 0.34, "large": 0.24},
 }
 COLUMNS = ("statistic", "paper", "this_study", "note")
 
@@ -73,7 +76,15 @@ def paper_rows() -> dict:
         / (longest * p["pixels_per_image"]),
         "parameters": p["parameters"], "parameters_per_instance": p["parameters"] / p["instances"],
         "shared_categories": p["shared_categories"],
+        "categories_per_image": p["categories_per_image"], "size_shares": _shares(p["size_shares"]),
     }
+
+
+def _shares(shares: dict | None) -> str | None:
+    """small / medium / large shares as one cell: '41% / 34% / 24%'."""
+    if not shares:
+        return None
+    return " / ".join(f"{100 * shares[k]:.0f}%" for k in ("small", "medium", "large"))
 
 
 def study_rows(compute: dict, coco_layout: dict, imagenet_layout: dict | None, parameters: int) -> dict:
@@ -107,6 +118,8 @@ def study_rows(compute: dict, coco_layout: dict, imagenet_layout: dict | None, p
         "pretrain_over_longest_pixels": None if pre_pixels is None else pre_pixels / longest_pixels,
         "parameters": parameters, "parameters_per_instance": parameters / instances,
         "shared_categories": shared,
+        "categories_per_image": coco["train"].get("categories_per_image"),
+        "size_shares": _shares(coco["train"].get("size_shares")),
     }
 
 
@@ -120,6 +133,9 @@ LABELS = (
     ("shared_categories", "detection categories that are pre-training classes", ""),
     ("instances_per_image", "instances per train image", "non-crowd boxes training uses"),
     ("instances_per_category", "instances per category (train)", ""),
+    ("categories_per_image", "categories per train image", "paper: COCO 2014 train"),
+    ("size_shares", "small / medium / large instances (train)",
+     "COCO's area classes relative to image area (rethink.layout.SIZE_CLASSES)"),
     ("pixels_per_image", "pixels per detection image", "after the detector's resize"),
     ("epochs_1x", "1x, epochs of the train set", ""),
     ("longest", "longest schedule", ""),

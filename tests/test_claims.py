@@ -380,7 +380,7 @@ def test_each_dataset_variant_gets_claim_7_on_its_voc_map(scratch_6x, verdict):
 
 
 def test_claim_7_waits_for_scratch_to_level_off():
-    """The README's VOC case: scratch still gains 14 points from 2x to 6x."""
+    """docs/results.md's VOC case: scratch still gains 14 points from 2x to 6x."""
     st = study({"voc": {**plan("dataset", schedules=(1, 2, 6)), "dataset": "voc"}})
     per = cells("voc", {"1x": 0.20, "2x": 0.30, "6x": 0.44}, {"1x": 0.60, "2x": 0.60, "6x": 0.60})
     r = [x for x in evaluate(st, pd.concat([frame(CATCH_UP), voc_frame(per)]), MARGIN) if x["variant"] == "voc"][0]

@@ -1,5 +1,5 @@
 """The smoke study from a backbone the user already has (torchvision-layout .pth, timm's
-.safetensors, Detectron's .pkl) and on a COCO-format set with COCO's id habits (README:
+.safetensors, Detectron's .pkl) and on a COCO-format set with COCO's id habits (docs/real-data.md:
 "Does pre-training help on my data?")."""
 import json
 import pickle

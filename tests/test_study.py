@@ -145,7 +145,7 @@ def test_a_model_variant_may_change_arch_and_norm_for_both_inits_and_its_pre_tra
 
 
 def test_a_model_variant_may_carry_the_pretrain_keys_its_backbone_needs():
-    """A VGG without normalisation does not learn at main's pre-training LR (README): its own
+    """A VGG without normalisation does not learn at main's pre-training LR (docs/results.md): its own
     pre-training may set pretrain.* keys; its detection runs keep main's, for both inits."""
     entry = {"name": "VGG", "arch": "vgg", "depth": 11, "norm": "none", "pretrain": {"lr": 0.04}}
     cfg = default_config(study={"models": [entry]})

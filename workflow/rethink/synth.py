@@ -129,7 +129,7 @@ VOC_DIFFICULT_SIDE = 12  # ... and so are those whose box side is under this man
 
 # How the pre-training set and the scenes differ (the world's relatedness): optional keys,
 # each defaulting to the first world's value so that older configs write the same bytes.
-# README "The synthetic world" gives the real value each stands for.
+# docs/world.md gives the real value each stands for.
 WORLD_DEFAULTS = {
     "detection_shared": None,      # detection categories that are pre-training classes (None: all)
     "cls_object_scale": [0.4, 0.8],  # pre-training object's diameter / image side (uniform)

@@ -166,7 +166,7 @@ def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
                 "--batch-size", str(batch_size), "--out-metrics", str(out / "metrics.json"),
                 "--out-bbox", str(out / "bbox_results.json"), "--out-segm", str(out / "segm_results.json")]
         assert evaluation_job.main(args) in (0, None)
-        return {n: json.loads((out / n).read_text()) for n in evaluation_job.FILES}
+        return {n: json.loads((out / n).read_text()) for n in evaluation_job.files(("bbox", "segm"))}
 
     for it in (2, 4):
         from_training = tmp_path / f"eval/iter_{it:06d}/from_training"

@@ -2,8 +2,6 @@
 trained a few iterations and scored (VOC mAP and COCO's box numbers); and test-time
 augmentation through the evaluation (the same checkpoint with and without it)."""
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import torch

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .data import aspect_groups, batch_indices, epoch_order, skipped_image_ids
+from .data import aspect_groups, epoch_order, skipped_image_ids
 
 KINDS = ("images", "instances", "pixels")
 PARTS = ("pretrain", "finetune", "total")
@@ -209,15 +209,6 @@ def times_seen(iterations: int, batch_size: int, n: int, seed: int, groups=None)
     counts = np.full(n, full, dtype=np.int64)
     if rem:
         counts[epoch_order(seed, full, n, batch_size, groups)[:rem]] += 1
-    return counts
-
-
-def times_seen_slow(iterations: int, batch_size: int, n: int, seed: int, groups=None) -> np.ndarray:
-    """`times_seen` by calling the training loop's own `batch_indices` (for checks)."""
-    counts = np.zeros(n, dtype=np.int64)
-    for it in range(iterations):
-        for i in batch_indices(it, batch_size, n, seed, groups):
-            counts[i] += 1
     return counts
 
 

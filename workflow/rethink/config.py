@@ -130,11 +130,6 @@ def _plan(det: dict, where: str) -> Plan:
         raise ConfigError(f"{where}: {e}") from e
 
 
-def detection_plan(config: dict) -> Plan:
-    """The main variant's plan."""
-    return _plan(config["detection"], "detection")
-
-
 def variants(config: dict) -> dict[str, Variant]:
     """The study's variants in display order: main, then norms, regimes by size, pretrainings,
     models, tasks, datasets and recipes."""

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 from collections import OrderedDict
 from functools import lru_cache, partial
 from pathlib import Path

@@ -28,7 +28,6 @@ from .layout import skipped_image_ids
 
 BACKENDS = ("faster", "pycocotools")  # COCOeval implementations; the first is the default
 FROM_TRAINING = "from_training"  # sub-folder of an eval dir the training job writes to
-FILES = ("bbox_results.json", "segm_results.json", "metrics.json")  # metrics last: it marks completeness
 
 
 def files(results) -> tuple[str, ...]:

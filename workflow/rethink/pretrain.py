@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 

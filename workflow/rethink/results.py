@@ -125,10 +125,6 @@ def read_json(path: str | os.PathLike, what: str):
         raise MetricsError(f"{path}: not a text file ({e})") from None
 
 
-def load_plan(path: str | os.PathLike) -> dict:
-    return validate_plan(read_json(path, "plan"), str(path))
-
-
 def _is_int(x) -> bool:
     return _is_number(x) and int(x) == x
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -258,7 +259,7 @@ class AnnotationIndex:
             self.polys = np.cumsum([0] + [len(p) for p in polys], dtype=np.int64)  # per object
             flat = [q for p in polys for q in p]
             self.coords_at = np.cumsum([0] + [len(q) for q in flat], dtype=np.int64)  # per polygon
-            self.coords = np.fromiter((v for q in flat for v in q), dtype=np.float64,
+            self.coords = np.fromiter(itertools.chain.from_iterable(flat), dtype=np.float64,
                                       count=int(self.coords_at[-1]))
             # RLEs as annToRLE makes them: uncompressed ones compressed by pycocotools
             rles = [None if isinstance(s, list) else s if not isinstance(s["counts"], list) else

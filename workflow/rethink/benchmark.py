@@ -8,7 +8,9 @@ limit, measured side by side in one run; writes JSON and a Markdown summary next
 Parts (--only): training (the config's step vs the step before issue 31 and a plain
 torchvision loop, each speed option's gain, padding waste, data wait, profile, torch.compile,
 FLOP rate vs sgemm), evaluation (faster-coco-eval vs pycocotools), loaders (images/s per loader
-worker at COCO and ImageNet sizes, workers per GPU for the GPU goals), pipeline (Snakemake DAG build,
+worker at COCO and ImageNet sizes, workers per GPU for the GPU goals), loader_memory (each loader
+worker's private memory with the annotation index as arrays and as pycocotools' COCO object, on a
+COCO-sized annotation file), pipeline (Snakemake DAG build,
 no-op, one-figure rebuild), cost_model (start-up per job, evaluation per checkpoint,
 training per iteration and overhead share of a reduced study, in the job layout before the
 training jobs evaluated their own checkpoints and now), forking (iterations forked vs separate), scaling (wall time of a
@@ -32,9 +34,10 @@ from pathlib import Path
 import torch
 
 from .atomic import write_json, write_text
-from .bench import common, cost_model, evaluation, forking, loaders, pipeline, training
+from .bench import common, cost_model, evaluation, forking, loader_memory, loaders, pipeline, training
 
-PARTS = ("training", "evaluation", "loaders", "pipeline", "cost_model", "forking", "scaling", "gpu")
+PARTS = ("training", "evaluation", "loaders", "loader_memory", "pipeline", "cost_model", "forking", "scaling",
+         "gpu")
 
 # --quick: the tests' tiny model and data (tests/tiny.py), so the suite runs in about a minute
 QUICK_MODEL = {"width": 16, "fpn_channels": 16, "box_head": {"convs": 1, "conv_channels": 16, "fc": 32},
@@ -161,6 +164,9 @@ def run(parts, quick: bool, work: Path, out: Path, config: dict) -> dict:
             elif part == "loaders":
                 entry.update(loaders.run(work, dict(config["data"]["synthetic"]), 8 if quick else 48,
                                          1 if quick else 3))
+            elif part == "loader_memory":  # COCO train2017's counts; --quick: ~20k instances
+                sizes = (3000, 20_000) if quick else (118_000, 860_000)
+                entry.update(loader_memory.run(work / "loader_memory", *sizes))
             elif part == "pipeline":
                 entry.update(pipeline.run_all(work, s["pipeline_repeats"], quick))
             elif part == "cost_model":
@@ -284,6 +290,19 @@ def markdown(r: dict) -> str:
                    f"Mask R-CNN: **{e['workers_per_gpu']['detection']}**; to feed "
                    f"{e['goals']['imagenet_img_per_s_per_gpu']:g} img/s of ImageNet pre-training: "
                    f"**{e['workers_per_gpu']['pretrain']}**.", ""]
+        elif name == "loader_memory":
+            d = e["data"]
+            md += [f"{d['images']} images, {d['instances']} instances (synthetic, {d['vertices']}-vertex "
+                   f"polygons), {e['workers']} DataLoader workers each building every image's target; "
+                   f"each worker's USS in MiB (mean over workers):", "",
+                   "| index | built in (s) | after its first target | after every target | "
+                   "after a full collection | growth from reading the index |", "|---|---:|---:|---:|---:|---:|"]
+            md += [f"| {kind} | {k['index_build_s']} | {k['start_mb']} | {k['touched_mb']} | {k['end_mb']} | "
+                   f"{k['touch_growth_mb']} |" for kind, k in e["kinds"].items()]
+            md += ["", f"Per worker, pycocotools' COCO object vs the arrays: "
+                   f"**{e['ratio_uss_pycocotools_vs_arrays']}x** the memory, "
+                   f"{e['ratio_touch_growth_pycocotools_vs_arrays']}x the growth from reading the index "
+                   f"(`{e['module_command']}`).", ""]
         elif name == "evaluation":
             md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "
                    f"{e['detections']} detections; {e['threads']} thread(s), {e['repeats']} repeats.", "",

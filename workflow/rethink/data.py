@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -23,13 +24,18 @@ SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
 
 
+def split_paths(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[Path, Path]:
+    """The split's annotation file (or `ann_file`, e.g. a less-data subset) and image folder."""
+    ann_name, img_dir = SPLITS[split]
+    return Path(ann_file or Path(coco_root) / "annotations" / ann_name), Path(coco_root) / img_dir
+
+
 def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[COCO, Path]:
     """The split's annotations (or `ann_file`, e.g. a less-data subset) and image folder."""
-    ann_name, img_dir = SPLITS[split]
-    ann_file = ann_file or Path(coco_root) / "annotations" / ann_name
+    ann_file, img_dir = split_paths(coco_root, split, ann_file)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timing chatter
         coco = COCO(str(ann_file))
-    return coco, Path(coco_root) / img_dir
+    return coco, img_dir
 
 
 def mix_seed(*parts: int) -> int:
@@ -98,29 +104,46 @@ class CocoInstances(torch.utils.data.Dataset):
     (py-faster-rcnn's and Detectron's VOC training does so; VOC's evaluation ignores them).
     Without `targets` (evaluation: COCOeval scores from the annotation file) an item's target
     holds its `image_id` alone, and no box or mask is built; the image is the same.
+
+    The annotations are held as a few numpy arrays (`AnnotationIndex`), not as pycocotools'
+    COCO object: loader workers forked from this process read them without writing to their
+    pages, so the index stays shared (COCO's millions of Python objects are copied into every
+    worker as it touches their reference counts). `coco` loads that object for evaluation.
     """
 
     def __init__(self, coco_root: str | Path, split: str, transforms=None,
                  image_ids: list[int] | None = None, skip_ids=(), ann_file=None, keypoints=False,
                  masks=True, targets=True):
-        self.coco, self.img_dir = load_coco(coco_root, split, ann_file)
+        self.ann_file, self.img_dir = split_paths(coco_root, split, ann_file)
         self.root = Path(coco_root)
-        ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
-        skip = {int(i) for i in skip_ids}
-        self.ids = [i for i in ids if i not in skip]
-        self.skipped = len(ids) - len(self.ids)
-        self._index = None  # stem -> paths under img_dir, built on the first odd file_name
-        self.cat_ids = sorted(self.coco.getCatIds())
+        with open(self.ann_file) as f:
+            doc = json.load(f)
+        cats = {c["id"]: c for c in doc.get("categories", [])}  # the last of a repeated id, as COCO
+        self.cat_ids = sorted(cats)
         self.label_of = {c: i + 1 for i, c in enumerate(self.cat_ids)}
-        self.transforms = transforms
-        self.masks = masks
-        self.targets = targets
         self.keypoint_names = None
         if keypoints:
-            names = {tuple(c.get("keypoints") or ()) for c in self.coco.loadCats(self.cat_ids)}
+            names = {tuple(cats[c].get("keypoints") or ()) for c in self.cat_ids}
             if len(names) != 1 or not next(iter(names)):
                 raise ValueError(f"{ann_file}: every category needs the same non-empty `keypoints` list")
             self.keypoint_names = list(names.pop())
+        self.ann_index = AnnotationIndex(doc, self.label_of, masks, self.keypoint_names)
+        del doc  # only the arrays stay
+        ids = self.ann_index.image_ids.tolist() if image_ids is None else list(image_ids)
+        skip = {int(i) for i in skip_ids}
+        self.ids = [i for i in ids if i not in skip]
+        self._item_ids = np.asarray(self.ids, dtype=np.int64)  # what workers read: no int objects touched
+        self.skipped = len(ids) - len(self.ids)
+        self._index = None  # stem -> paths under img_dir, built on the first odd file_name
+        self.transforms = transforms
+        self.masks = masks
+        self.targets = targets
+
+    @property
+    def coco(self) -> COCO:
+        """pycocotools' COCO of the annotation file, for evaluation: loaded afresh at each access
+        in the process that asks, so that no worker forked from it holds its Python objects."""
+        return load_coco(self.root, "train", self.ann_file)[0]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -131,8 +154,8 @@ class CocoInstances(torch.utils.data.Dataset):
 
     def sizes(self) -> tuple[list[int], list[int]]:
         """Heights and widths of the images, in index order, as the annotations give them."""
-        records = [self.coco.imgs[i] for i in self.ids]
-        return [r["height"] for r in records], [r["width"] for r in records]
+        rows = self.ann_index.rows(self._item_ids)
+        return self.ann_index.heights[rows].tolist(), self.ann_index.widths[rows].tolist()
 
     def aspect_groups(self, model_cfg: dict) -> np.ndarray:
         """`aspect_groups` of the images at the model's resize."""
@@ -148,7 +171,7 @@ class CocoInstances(torch.utils.data.Dataset):
         return tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
 
     def image_path(self, image_id: int) -> Path:
-        name = self.coco.imgs[image_id]["file_name"]
+        name = self.ann_index.file_name(self.ann_index.row(image_id))
         path = resolve_image(self.root, self.img_dir, name)
         if path is None:
             if self._index is None:
@@ -159,37 +182,27 @@ class CocoInstances(torch.utils.data.Dataset):
         return path
 
     def target(self, image_id: int, height: int, width: int) -> dict:
-        anns = [a for a in self.coco.imgToAnns.get(image_id, [])
-                if not a.get("iscrowd", 0) and not a.get("difficult", 0)]
-        boxes, labels, masks, keypoints = [], [], [], []
-        for a in anns:
-            x, y, w, h = a["bbox"]
-            if w < 1 or h < 1:
-                continue
-            boxes.append([x, y, x + w, y + h])
-            labels.append(self.label_of[a["category_id"]])
-            if self.masks:
-                masks.append(self.coco.annToMask(a))
-            if self.keypoint_names is not None:
-                keypoints.append(a.get("keypoints") or [0] * (3 * len(self.keypoint_names)))
-        box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-        mask_t = (torch.from_numpy(np.stack(masks)) if masks
-                  else torch.zeros((0, height, width), dtype=torch.uint8))
+        ix = self.ann_index
+        row = ix.row(image_id)
+        objs = range(ix.first[row], ix.first[row + 1])
         target = {
-            "boxes": tv_tensors.BoundingBoxes(box_t, format="XYXY", canvas_size=(height, width)),
-            "labels": torch.tensor(labels, dtype=torch.int64),
+            "boxes": tv_tensors.BoundingBoxes(torch.tensor(ix.boxes[objs.start:objs.stop]), format="XYXY",
+                                              canvas_size=(height, width)),
+            "labels": torch.tensor(ix.labels[objs.start:objs.stop]),
             "image_id": image_id,
         }
         if self.masks:
-            target["masks"] = tv_tensors.Mask(mask_t)
+            target["masks"] = tv_tensors.Mask(
+                torch.from_numpy(np.stack([ix.mask(j, row) for j in objs])) if len(objs)
+                else torch.zeros((0, height, width), dtype=torch.uint8))
         if self.keypoint_names is not None:
-            target["keypoints"] = torch.tensor(keypoints, dtype=torch.float32).reshape(
+            target["keypoints"] = torch.tensor(ix.keypoints[objs.start:objs.stop]).reshape(
                 -1, len(self.keypoint_names), 3)
         return target
 
     def __getitem__(self, item):
         index, aug_seed = item if isinstance(item, tuple) else (item, 0)
-        image_id = self.ids[index]
+        image_id = int(self._item_ids[index])
         img = self.load_image(image_id)
         target = (self.target(image_id, img.shape[-2], img.shape[-1]) if self.targets
                   else {"image_id": image_id})
@@ -198,6 +211,92 @@ class CocoInstances(torch.utils.data.Dataset):
                 torch.manual_seed(aug_seed)
                 img, target = self.transforms(img, target)
         return img, target
+
+
+def _packed(items) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as one uint8 buffer and the offsets (n + 1) of each."""
+    offsets = np.cumsum([0] + [len(b) for b in items], dtype=np.int64)
+    return np.frombuffer(b"".join(items), dtype=np.uint8), offsets
+
+
+class AnnotationIndex:
+    """The images and training objects of a COCO annotation file as flat numpy arrays.
+
+    Images sorted by id (`image_ids`, `heights`, `widths`, file names packed in bytes). The
+    objects that become targets (not crowd, not difficult, box width and height >= 1), in
+    file order within each image, image row r's at [first[r], first[r + 1]): `boxes` (XYXY,
+    float32 from the float64 sums, as torch.tensor rounds them), `labels`, `keypoints`
+    (N x 3K, zeros where an object has none); with `masks` each object's polygons (float64
+    coordinates, bit for bit JSON's) or its RLE, compressed by pycocotools as annToRLE
+    compresses it, decoded as annToMask decodes it (`mask`).
+    """
+
+    def __init__(self, doc: dict, label_of: dict, masks: bool, keypoint_names=None):
+        images = {im["id"]: im for im in doc.get("images", [])}  # the last of a repeated id, as COCO
+        self.image_ids = np.array(sorted(images), dtype=np.int64)
+        records = [images[i] for i in self.image_ids.tolist()]
+        self.heights = np.array([r["height"] for r in records], dtype=np.int64)
+        self.widths = np.array([r["width"] for r in records], dtype=np.int64)
+        self.names, self.name_at = _packed([r["file_name"].encode() for r in records])
+        # the training objects, in file order (COCO's imgToAnns order), then stably by image
+        anns = [a for a in doc.get("annotations", []) if a["image_id"] in images
+                and not a.get("iscrowd", 0) and not a.get("difficult", 0)
+                and not (a["bbox"][2] < 1 or a["bbox"][3] < 1)]
+        rows = np.searchsorted(self.image_ids, np.array([a["image_id"] for a in anns], dtype=np.int64))
+        order = np.argsort(rows, kind="stable")
+        anns = [anns[i] for i in order.tolist()]
+        self.first = np.searchsorted(rows[order], np.arange(len(records) + 1))
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(len(anns), 4)
+        self.boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+        self.labels = np.array([label_of[a["category_id"]] for a in anns], dtype=np.int64)
+        if keypoint_names is not None:
+            k = 3 * len(keypoint_names)
+            self.keypoints = np.array([a.get("keypoints") or [0] * k for a in anns],
+                                      dtype=np.float32).reshape(len(anns), k)
+        if masks:
+            segs = [a["segmentation"] for a in anns]
+            polys = [s if isinstance(s, list) else [] for s in segs]
+            self.polys = np.cumsum([0] + [len(p) for p in polys], dtype=np.int64)  # per object
+            flat = [q for p in polys for q in p]
+            self.coords_at = np.cumsum([0] + [len(q) for q in flat], dtype=np.int64)  # per polygon
+            self.coords = np.fromiter(itertools.chain.from_iterable(flat), dtype=np.float64,
+                                      count=int(self.coords_at[-1]))
+            # RLEs as annToRLE makes them: uncompressed ones compressed by pycocotools
+            rles = [None if isinstance(s, list) else s if not isinstance(s["counts"], list) else
+                    mask_utils.frPyObjects(s, images[a["image_id"]]["height"], images[a["image_id"]]["width"])
+                    for s, a in zip(segs, anns)]
+            self.is_rle = np.array([r is not None for r in rles], dtype=bool)
+            self.rle_size = np.array([(0, 0) if r is None else r["size"] for r in rles],
+                                     dtype=np.int64).reshape(len(anns), 2)
+            self.rle, self.rle_at = _packed([b"" if r is None else r["counts"] if isinstance(r["counts"], bytes)
+                                             else r["counts"].encode() for r in rles])
+
+    def rows(self, image_ids) -> np.ndarray:
+        """The rows of image ids (KeyError for one the file does not have, as COCO.imgs)."""
+        ids = np.asarray(image_ids, dtype=np.int64).reshape(-1)
+        r = np.searchsorted(self.image_ids, ids)
+        found = r < len(self.image_ids)
+        found[found] = self.image_ids[r[found]] == ids[found]
+        if not found.all():
+            raise KeyError(int(ids[~found][0]))
+        return r
+
+    def row(self, image_id: int) -> int:
+        return int(self.rows([image_id])[0])
+
+    def file_name(self, row: int) -> str:
+        return self.names[self.name_at[row]:self.name_at[row + 1]].tobytes().decode()
+
+    def mask(self, j: int, row: int) -> np.ndarray:
+        """Object j's binary mask, pycocotools' COCO.annToMask's calls on the same values:
+        polygons rasterised at the image record's size and merged, or the RLE decoded."""
+        if self.is_rle[j]:
+            counts = self.rle[self.rle_at[j]:self.rle_at[j + 1]].tobytes()
+            return mask_utils.decode({"size": self.rle_size[j].tolist(), "counts": counts})
+        at = self.coords_at[self.polys[j]:self.polys[j + 1] + 1]
+        polys = [self.coords[a:b].tolist() for a, b in zip(at[:-1], at[1:])]  # lists: frPyObjects's type rules
+        h, w = int(self.heights[row]), int(self.widths[row])
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, h, w)))
 
 
 def batch_indices(iteration: int, batch_size: int, n: int, seed: int, groups=None) -> list[int]:

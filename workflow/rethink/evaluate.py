@@ -316,20 +316,23 @@ def score_checkpoint(model, dataset, device, batch_size: int, backend: str, skip
     ({scales, flip}) the model is also scored with test-time augmentation: its numbers are
     the blocks bbox_tta (and segm_tta) beside the plain ones, from the same checkpoint.
     `workers`: data loader processes (the numbers do not depend on them)."""
-    voc = is_voc(dataset.coco)
-    image_ids = dataset.ids if skip or len(dataset.ids) < len(dataset.coco.getImgIds()) else None
-
-    def scored(results):
-        return evaluate_results(dataset.coco, results["bbox"], results.get("segm"), image_ids=image_ids,
-                                backend=backend, keypoint_res=results.get("keypoints"),
-                                oks_sigmas=settings["model"].get("oks_sigmas"), voc=voc)
-
     results = predict(model, dataset, device, batch_size, log_every, workers=workers)
-    metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")}, **scored(results)}
     tta = settings["model"].get("tta")
     if tta:
         print(f"test-time augmentation: scales {tta['scales']}, flip {tta['flip']}", flush=True)
-        augmented = scored(predict(model, dataset, device, batch_size, log_every, tta=tta, workers=workers))
+        tta_results = predict(model, dataset, device, batch_size, log_every, tta=tta, workers=workers)
+    gt = dataset.coco  # loaded after the loader workers are gone: none of them copies it
+    voc = is_voc(gt)
+    image_ids = dataset.ids if skip or len(dataset.ids) < len(gt.getImgIds()) else None
+
+    def scored(results):
+        return evaluate_results(gt, results["bbox"], results.get("segm"), image_ids=image_ids,
+                                backend=backend, keypoint_res=results.get("keypoints"),
+                                oks_sigmas=settings["model"].get("oks_sigmas"), voc=voc)
+
+    metrics = {**{k: record[k] for k in ("variant", "seed", "init", "branch", "iteration")}, **scored(results)}
+    if tta:
+        augmented = scored(tta_results)
         for task in ("bbox", "segm", "voc"):
             if task in augmented:
                 metrics[f"{task}_tta"] = augmented[task]
@@ -361,10 +364,14 @@ class DecodedDataset(torch.utils.data.Dataset):
     evaluates every checkpoint it writes on the same images; images alone, `val_dataset`)."""
 
     def __init__(self, dataset):
-        self.coco, self.ids, self.skipped = dataset.coco, dataset.ids, dataset.skipped
+        self.base, self.ids, self.skipped = dataset, dataset.ids, dataset.skipped
         self.keypoint_names = dataset.keypoint_names
         self.label_of, self.num_classes = dataset.label_of, dataset.num_classes
         self.items = [dataset[i] for i in range(len(dataset))]
+
+    @property
+    def coco(self):
+        return self.base.coco  # loaded when asked, as CocoInstances.coco
 
     def __len__(self):
         return len(self.items)
@@ -392,7 +399,7 @@ class CheckpointEvaluator:
         in memory); the numbers do not depend on them."""
         skip = skipped_image_ids(layout_stats, "val")
         dataset = val_dataset(coco_root, model_cfg, skip, val_annotations)
-        pixels = sum(im["height"] * im["width"] for im in dataset.coco.loadImgs(dataset.ids))
+        pixels = sum(h * w for h, w in zip(*dataset.sizes()))
         decoded = pixels <= CACHE_MAX_PIXELS
         self.dataset = DecodedDataset(dataset) if decoded else dataset
         self.workers = 0 if decoded else workers
@@ -428,10 +435,14 @@ class FirstImages(torch.utils.data.Dataset):
     """The first `n` items of a val dataset (its ids are sorted): a curve checkpoint's images."""
 
     def __init__(self, dataset, n: int):
-        self.base, self.coco, self.skipped = dataset, dataset.coco, dataset.skipped
+        self.base, self.skipped = dataset, dataset.skipped
         self.ids = list(dataset.ids[:n])
         self.keypoint_names = dataset.keypoint_names
         self.label_of, self.num_classes = dataset.label_of, dataset.num_classes
+
+    @property
+    def coco(self):
+        return self.base.coco
 
     def __len__(self):
         return len(self.ids)

@@ -19,14 +19,12 @@ from PIL import Image
 from rethink import evaluate, synth
 from rethink.data import (
     CocoInstances,
-    encode_mask,
     eval_transforms,
     load_coco,
-    skipped_image_ids,
     train_transforms,
 )
-from rethink.evaluate import coco_metrics, evaluate_results
-from rethink.layout import DatasetError, check_coco
+from rethink.evaluate import coco_metrics, encode_masks, evaluate_results
+from rethink.layout import DatasetError, check_coco, skipped_image_ids
 from rethink.layout import main as layout_main
 from tiny import tiny
 
@@ -56,6 +54,11 @@ BROKEN_CASES = (
 )
 TRAIN_JSON = "instances_train2017.json"
 VAL_JSON = "instances_val2017.json"
+
+
+def mask_rle(binary):
+    """One binary mask's COCO RLE, by evaluation's own encoder."""
+    return encode_masks(binary[None])[0]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -194,7 +197,7 @@ def quirk_crowd_annotation(root):
         assert m["summary"]["AP"] == pytest.approx(1.0)
         assert m["summary"]["AR100"] == pytest.approx(1.0)
     segm = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9,
-             "segmentation": encode_mask(gt.annToMask(a))}
+             "segmentation": mask_rle(gt.annToMask(a))}
             for a in gt.dataset["annotations"] if not a["iscrowd"]]
     assert coco_metrics(gt, segm, "segm")["summary"]["AP"] == pytest.approx(1.0)
 
@@ -386,7 +389,7 @@ def perfect_detections(gt, image_ids):
         if a["image_id"] in image_ids:
             common = {"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9}
             bbox.append({**common, "bbox": a["bbox"]})
-            segm.append({**common, "segmentation": encode_mask(gt.annToMask(a))})
+            segm.append({**common, "segmentation": mask_rle(gt.annToMask(a))})
     return bbox, segm
 
 

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from rethink.data import encode_mask
-from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, SUMMARY_KEYS, evaluate_results
+from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, SUMMARY_KEYS, encode_masks, evaluate_results
 
 H, W = 64, 80
+
+
+def mask_rle(binary):
+    """One binary mask's COCO RLE, by evaluation's own encoder."""
+    return encode_masks(binary[None])[0]
 
 
 def square(x, y, s):
@@ -26,7 +30,7 @@ def ground_truth():
         ys, xs = np.nonzero(m)
         bbox = [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]
         anns.append({"id": i, "image_id": img, "category_id": cat, "bbox": bbox,
-                     "area": float(m.sum()), "iscrowd": 0, "segmentation": encode_mask(m)})
+                     "area": float(m.sum()), "iscrowd": 0, "segmentation": mask_rle(m)})
     gt = COCO()
     gt.dataset = {"images": [{"id": i, "width": W, "height": H, "file_name": f"{i}.jpg"} for i in (1, 2)],
                   "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
@@ -90,7 +94,7 @@ def noisy_detections(gt, seed=0):
                       "score": round(float(rng.random()), 3)}
             x, y, w, h = a["bbox"]
             bbox.append({**common, "bbox": [x + dx, y + dy, w * rng.uniform(0.8, 1.2), h]})
-            segm.append({**common, "segmentation": encode_mask(shifted)})
+            segm.append({**common, "segmentation": mask_rle(shifted)})
     return bbox, segm
 
 

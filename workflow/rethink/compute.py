@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .data import aspect_groups, epoch_order, skipped_image_ids
+from .data import aspect_groups, epoch_order
+from .layout import skipped_image_ids
 
 KINDS = ("images", "instances", "pixels")
 PARTS = ("pretrain", "finetune", "total")

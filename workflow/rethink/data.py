@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .layout import index_images, resolve_image, skipped_image_ids  # noqa: F401 (re-exported)
+from .layout import index_images, resolve_image
 
 SPLITS = {"train": ("instances_train2017.json", "train2017"),
           "val": ("instances_val2017.json", "val2017")}
@@ -388,8 +388,3 @@ class IterationBatches(torch.utils.data.Sampler):
 
 def collate(batch):
     return tuple(zip(*batch))
-
-
-def encode_mask(binary: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -53,7 +53,8 @@ from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from . import checkpoint, evaluation_job
 from .atomic import run_job, write_json
 from .backbones import check_conventions
-from .data import CocoInstances, collate, eval_transforms, skipped_image_ids
+from .data import CocoInstances, collate, eval_transforms
+from .layout import skipped_image_ids
 from .models import build_mask_rcnn
 from .runtime import Progress, json_arg, setup
 

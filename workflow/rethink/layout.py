@@ -17,7 +17,7 @@ prints the error to stderr and exits 1 without writing ``--out``.
 ``--corrupt-images skip`` (config key ``data.corrupt_images``) turns COCO images
 that do not decode into warnings: they are listed in the stats under
 ``coco.skipped_images.{train,val}`` (id, file, error) and the training and
-evaluation datasets leave them out (``rethink.data.skipped_image_ids``).
+evaluation datasets leave them out (``skipped_image_ids``).
 Annotation errors, missing files and size mismatches always fail.
 
 Train and val sharing an image (the same bytes, under any names) is a warning, not an

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json
-from .data import SPLITS, mix_seed, skipped_image_ids
+from .data import SPLITS, mix_seed
+from .layout import skipped_image_ids
 
 
 def subset_size(n_images: int, fraction: float) -> int:

@@ -31,8 +31,9 @@ from .atomic import run_job, sha1_file, write_json
 from .backbones import check_conventions, check_given_for_scratch, model_input
 from .config import LR_DECAY
 from .data import (CocoInstances, IterationBatches, collate, keypoint_flip_index, mix_seed,
-                   skipped_image_ids, train_transforms)
+                   train_transforms)
 from .distributed import World
+from .layout import skipped_image_ids
 from .models import build_mask_rcnn, load_backbone
 from .runtime import Progress, json_arg, process_age_s, rss_mb, setup
 

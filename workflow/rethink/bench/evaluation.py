@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from .. import synth
-from ..data import CocoInstances, encode_mask, eval_transforms, load_coco
-from ..evaluate import BACKENDS, SUMMARY_KEYS, evaluate_results, predict, val_dataset
+from ..data import CocoInstances, eval_transforms, load_coco
+from ..evaluate import BACKENDS, SUMMARY_KEYS, encode_masks, evaluate_results, predict, val_dataset
 from .common import load_config, median, rnd
 
 
@@ -53,7 +53,7 @@ def perturbed_detections(gt, seed: int = 0):
     def add(image_id, cat, score, box, mask):
         common = {"image_id": image_id, "category_id": cat, "score": round(float(score), 5)}
         bbox.append({**common, "bbox": [round(float(v), 2) for v in box]})
-        segm.append({**common, "segmentation": encode_mask(mask)})
+        segm.append({**common, "segmentation": encode_masks(mask[None])[0]})
 
     for image_id in sorted(gt.imgs):
         img = gt.imgs[image_id]

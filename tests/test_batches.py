@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from rethink.data import IterationBatches, aspect_groups, batch_indices, epoch_order
+from rethink.data import IterationBatches
+from rethink.order import aspect_groups, batch_indices, epoch_order
 
 
 def sizes(n, seed=0, lo=96, hi=160):

@@ -14,7 +14,7 @@ import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from rethink.compute import compute, load_train_images, resized_pixels, times_seen
-from rethink.data import batch_indices
+from rethink.order import batch_indices
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 

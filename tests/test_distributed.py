@@ -16,7 +16,7 @@ import torch
 
 from conftest import ROOT
 from rethink import checkpoint, synth
-from rethink.data import mix_seed
+from rethink.order import mix_seed
 from rethink.models import build_mask_rcnn
 from tiny import tiny
 

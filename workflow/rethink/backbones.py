@@ -316,7 +316,7 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
 def main(argv=None):
     from . import checkpoint
     from .atomic import disk_full_exits, sha1_file
-    from .runtime import json_arg
+    from .config import json_arg
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="the backbone file (pretrain.checkpoint)")
     p.add_argument("--model", required=True, help="model config as JSON (with its input conventions)")

@@ -5,7 +5,7 @@ For each variant of the study, each of its schedules (T iterations at batch B ov
 variant's n train images) and each init, one row gives what (a) pre-training and (b)
 detection fine-tuning saw, and their total; from-scratch rows have zero pre-training.
 
-* Images: T * B. Training batches are ``rethink.data.batch_indices(it, B, n, seed)`` for
+* Images: T * B. Training batches are ``rethink.order.batch_indices(it, B, n, seed)`` for
   it < T over the images sorted by id (minus those the layout check skipped as corrupt):
   epochs of seeded permutations. So every full epoch sees each image once, and only the
   last, partial epoch depends on the order; it is the first ``T*B mod n`` entries of that
@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .data import aspect_groups, epoch_order
 from .layout import skipped_image_ids
+from .order import aspect_groups, epoch_order
 
 KINDS = ("images", "instances", "pixels")
 PARTS = ("pretrain", "finetune", "total")

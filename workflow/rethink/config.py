@@ -3,6 +3,7 @@ pieces of the config that each kind of job depends on (so that changing one key 
 only what it affects)."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 
@@ -76,6 +77,16 @@ class Variant:
         """A pretraining variant's scratch runs are main's: the same settings, and scratch
         reads no backbone, so they are not trained again but shared (rethink.shared_runs)."""
         return self.kind == "pretraining"
+
+
+def json_arg(text: str, name: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--{name}: not valid JSON ({e})")
+    if not isinstance(value, dict):
+        raise SystemExit(f"--{name}: expected a JSON object")
+    return value
 
 
 def check(config: dict) -> None:

@@ -56,7 +56,8 @@ from .backbones import check_conventions
 from .data import CocoInstances, collate, eval_transforms
 from .layout import skipped_image_ids
 from .models import build_mask_rcnn
-from .runtime import Progress, json_arg, setup
+from .config import json_arg
+from .runtime import Progress, setup
 
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                 "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]

@@ -53,6 +53,8 @@ EXPECTED_LAYOUT = {
 }
 KEYPOINT_FILE = "person_keypoints_{split}2017.json"  # COCO 2017's name; synth and the rules use it
 COCO_SPLITS = ("train", "val")
+SPLITS = {"train": ("instances_train2017.json", "train2017"),  # annotation file, image folder
+          "val": ("instances_val2017.json", "val2017")}
 VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
@@ -485,6 +487,12 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         **instance_stats(doc["annotations"], images),
     }
     return stats, cats, skipped, files
+
+
+def split_paths(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[Path, Path]:
+    """The split's annotation file (or `ann_file`, e.g. a less-data subset) and image folder."""
+    ann_name, img_dir = SPLITS[split]
+    return Path(ann_file or Path(coco_root) / "annotations" / ann_name), Path(coco_root) / img_dir
 
 
 def size_class(area: float, image_area: float) -> str:

@@ -27,7 +27,8 @@ from .backbones import IMAGENET_RGB
 from .distributed import World
 from .imagenet import val_dataset
 from .models import backbone_state, build_classifier
-from .runtime import json_arg, setup
+from .config import json_arg
+from .runtime import setup
 from .stats import LEVELLED_OFF_POINTS, last_quarter_gain
 
 MEAN, STD = IMAGENET_RGB["mean"], IMAGENET_RGB["std"]  # as torchvision's detection transform

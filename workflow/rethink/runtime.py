@@ -1,7 +1,6 @@
 """Process setup shared by the training and evaluation entry points."""
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -69,16 +68,6 @@ def process_age_s() -> float | None:
         return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return None
-
-
-def json_arg(text: str, name: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"--{name}: not valid JSON ({e})")
-    if not isinstance(value, dict):
-        raise SystemExit(f"--{name}: expected a JSON object")
-    return value
 
 
 def rss_mb() -> float:

@@ -12,7 +12,7 @@ import json
 import sys
 
 from .atomic import write_json
-from .runtime import json_arg
+from .config import json_arg
 from .schedule import make_plan
 from .subsets import subset_size
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json
-from .data import SPLITS, mix_seed
-from .layout import skipped_image_ids
+from .layout import SPLITS, skipped_image_ids
+from .order import mix_seed
 
 
 def subset_size(n_images: int, fraction: float) -> int:

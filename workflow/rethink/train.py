@@ -29,13 +29,13 @@ import torchvision
 from . import checkpoint, distributed, evaluation_job, faults, schedule
 from .atomic import run_job, sha1_file, write_json
 from .backbones import check_conventions, check_given_for_scratch, model_input
-from .config import LR_DECAY
-from .data import (CocoInstances, IterationBatches, collate, keypoint_flip_index, mix_seed,
-                   train_transforms)
+from .config import LR_DECAY, json_arg
+from .data import CocoInstances, IterationBatches, collate, keypoint_flip_index, train_transforms
 from .distributed import World
 from .layout import skipped_image_ids
 from .models import build_mask_rcnn, load_backbone
-from .runtime import Progress, json_arg, process_age_s, rss_mb, setup
+from .order import mix_seed
+from .runtime import Progress, process_age_s, rss_mb, setup
 
 WORKER_TIMEOUT_S = 600  # a data loader worker silent this long is reported, not waited on
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from .. import synth
-from ..data import CocoInstances, IterationBatches, batch_indices, collate, train_transforms
+from ..data import CocoInstances, IterationBatches, collate, train_transforms
+from ..order import batch_indices
 from ..models import build_mask_rcnn
 from ..runtime import setup
 from ..train import scaled_lr, train_segment

@@ -5,6 +5,7 @@ the pre-training objects' larger scale; its keys' checks; and the first world un
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 from pycocotools.coco import COCO
@@ -66,8 +67,6 @@ def test_pretraining_objects_are_larger_than_the_scenes(world):
 
 
 def test_centre_jitter_pulls_the_object_to_the_centre(monkeypatch):
-    import numpy as np
-
     placed = []
     sample = synth._sample_object
     monkeypatch.setattr(synth, "_sample_object", lambda rng, *a: placed.append(a[2:4]) or sample(rng, *a))

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from .layout import index_images, resolve_image, split_paths
 from .order import aspect_groups, batch_indices, mix_seed
 
+
 def load_coco(coco_root: str | Path, split: str, ann_file: str | Path | None = None) -> tuple[COCO, Path]:
     """The split's annotations (or `ann_file`, e.g. a less-data subset) and image folder."""
     ann_file, img_dir = split_paths(coco_root, split, ann_file)

@@ -53,10 +53,10 @@ from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from . import checkpoint, evaluation_job
 from .atomic import run_job, write_json
 from .backbones import check_conventions
+from .config import json_arg
 from .data import CocoInstances, collate, eval_transforms
 from .layout import skipped_image_ids
 from .models import build_mask_rcnn
-from .config import json_arg
 from .runtime import Progress, setup
 
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",

@@ -332,7 +332,7 @@ def _is_number(v) -> bool:
 
 def world_options(cfg) -> dict:
     """A validated config's WORLD_DEFAULTS keys, defaults filled in."""
-    return {k: cfg.get(k, d) if cfg.get(k) is not None else d for k, d in WORLD_DEFAULTS.items()}
+    return {k: cfg.get(k, d) for k, d in WORLD_DEFAULTS.items()}  # (validation keeps only keys given)
 
 
 def _config_int(key, v) -> int:

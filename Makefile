@@ -25,7 +25,7 @@ test: setup browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q --durations=15 tests
 
 bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=workflow python -m rethink.benchmark --out results/benchmarks/suite.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=workflow python -m rethink.bench.suite --out results/benchmarks/suite.json
 
 clean:
 	rm -rf results/* .snakemake

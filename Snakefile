@@ -19,7 +19,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 PACKAGE_DIR = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, PACKAGE_DIR)
 os.environ.update(PYTHONPATH=PACKAGE_DIR)  # set for the jobs, not read
-from rethink import driver
+from rethink.core import driver
 
 # Jobs run `python`: the interpreter running Snakemake, however it was started (e.g.
 # .venv/bin/snakemake without an activated environment); --use-conda's envs still come first.

@@ -1,4 +1,4 @@
-"""Backbones users already have (rethink.backbones): torchvision and timm ResNets saved in
+"""Backbones users already have (rethink.models.backbones): torchvision and timm ResNets saved in
 their own formats, Detectron .pkl blobs, their input conventions, and one-line errors for
 files that do not fit.
 
@@ -15,13 +15,17 @@ import timm
 import torch
 import torchvision
 import yaml
-from conftest import ROOT
-from rethink import backbones, checkpoint
-from rethink.backbones import DETECTRON_BGR, IMAGENET_RGB, BackboneError, convert
-from rethink.config import ConfigError, check
-from rethink.models import ResNet, build_mask_rcnn
 from safetensors.torch import save_file
 from torchvision.transforms import v2
+
+from conftest import ROOT
+from rethink.core import conventions
+from rethink.core.config import ConfigError, check
+from rethink.core.conventions import DETECTRON_BGR, IMAGENET_RGB, BackboneError
+from rethink.engine import checkpoint
+from rethink.models import backbones
+from rethink.models.backbones import convert
+from rethink.models.detector import ResNet, build_mask_rcnn
 
 BASE = {"depth": 18, "width": 64, "norm": "BN", "gn_groups": 32, "stride_in_1x1": False}
 
@@ -118,7 +122,7 @@ def test_timm_resnet50_gn_gives_the_source_models_features(tmp_path, suffix):
 
 def detectron_blobs(net, norm_suffix):
     """`net`'s weights under Detectron's blob names, written out name by name (independently
-    of rethink.backbones' mapping), plus blobs a model-zoo file also holds."""
+    of rethink.models.backbones' mapping), plus blobs a model-zoo file also holds."""
     sd = {k: v.numpy().copy() for k, v in net.state_dict().items()}
     stem_norm = "conv1_gn" if norm_suffix == "gn" else "res_conv1_bn"
     blobs = {"conv1_w": sd["conv1.weight"], f"{stem_norm}_s": sd["bn1.weight"], f"{stem_norm}_b": sd["bn1.bias"]}
@@ -222,9 +226,9 @@ def test_malicious_pkl_is_refused_without_running_it(tmp_path):
 def test_declared_input_reads_only_the_header(tmp_path):
     path = tmp_path / "b.pkl"
     path.write_bytes(pickle.dumps({"conv1_w": np.zeros(1)}, protocol=2))
-    assert backbones.declared_input(path, None) == DETECTRON_BGR
+    assert conventions.declared_input(path, None) == DETECTRON_BGR
     custom = {"channels": "RGB", "range": 255, "mean": [1, 2, 3], "std": [4, 5, 6]}
-    assert backbones.declared_input(path, custom)["range"] == 255
+    assert conventions.declared_input(path, custom)["range"] == 255
 
 
 # --------------------------------------------------------------------------- bad input

@@ -14,18 +14,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT
 from PIL import Image
-from rethink import evaluate, synth
-from rethink.data import (
+
+from conftest import ROOT
+from rethink.core.names import skipped_image_ids
+from rethink.data import world, writers
+from rethink.data.coco import (
     CocoInstances,
     eval_transforms,
     load_coco,
     train_transforms,
 )
-from rethink.evaluate import coco_metrics, encode_masks, evaluate_results
-from rethink.layout import DatasetError, check_coco, skipped_image_ids
-from rethink.layout import main as layout_main
+from rethink.data.layout import DatasetError, check_coco
+from rethink.data.layout import main as layout_main
+from rethink.evaluation import evaluate
+from rethink.evaluation.evaluate import coco_metrics, encode_masks, evaluate_results
 from tiny import tiny
 
 QUIRK_CASES = (
@@ -65,7 +68,7 @@ def mask_rle(binary):
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("pristine") / "coco"
-    synth.generate_coco(root, tiny()[0], seed=0)  # 12 train + 6 val images
+    writers.generate_coco(root, tiny()[0], seed=0)  # 12 train + 6 val images
     return root
 
 
@@ -130,7 +133,7 @@ def check_and_load(root, record, split="train", n_objects=None, verify="full"):
     return stats, ds, img, target
 
 
-uncompressed_rle = synth.uncompressed_rle  # COCO's uncompressed RLE (counts a list, column-major)
+uncompressed_rle = world.uncompressed_rle  # COCO's uncompressed RLE (counts a list, column-major)
 
 
 # --------------------------------------------------------------------------- quirks

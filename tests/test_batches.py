@@ -6,8 +6,8 @@ import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from rethink.data import IterationBatches
-from rethink.order import aspect_groups, batch_indices, epoch_order
+from rethink.core.order import aspect_groups, batch_indices, epoch_order
+from rethink.data.coco import IterationBatches
 
 
 def sizes(n, seed=0, lo=96, hi=160):

@@ -17,7 +17,7 @@ CHEAP = "training,evaluation,loaders,pipeline,forking,gpu"
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "suite.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
-    proc = subprocess.run([sys.executable, "-m", "rethink.benchmark", "--quick", "--only", CHEAP,
+    proc = subprocess.run([sys.executable, "-m", "rethink.bench.suite", "--quick", "--only", CHEAP,
                            "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -30,7 +30,7 @@ def test_every_part_ran_with_its_command(quick):
     assert list(results["parts"]) == CHEAP.split(",")
     for name, part in results["parts"].items():
         assert part["status"] == "ok", part.get("traceback")
-        assert part["command"].startswith("PYTHONPATH=workflow python -m rethink.benchmark --quick")
+        assert part["command"].startswith("PYTHONPATH=workflow python -m rethink.bench.suite --quick")
         assert f"--only {name}" in part["command"]
     assert results["machine"]["cpus"] >= 1 and results["wall_seconds"] > 0
 
@@ -111,7 +111,7 @@ def test_fit_line_and_job_stats_parsing():
 
 
 def test_unknown_part_is_refused():
-    proc = subprocess.run([sys.executable, "-m", "rethink.benchmark", "--only", "nope"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "rethink.bench.suite", "--only", "nope"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown part" in proc.stderr

@@ -1,4 +1,4 @@
-"""rethink.claims on constructed metric tables: each claim's three outcomes (holds, refuted,
+"""rethink.analysis.claims on constructed metric tables: each claim's three outcomes (holds, refuted,
 inconclusive), the gates (nothing learnt, levelled off), Holm's adjustment of the main family,
 the power column against a Monte Carlo simulation, pre-registration, the per-variant parts,
 the not-tested paths and bad input."""
@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rethink.claims import (INCONCLUSIVE, NOTHING_LEARNT, PAPER, UNTESTED, evaluate, paper_evidence,
-                            to_markdown)
-from rethink.results import load_study, read_metrics_csv
-from rethink.stats import HOLDS, REFUTED, holm, power_to_hold, three_way, two_sided_p
+from rethink.analysis.claims import INCONCLUSIVE, NOTHING_LEARNT, PAPER, UNTESTED, evaluate, paper_evidence, to_markdown
+from rethink.analysis.results import load_study, read_metrics_csv
+from rethink.analysis.stats import HOLDS, REFUTED, holm, power_to_hold, three_way, two_sided_p
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 SEEDS = (0, 1, 2, 3, 4)
@@ -233,7 +232,7 @@ def test_holm_matches_a_hand_computation():
 def test_holm_leaves_a_row_inconclusive_that_one_test_alone_would_decide():
     """Claim 2 on its own excludes the margin (p ~0.03), but it is one of six in the family
     (claims 2, 3 and 5, box and mask), and Holm doubles the two largest p-values."""
-    from rethink.stats import mean_ci
+    from rethink.analysis.stats import mean_ci
     gaps = [0.032, 0.023, 0.030, 0.022, 0.036]  # pretrained - scratch at 4x, per seed
     vals = dict(BEHIND)
     for s, d in (("4x", 0.0), ("3x", 0.002), ("2x", 0.005)):
@@ -253,7 +252,7 @@ def test_power_agrees_with_a_monte_carlo_of_the_same_test(side, bound, true, std
     decides the first 300 of them, and must agree with the vectorised rule there."""
     from scipy import stats as st
 
-    from rethink.stats import mean_ci
+    from rethink.analysis.stats import mean_ci
     rng = np.random.default_rng(0)
     sims, n = 20000, 5
     draws = rng.normal(true, std, size=(sims, n))
@@ -416,7 +415,7 @@ def test_a_regime_with_a_schedule_axis_gets_claims_1_to_3_and_claim_4():
 # --------------------------------------------------------------------------
 def run(*args):
     env = dict(os.environ, PYTHONPATH=str(WORKFLOW))
-    return subprocess.run([sys.executable, "-m", "rethink.claims", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "rethink.analysis.claims", *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -458,7 +457,7 @@ def test_cli_writes_csv_and_markdown(tmp_path):
     ("tolerance", "--tolerance must be a non-negative number"),
     ("prereg_missing", "pre.yaml: pre-registration file not found"),
     ("prereg_seeds", "pre.yaml: key 'seeds' is missing or not a list of integer seeds"),
-    ("val_noise", "noise.json: no 'summary' (write it with python -m rethink.val_noise)"),
+    ("val_noise", "noise.json: no 'summary' (write it with python -m rethink.evaluation.val_noise)"),
 ])
 def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
     st = study()

@@ -1,4 +1,4 @@
-"""rethink.compute: images/instances/pixels seen, checked against hand counts on a tiny
+"""rethink.analysis.compute: images/instances/pixels seen, checked against hand counts on a tiny
 annotation file and against the training loop's own batch order."""
 
 import csv
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from rethink.compute import compute, load_train_images, resized_pixels, times_seen
-from rethink.order import batch_indices
+from rethink.analysis.compute import compute, load_train_images, resized_pixels, times_seen
+from rethink.core.order import batch_indices
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 
@@ -77,7 +77,7 @@ def write(d: Path, st=None, ann=ANNOTATIONS):
 
 def run(*args):
     env = dict(os.environ, PYTHONPATH=str(WORKFLOW))
-    return subprocess.run([sys.executable, "-m", "rethink.compute", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "rethink.analysis.compute", *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rethink import costs
+from rethink.analysis import costs
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from conftest import ROOT
-from rethink import checkpoint, synth
-from rethink.order import mix_seed
-from rethink.models import build_mask_rcnn
+from rethink.core.order import mix_seed
+from rethink.data import writers
+from rethink.engine import checkpoint
+from rethink.models.detector import build_mask_rcnn
 from tiny import tiny
 
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
@@ -27,7 +28,7 @@ ITERS = 3
 @pytest.fixture(scope="module")
 def setup_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    synth.generate_coco(root / "coco", tiny()[0], seed=2)
+    writers.generate_coco(root / "coco", tiny()[0], seed=2)
     _, model, train = tiny()
     model["rpn"]["batch_per_image"] = 100_000  # use every anchor and RoI: no sampling noise
     model["rois_per_image"] = 4096
@@ -36,9 +37,9 @@ def setup_run(tmp_path_factory):
 
 
 def train(root, model, train_cfg, out, processes=1, extra=()):
-    launcher = [sys.executable, "-m", "rethink.train"] if processes == 1 else [
+    launcher = [sys.executable, "-m", "rethink.engine.train"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nproc-per-node", str(processes), "-m", "rethink.train"]
+        "--nproc-per-node", str(processes), "-m", "rethink.engine.train"]
     proc = subprocess.run([*launcher, "--coco", str(root / "coco"), "--model", json.dumps(model),
                            "--train", json.dumps(train_cfg), "--init", "scratch", "--start-iter", "0",
                            "--end-iter", str(ITERS), "--out", str(out), "--device", "cpu", *extra],
@@ -91,7 +92,7 @@ def test_train_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     override = tmp_path / "gpus.yaml"
     override.write_text(f"results: {tmp_path}/r\nresources:\n  train: {{mem_mb: 4000, runtime: 60, gpu: 4}}\n")
     out = snakemake("-n", "-p", "--configfile", str(override)).stdout
-    assert "torch.distributed.run --standalone --nproc-per-node 4 -m rethink.train" in out
+    assert "torch.distributed.run --standalone --nproc-per-node 4 -m rethink.engine.train" in out
 
 
 def test_pretrain_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
@@ -99,12 +100,12 @@ def test_pretrain_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     override = tmp_path / "gpus.yaml"
     override.write_text(f"results: {tmp_path}/r\nresources:\n  pretrain: {{mem_mb: 4000, runtime: 60, gpu: 8}}\n")
     out = snakemake("-n", "-p", "--configfile", str(override)).stdout
-    assert "torch.distributed.run --standalone --nproc-per-node 8 -m rethink.pretrain" in out
+    assert "torch.distributed.run --standalone --nproc-per-node 8 -m rethink.engine.pretrain" in out
 
 
 def test_gpu_check_script_runs(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, "-m", "rethink.gpu_check", "--device", "cpu", "--min-size", "96",
+    proc = subprocess.run([sys.executable, "-m", "rethink.engine.gpu_check", "--device", "cpu", "--min-size", "96",
                            "--max-size", "128", "--iters", "1", "--batch", "1", "--modes", "fp32",
                            "--out", str(out)], env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -114,7 +115,7 @@ def test_gpu_check_script_runs(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
 def test_asking_for_cuda_without_it_stops_naming_the_key_and_what_was_found():
-    from rethink.runtime import resolve_device
+    from rethink.engine.runtime import resolve_device
     with pytest.raises(SystemExit, match=r"config key `device` is cuda, but CUDA does not work here: "
                                          r"torch .* built for CUDA .*NVIDIA driver: .*CUDA_VISIBLE_DEVICES="):
         resolve_device("cuda")
@@ -127,7 +128,7 @@ def test_asking_for_cuda_without_it_stops_naming_the_key_and_what_was_found():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
 def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rethink.train", "--coco", str(tmp_path), "--model", "{}",
+    proc = subprocess.run([sys.executable, "-m", "rethink.engine.train", "--coco", str(tmp_path), "--model", "{}",
                            "--train", "{}", "--init", "pretrained", "--start-iter", "0", "--end-iter", "1",
                            "--out", str(tmp_path / "x.pt"), "--gpus", "1"],
                           env=ENV, capture_output=True, text=True, timeout=300)
@@ -137,7 +138,7 @@ def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
 def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
-    cmd = [sys.executable, "-m", "rethink.gpu_check", "--iters", "1", "--out", str(tmp_path / "g.json")]
+    cmd = [sys.executable, "-m", "rethink.engine.gpu_check", "--iters", "1", "--out", str(tmp_path / "g.json")]
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "CUDA does not work here" in proc.stderr
     assert not (tmp_path / "g.json").exists()
@@ -147,7 +148,7 @@ def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
 
 
 def test_processes_of_one_job_share_its_threads(monkeypatch):
-    from rethink.runtime import setup
+    from rethink.engine.runtime import setup
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")

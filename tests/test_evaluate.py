@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, SUMMARY_KEYS, encode_masks, evaluate_results
+from rethink.evaluation.evaluate import KEYPOINT_SUMMARY_KEYS, SUMMARY_KEYS, encode_masks, evaluate_results
 
 H, W = 64, 80
 
@@ -195,10 +195,10 @@ def test_keypoint_evaluation_needs_sigmas():
 # ----------------------------------------------------------------------------- issue 31: speed
 @pytest.fixture(scope="module")
 def tiny_coco(tmp_path_factory):
-    from rethink import synth
+    from rethink.data import writers
     from tiny import tiny
     root = tmp_path_factory.mktemp("data") / "coco"
-    synth.generate_coco(root, tiny()[0], seed=3)  # 6 val images
+    writers.generate_coco(root, tiny()[0], seed=3)  # 6 val images
     return root
 
 
@@ -206,7 +206,8 @@ def test_dataset_without_targets_gives_the_same_images(tiny_coco):
     """Evaluation's val set (targets skipped: no boxes, no masks) holds the training path's
     images, bit for bit, and each item's image id."""
     import torch
-    from rethink.data import CocoInstances, eval_transforms
+
+    from rethink.data.coco import CocoInstances, eval_transforms
     full = CocoInstances(tiny_coco, "val", eval_transforms())
     bare = CocoInstances(tiny_coco, "val", eval_transforms(), targets=False)
     assert len(full) == len(bare) == 6
@@ -223,7 +224,8 @@ def test_paste_binary_is_torchvision_paste_thresholded():
     boxes are clipped to the image); the RLEs of both are the same."""
     import torch
     from torchvision.models.detection.roi_heads import paste_masks_in_image
-    from rethink.evaluate import encode_binary, encode_masks, paste_binary
+
+    from rethink.evaluation.evaluate import encode_binary, encode_masks, paste_binary
     gen = torch.Generator().manual_seed(0)
     h, w = 37, 53
     boxes = torch.tensor([[3.2, 4.7, 30.1, 25.9], [-6.0, -3.5, 12.2, 9.0], [40.5, 20.0, 60.0, 45.0],
@@ -248,10 +250,12 @@ def test_predict_is_the_same_with_binary_paste_and_a_loader_worker(tiny_coco):
     same results files and the same 12 bbox and segm numbers, bit for bit."""
     import contextlib
     import io
+
     import torch
-    from rethink.data import CocoInstances, eval_transforms
-    from rethink.evaluate import predict, val_dataset
-    from rethink.models import build_mask_rcnn
+
+    from rethink.data.coco import CocoInstances, eval_transforms
+    from rethink.evaluation.evaluate import predict, val_dataset
+    from rethink.models.detector import build_mask_rcnn
     from tiny import tiny
     _, model_cfg, _ = tiny()
     model_cfg = {**model_cfg, "score_thresh": 0.0}  # an untrained model: keep its detections

@@ -15,10 +15,10 @@ import yaml
 from snakemake.utils import update_config
 
 from conftest import FIGURE_FILES, SMOKE, SNAKEMAKE, copy_workflow
-from rethink import checkpoint
-from rethink import config as study_config
-from rethink.runtime import setup
-from rethink.train import train_segment
+from rethink.core import config as study_config
+from rethink.engine import checkpoint
+from rethink.engine.runtime import setup
+from rethink.engine.train import train_segment
 
 # Scratch only, checkpoints every 2 iterations: the trunk job writes 2,4,6,8, the 2x job 10,12
 # (forked at 8), the 1x job 4,6 (forked at 2).

@@ -1,4 +1,4 @@
-"""Tests for rethink.results, rethink.stats and the rethink.figures CLIs on a tiny fake study
+"""Tests for rethink.analysis.results, rethink.analysis.stats and the rethink.figures CLIs on a tiny fake study
 (three variants: main GN, a SyncBN norm variant and a 1k regime, two seeds)."""
 
 import json
@@ -11,11 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rethink.results import (
-    KEYPOINT_METRICS, METRICS, MetricsError, final_metrics, load_metrics, load_study, read_metrics_csv,
-    schedule_curves, variant_finals,
+from rethink.analysis.results import (
+    KEYPOINT_METRICS,
+    METRICS,
+    MetricsError,
+    final_metrics,
+    load_metrics,
+    load_study,
+    read_metrics_csv,
+    schedule_curves,
+    variant_finals,
 )
-from rethink.stats import aggregate_seeds, mean_ci
+from rethink.analysis.stats import aggregate_seeds, mean_ci
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 
@@ -112,7 +119,7 @@ def run(*args):
 def collect(d: Path, **kw):
     study, paths = write_run(d / "metrics", **kw)
     csv = d / "all_metrics.csv"
-    r = run("rethink.results", "--study", study, "--out", csv, *paths)
+    r = run("rethink.analysis.results", "--study", study, "--out", csv, *paths)
     assert r.returncode == 0, r.stderr
     return study, paths, csv
 
@@ -214,7 +221,7 @@ def test_legacy_files_are_main_seed0(tmp_path):
     df = load_metrics(paths)
     assert set(df.variant) == {"main"} and set(df.seed) == {0}
     out = tmp_path / "all.csv"
-    r = run("rethink.results", "--study", study, "--out", out, *paths)
+    r = run("rethink.analysis.results", "--study", study, "--out", out, *paths)
     assert r.returncode == 0, r.stderr
     assert set(pd.read_csv(out)["variant"]) == {"main"}
 
@@ -298,7 +305,7 @@ def test_results_cli_malformed_json(tmp_path):
     bad = tmp_path / "m" / "broken_metrics.json"
     bad.write_text('{"init": "scratch", "branch": ')
     out = tmp_path / "all.csv"
-    r = run("rethink.results", "--study", study, "--out", out, *paths, bad)
+    r = run("rethink.analysis.results", "--study", study, "--out", out, *paths, bad)
     assert r.returncode == 2
     assert "broken_metrics.json" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
@@ -316,7 +323,7 @@ def test_results_cli_checks_rows_against_variant_plan(tmp_path, doc, needles):
     bad = tmp_path / "m" / "odd_one.json"
     bad.write_text(json.dumps(doc))
     out = tmp_path / "all.csv"
-    r = run("rethink.results", "--study", study, "--out", out, *paths, bad)
+    r = run("rethink.analysis.results", "--study", study, "--out", out, *paths, bad)
     assert r.returncode == 2, r.stdout
     assert "odd_one.json" in r.stderr and "Traceback" not in r.stderr
     for n in needles:

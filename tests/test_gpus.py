@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from rethink import gpus
+from rethink.core import gpus
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
 
@@ -29,7 +29,7 @@ def test_concurrent_claims_get_disjoint_gpus(tmp_path, monkeypatch):
 
 def test_no_gpu_job_runs_the_command_unchanged():
     env = {k: v for k, v in ENV.items() if k != "CUDA_VISIBLE_DEVICES"}
-    out = subprocess.run([sys.executable, "-m", "rethink.gpus", "--count", "0", "--", "sh", "-c",
+    out = subprocess.run([sys.executable, "-m", "rethink.core.gpus", "--count", "0", "--", "sh", "-c",
                           "echo ${CUDA_VISIBLE_DEVICES:-unset} $0", "arg one"],
                          env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "unset arg one"

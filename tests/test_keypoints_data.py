@@ -1,5 +1,5 @@
-"""Tests of the synthetic world's COCO person-keypoints files (rethink.synth) and their
-checks (rethink.layout.check_keypoints)."""
+"""Tests of the synthetic world's COCO person-keypoints files (rethink.data.world) and their
+checks (rethink.data.layout.check_keypoints)."""
 import json
 import os
 import re
@@ -13,11 +13,12 @@ import pytest
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
-from rethink import synth
-from rethink.layout import DatasetError, check_keypoints
+from rethink.data import world as rendering
+from rethink.data import writers
+from rethink.data.layout import DatasetError, check_keypoints
 
 ROOT = Path(__file__).resolve().parents[1]
-K = len(synth.KEYPOINT_NAMES)
+K = len(rendering.KEYPOINT_NAMES)
 TRAIN = "person_keypoints_train2017.json"
 
 # pycocotools 2.0.x under numpy 2 emits a harmless DeprecationWarning on every decode
@@ -42,7 +43,7 @@ CFG = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("kp") / "coco"
-    stats = synth.generate_coco(root, CFG, seed=3)
+    stats = writers.generate_coco(root, CFG, seed=3)
     return root, stats
 
 
@@ -121,7 +122,7 @@ def test_keypoints_are_extreme_points_centroid_and_occlusion(world):
                 xs, ys = poly[:, 0], poly[:, 1]
                 assert ty == ys.min() and by == ys.max(), a["id"]
                 assert lx == xs.min() and rx == xs.max(), a["id"]
-                near_top = xs[ys <= ys.min() + synth.FLAT_EDGE_TOLERANCE]
+                near_top = xs[ys <= ys.min() + rendering.FLAT_EDGE_TOLERANCE]
                 assert near_top.min() - 0.01 <= tx <= near_top.max() + 0.01
                 mask = coco.annToMask(a)
                 assert mask[int(cy), int(cx)] == 1, a["id"]
@@ -131,20 +132,20 @@ def test_keypoints_are_extreme_points_centroid_and_occlusion(world):
 def test_extreme_points_on_flat_edges_and_separate_tips():
     # an axis-aligned square: its top edge is extreme, the keypoint is that edge's midpoint
     square = np.array([[10, 10], [30, 10.3], [30, 30], [10, 30]], float)
-    assert synth._extreme(square, 1, -1) == [20.0, 10.0]
-    assert synth._extreme(square, 0, 1) == [30.0, 20.15]
+    assert rendering._extreme(square, 1, -1) == [20.0, 10.0]
+    assert rendering._extreme(square, 0, 1) == [30.0, 20.15]
     # a cross at 45 degrees has two tips as high as each other: one of them, not the notch
-    u = synth._UNIT["cross"]
+    u = rendering._UNIT["cross"]
     c = s = np.sqrt(0.5)
     cross = 20 * np.stack([c * u[:, 0] - s * u[:, 1], s * u[:, 0] + c * u[:, 1]], 1) + 50
-    top = synth._extreme(cross, 1, -1)
+    top = rendering._extreme(cross, 1, -1)
     assert Polygon(cross).buffer(1e-6).covers(Point(top))
 
 
 def test_keypoints_only_writer_is_byte_identical_and_instances_untouched(world, tmp_path):
     root, stats = world
     out = tmp_path / "kp"
-    kst = synth.generate_coco_keypoints(out, CFG, seed=3)
+    kst = writers.generate_coco_keypoints(out, CFG, seed=3)
     assert sorted(p.name for p in out.iterdir()) == [TRAIN, "person_keypoints_val2017.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kp"]  # no temporary folder left
     for split in ("train", "val"):
@@ -155,11 +156,11 @@ def test_keypoints_only_writer_is_byte_identical_and_instances_untouched(world, 
     for split in ("train", "val"):
         assert not any(set(a) & {"keypoints", "num_keypoints"} for a in inst[split]["annotations"])
         assert not any(set(c) & {"keypoints", "skeleton"} for c in inst[split]["categories"])
-        assert [{k: v for k, v in a.items() if k not in synth.KEYPOINT_FIELDS}
+        assert [{k: v for k, v in a.items() if k not in rendering.KEYPOINT_FIELDS}
                 for a in kp[split]["annotations"]] == inst[split]["annotations"]
         for key in ("info", "licenses", "images"):
             assert kp[split][key] == inst[split][key]
-    r = _cli("rethink.synth", "--keypoints", tmp_path / "kp2", "--config", json.dumps(CFG),
+    r = _cli("rethink.data.writers", "--keypoints", tmp_path / "kp2", "--config", json.dumps(CFG),
              "--seed", 3, "--progress-every", 0)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "kp2" / TRAIN).read_bytes() == (out / TRAIN).read_bytes()
@@ -169,8 +170,8 @@ def test_keypoints_only_writer_is_byte_identical_and_instances_untouched(world, 
 def test_check_keypoints_passes_on_the_synthetic_world(world):
     root, stats = world
     s = check_keypoints(root / "annotations", root, num_keypoints=K)
-    assert s["keypoint_names"] == list(synth.KEYPOINT_NAMES)
-    assert s["skeleton"] == synth.KEYPOINT_SKELETON
+    assert s["keypoint_names"] == list(rendering.KEYPOINT_NAMES)
+    assert s["skeleton"] == rendering.KEYPOINT_SKELETON
     for split in ("train", "val"):
         st = stats[split]
         assert s[split] == {
@@ -260,16 +261,16 @@ def test_layout_cli_keypoints(world, kp_dir, tmp_path):
     out = tmp_path / "stats.json"
     args = ("--keypoints", kp_dir, "--images", root, "--num-keypoints", K,
             "--config-key", "keypoints.sigmas", "--out", out)
-    r = _cli("rethink.layout", *args)
+    r = _cli("rethink.data.layout", *args)
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())["keypoints"]
-    assert s["keypoint_names"] == list(synth.KEYPOINT_NAMES)
+    assert s["keypoint_names"] == list(rendering.KEYPOINT_NAMES)
     assert s["train"]["keypoints_labelled"] == stats["train"]["keypoints_labelled"]
 
     out.unlink()
     doc = json.loads((kp_dir / TRAIN).read_text())
     doc["annotations"][0]["keypoints"][2] = 3
     (kp_dir / TRAIN).write_text(json.dumps(doc))
-    r = _cli("rethink.layout", *args)
+    r = _cli("rethink.data.layout", *args)
     assert r.returncode == 1 and not out.exists()
     assert f"DatasetError: {kp_dir / TRAIN}: annotation id 1: keypoint 1 (top) has visibility 3" in r.stderr

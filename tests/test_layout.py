@@ -1,4 +1,4 @@
-"""Tests of the ImageNet / COCO layout and annotation checks (rethink.layout)."""
+"""Tests of the ImageNet / COCO layout and annotation checks (rethink.data.layout)."""
 import json
 import os
 import shutil
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rethink import synth
-from rethink.layout import DatasetError, check_coco, check_imagenet, main
+from rethink.data import writers
+from rethink.data.layout import DatasetError, check_coco, check_imagenet, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_JSON = "instances_train2017.json"
@@ -32,8 +32,8 @@ SMALL = {
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     base = tmp_path_factory.mktemp("pristine")
-    synth.generate_imagenet(base / "imagenet", SMALL, seed=3)
-    coco_stats = synth.generate_coco(base / "coco", SMALL, seed=3)
+    writers.generate_imagenet(base / "imagenet", SMALL, seed=3)
+    coco_stats = writers.generate_coco(base / "coco", SMALL, seed=3)
     return base, coco_stats
 
 
@@ -273,7 +273,7 @@ def test_cli_failure_exit_code_and_no_output(coco, tmp_path):
     out = tmp_path / "stats.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
     r = subprocess.run(
-        [sys.executable, "-m", "rethink.layout", "--coco", str(coco), "--out", str(out)],
+        [sys.executable, "-m", "rethink.data.layout", "--coco", str(coco), "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert r.returncode == 1

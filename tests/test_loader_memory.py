@@ -9,9 +9,9 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from rethink import synth
 from rethink.bench.loader_memory import PycocotoolsTargets
-from rethink.data import CocoInstances
+from rethink.data import world, writers
+from rethink.data.coco import CocoInstances
 from tiny import tiny
 
 
@@ -22,18 +22,18 @@ def odd_coco(tmp_path_factory):
     triangle, integer coordinates, a box under a pixel wide, a difficult object, an object
     without keypoints, an image without objects; images and annotations out of order."""
     root = tmp_path_factory.mktemp("loader") / "coco"
-    synth.generate_coco(root, {**tiny()[0], "det_train_images": 16}, seed=5)
+    writers.generate_coco(root, {**tiny()[0], "det_train_images": 16}, seed=5)
     gt = COCO(str(root / "annotations" / "instances_train2017.json"))
     for kind in ("instances", "person_keypoints"):
         path = root / "annotations" / f"{kind}_train2017.json"
         doc = json.loads(path.read_text())
         anns = [a for a in doc["annotations"] if not a["iscrowd"]]
         mask = [gt.annToMask(gt.anns[a["id"]]) for a in anns[:4]]
-        anns[0].update(iscrowd=1, segmentation=synth.uncompressed_rle(mask[0]))
+        anns[0].update(iscrowd=1, segmentation=world.uncompressed_rle(mask[0]))
         anns[1]["segmentation"] = anns[1]["segmentation"] + [[v + 3 for v in anns[1]["segmentation"][0]]]
         rle = mask_utils.encode(np.asfortranarray(mask[2]))
         anns[2]["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
-        anns[3]["segmentation"] = synth.uncompressed_rle(mask[3])
+        anns[3]["segmentation"] = world.uncompressed_rle(mask[3])
         x, y, w, h = anns[4]["bbox"]
         anns[4]["segmentation"] = [[x, y, x + w, y + h, x, y + h]]
         anns[5]["segmentation"] = [[int(v) for v in anns[5]["segmentation"][0]]]
@@ -96,7 +96,7 @@ def test_workers_do_not_copy_the_index(tmp_path):
     """The benchmark part, --quick: loader workers that build every target of ~20k objects.
     With the arrays a worker's private memory grows a little; with pycocotools' COCO object
     (measured beside it) it copies the objects it touches, many times more."""
-    from rethink import benchmark
+    from rethink.bench import suite as benchmark
     results = benchmark.run(["loader_memory"], True, tmp_path, tmp_path / "suite.json", {})
     e = results["parts"]["loader_memory"]
     assert e["status"] == "ok", e.get("traceback")

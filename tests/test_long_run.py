@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from rethink import synth
+from rethink.data import writers
 from tiny import tiny
 
-TRAIN = [sys.executable, "-m", "rethink.train"]
+TRAIN = [sys.executable, "-m", "rethink.engine.train"]
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
 RSS_GROWTH_LIMIT_MB = 40
 
@@ -22,7 +22,7 @@ RSS_GROWTH_LIMIT_MB = 40
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
     root = tmp_path_factory.mktemp("long") / "coco"
-    synth.generate_coco(root, tiny()[0], seed=5)
+    writers.generate_coco(root, tiny()[0], seed=5)
     return root
 
 
@@ -85,13 +85,13 @@ def failing(error):
 def test_a_worker_dying_mid_send_is_reported_as_a_loader_failure(error):
     """The race the dead-worker test only sometimes hits: a worker killed while sending a batch
     breaks its queue's pipe (EOFError / ConnectionError) instead of PyTorch's RuntimeError."""
-    from rethink.train import next_batch
+    from rethink.engine.train import next_batch
     with pytest.raises(SystemExit, match=r"data loader failed near iteration 7 \(segment 0->20\)"):
         next_batch(failing(error), 7, 0, 20)
 
 
 def test_an_error_that_is_not_the_loaders_is_not_relabelled():
-    from rethink.train import next_batch
+    from rethink.engine.train import next_batch
     with pytest.raises(RuntimeError, match="shape mismatch"):
         next_batch(failing(RuntimeError("shape mismatch")), 7, 0, 20)
     assert next_batch(iter([("images", "targets")]), 0, 0, 1) == ("images", "targets")

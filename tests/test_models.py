@@ -3,7 +3,7 @@ import yaml
 from torch import nn
 
 from conftest import ROOT
-from rethink import models
+from rethink.models import detector as models
 
 CFG = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
 
@@ -133,7 +133,7 @@ def test_vgg_depths_and_norm_none_are_checked():
 def test_proposals_and_boxes_are_fp32_under_bf16_autocast():
     from torchvision.models.detection.rpn import RegionProposalNetwork
 
-    from rethink.models import Fp32ProposalRPN
+    from rethink.models.detector import Fp32ProposalRPN
     torch.manual_seed(0)
     model = models.build_mask_rcnn(CFG, num_classes=2).eval()
     images = [torch.rand(3, 128, 192), torch.rand(3, 192, 128)]

@@ -8,8 +8,9 @@ import shutil
 
 import torch
 import yaml
-from conftest import SMOKE, copy_workflow, snakemake
 from safetensors.torch import save_file
+
+from conftest import SMOKE, copy_workflow, snakemake
 
 MAIN_ONLY = {"study": {"seeds": 1, "norms": [], "regimes": [], "models": [], "tasks": [], "datasets": [], "recipes": []}}
 

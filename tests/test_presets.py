@@ -76,7 +76,7 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     syncbn = len(sorted(set(range(10000, 210001, 10000)) | {120000, 210000})) + 2 * 6
     per_init = main + syncbn + main  # R101: main's schedules, its own runs for both inits
     jobs_per_init = per_init  # checkpoints 10k apart, job_iters 10k: one checkpoint per job
-    from rethink.schedule import make_plan
+    from rethink.core.schedule import make_plan
     for one_x, schedules, every in ((90000, [6], 10000), (30000, [2, 4, 7], 10000), (15000, [1, 2, 3], 5000),
                                     (6000, [1, 2, 3], 2000), (90000, [9, 11], 10000)):  # regimes, VGG16
         plan = make_plan(one_x, schedules, every)
@@ -125,7 +125,7 @@ def test_preset_trains_keypoints_on_coco_s_person_keypoints_with_its_17_sigmas(p
     assert len(cfg["keypoints"]["sigmas"]) == 17 and cfg["keypoints"]["head"] == {"convs": 8, "channels": 512}
     assert "annotations/person_keypoints_train2017.json" in shell
     assert "--val-annotations" in shell and '"keypoints":{"num":17,"head":{"convs":8,"channels":512}}' in shell
-    assert "rethink.layout --keypoints" in shell
+    assert "rethink.data.layout --keypoints" in shell
     ref = cfg["figures"]["reference"]["variants"]["keypoints"]
     assert ref["metric"] == "keypoints_AP" and (ref["scratch"]["2x"], ref["pretrained"]["2x"]) == (65.6, 65.5)
 
@@ -164,8 +164,8 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
 def test_voc_preset_runs_the_papers_r101_from_the_r101_pre_training_the_coco_preset_trains():
     """workflow/presets/voc.yaml over coco.yaml: the VOC study on an R101 (as the paper's),
     whose pretrained init is the R101 model variant's pre-training, trained once."""
-    from rethink import config as study_config
-    from rethink.plan import estimate, merged_config
+    from rethink.core import config as study_config
+    from rethink.core.cost_plan import estimate, merged_config
     cfg = merged_config([str(PRESET), str(ROOT / "workflow/presets/voc.yaml")])
     study_config.check(cfg)
     variants = study_config.variants(cfg)

@@ -9,14 +9,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
-from rethink import imagenet as imagenet_layouts
-from rethink import synth
-from rethink.layout import DatasetError, check_imagenet
-from rethink.models import build_classifier
 from scipy.io import savemat
 from torchvision import datasets
-from rethink.pretrain import lr_at, transforms
+
+from conftest import ROOT
+from rethink.data import imagenet as imagenet_layouts
+from rethink.data import writers
+from rethink.data.layout import DatasetError, check_imagenet
+from rethink.engine.pretrain import lr_at, transforms
+from rethink.models.detector import build_classifier
 from tiny import tiny
 
 PRETRAIN = {"image_size": 32, "epochs": 3, "batch_size": 8, "lr": 0.4, "warmup_epochs": 1,
@@ -27,7 +28,7 @@ PRETRAIN = {"image_size": 32, "epochs": 3, "batch_size": 8, "lr": 0.4, "warmup_e
 @pytest.fixture(scope="module")
 def imagenet(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "imagenet"
-    synth.generate_imagenet(root, tiny()[0], seed=0)  # 4 classes x 8 train images: 4 iterations an epoch
+    writers.generate_imagenet(root, tiny()[0], seed=0)  # 4 classes x 8 train images: 4 iterations an epoch
     return root
 
 
@@ -38,9 +39,9 @@ def run(imagenet, out, fault=None, pretrain=PRETRAIN, processes=1):
         env["RETHINK_FAULT"] = fault
     _, model, _ = tiny()
     model = {k: model[k] for k in ("depth", "width", "norm", "gn_groups", "stride_in_1x1")}
-    launcher = [sys.executable, "-m", "rethink.pretrain"] if processes == 1 else [
+    launcher = [sys.executable, "-m", "rethink.engine.pretrain"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-        str(processes), "-m", "rethink.pretrain"]
+        str(processes), "-m", "rethink.engine.pretrain"]
     return subprocess.run([*launcher, "--imagenet", str(imagenet), "--device", "cpu",
                            "--model", json.dumps(model), "--pretrain", json.dumps(pretrain),
                            "--out", str(out), "--out-metrics", str(out.with_suffix(".json"))],
@@ -138,7 +139,7 @@ def test_flat_val_without_labels_names_what_is_missing(imagenet, tmp_path):
 
 
 def update(path, seed):
-    """The backbone's change from the init rethink.pretrain draws (fc left out)."""
+    """The backbone's change from the init rethink.engine.pretrain draws (fc left out)."""
     _, model, _ = tiny()
     torch.manual_seed(seed)
     init = build_classifier(model, 4).state_dict()

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import yaml
+
 from conftest import ROOT
-from rethink import synth
+from rethink.data import writers
 from tiny import tiny
 
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
@@ -21,11 +22,11 @@ def test_the_presets_model_trains_and_scores_at_800x1333(tmp_path):
              "batch_size": 1, "warmup_iters": 1}
     synth_cfg = {**tiny()[0], "det_train_images": 2, "det_val_images": 2, "det_min_size": 480,
                  "det_max_size": 640, "det_max_objects": 6}
-    synth.generate_coco(tmp_path / "coco", synth_cfg, seed=0)  # COCO-sized images, upscaled to 800
+    writers.generate_coco(tmp_path / "coco", synth_cfg, seed=0)  # COCO-sized images, upscaled to 800
     out = tmp_path / "iter_000002.pt"
     eval_extra = {k: model[k] for k in ("score_thresh", "detections_per_img")}
     train_model = {k: v for k, v in model.items() if k not in eval_extra}
-    proc = subprocess.run([sys.executable, "-m", "rethink.train", "--coco", str(tmp_path / "coco"),
+    proc = subprocess.run([sys.executable, "-m", "rethink.engine.train", "--coco", str(tmp_path / "coco"),
                            "--model", json.dumps(train_model), "--train", json.dumps(train), "--init", "scratch",
                            "--start-iter", "0", "--end-iter", "2", "--out", str(out), "--log-every", "1",
                            "--threads", "2", "--eval-extra", json.dumps(eval_extra),

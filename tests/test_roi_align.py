@@ -4,8 +4,8 @@ import torch
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import roi_align as tv_roi_align
 
-from rethink.models import build_mask_rcnn
-from rethink.roi_align import FastMultiScaleRoIAlign, roi_align
+from rethink.models.detector import build_mask_rcnn
+from rethink.models.roi_align import FastMultiScaleRoIAlign, roi_align
 from tiny import tiny
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rethink import schedule as S
+from rethink.core import schedule as S
 
 
 def test_paper_drop_points_for_90k_1x():

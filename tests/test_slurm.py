@@ -1,6 +1,6 @@
 """The smoke study on a real single-node SLURM (slurmctld, slurmd, munged on localhost,
 started by tests/slurm/cluster.sh, which installs Debian's slurm-wlm and munge if needed),
-through workflow/profiles/slurm and snakemake-executor-plugin-slurm."""
+through profiles/slurm and snakemake-executor-plugin-slurm."""
 import json
 import os
 import subprocess
@@ -34,7 +34,7 @@ def cluster():
 
 
 def slurm_snakemake(work, env, *args, check=True):
-    proc = subprocess.run([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
+    proc = subprocess.run([*SNAKEMAKE, *args, "--profile", "profiles/slurm", *LOCAL], cwd=work,
                           env=env, capture_output=True, text=True, timeout=900)
     if check:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -72,7 +72,7 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
                                                       "checkpoint_every": 60, "job_iters": 60}}))
     target = "results/detection/main/seed0/scratch/1x/iter_000180.pt"
     args = [target, "--configfile", str(SMOKE), str(override)]
-    proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "workflow/profiles/slurm", *LOCAL], cwd=work,
+    proc = subprocess.Popen([*SNAKEMAKE, *args, "--profile", "profiles/slurm", *LOCAL], cwd=work,
                             env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = work / "results/detection/main/seed0/scratch/trunk/iter_000060.pt"
     log = work / "results/logs/detection/main/seed0/scratch/1x/iter_000120.log"

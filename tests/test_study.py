@@ -8,8 +8,8 @@ import yaml
 from snakemake.utils import update_config
 
 from conftest import ROOT
-from rethink import config as study_config
-from rethink.subsets import choose, subset_annotations, subset_size
+from rethink.core import config as study_config
+from rethink.data.subsets import choose, subset_annotations, subset_size
 
 
 def default_config(**extra):
@@ -158,7 +158,7 @@ def test_a_model_variant_may_carry_the_pretrain_keys_its_backbone_needs():
 
 
 def test_the_configs_depths_per_arch_are_the_models():
-    from rethink import models
+    from rethink.models import detector as models
     assert {a: tuple(sorted(d)) for a, d in models.ARCH_DEPTHS.items()} == study_config.ARCH_DEPTHS
 
 
@@ -320,7 +320,7 @@ def test_subset_cli_writes_a_coco_file_without_skipped_images(tmp_path):
     stats.write_text(json.dumps({"coco": {"skipped_images": {"train": [{"id": i, "file": "", "error": ""}
                                                                        for i in range(1, 11)]}}}))
     out = tmp_path / "sub/instances_train2017.json"
-    proc = subprocess.run([sys.executable, "-m", "rethink.subsets", "--coco", str(tmp_path / "coco"),
+    proc = subprocess.run([sys.executable, "-m", "rethink.data.subsets", "--coco", str(tmp_path / "coco"),
                            "--fraction", "0.5", "--seed", "0", "--layout-stats", str(stats), "--out", str(out)],
                           cwd=ROOT / "workflow", capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -333,7 +333,7 @@ def test_subset_cli_writes_a_coco_file_without_skipped_images(tmp_path):
 
 def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
     from conftest import SMOKE
-    from rethink import plan
+    from rethink.core import cost_plan as plan
     cfg = plan.merged_config([str(SMOKE)])
     estimate = plan.estimate(cfg)
     study = json.loads((smoke / "results/detection/study.json").read_text())
@@ -358,14 +358,14 @@ def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
 
 def test_cost_plan_cli_prints_the_presets_gpu_hours(capsys):
     from conftest import ROOT
-    from rethink import plan
+    from rethink.core import cost_plan as plan
     assert plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
     out = capsys.readouterr().out
     assert "pretrain" in out and "GPU-hours" in out and "forking the schedules saves" in out
 
 
 def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
-    from rethink import shared_runs
+    from rethink.analysis import shared_runs
     src, out = tmp_path / "metrics.json", tmp_path / "shared" / "metrics.json"
     src.write_text(json.dumps({"variant": "main", "init": "pretrained", "bbox": {}}))
     with pytest.raises(SystemExit, match=r"metrics.json: not the metrics of a scratch checkpoint \(init 'pretrained'\)"):

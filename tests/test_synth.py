@@ -1,4 +1,4 @@
-"""Tests of the deterministic synthetic ImageNet / COCO generator (rethink.synth)."""
+"""Tests of the deterministic synthetic ImageNet / COCO generator (rethink.data.world)."""
 import json
 import os
 import subprocess
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rethink import synth
+from rethink.core import errors, synthetic
+from rethink.data import world as rendering
+from rethink.data import writers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,15 +43,15 @@ def _files(root):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("world")
-    inet = synth.generate_imagenet(base / "imagenet", SMALL, seed=7)
-    coco = synth.generate_coco(base / "coco", SMALL, seed=7)
+    inet = writers.generate_imagenet(base / "imagenet", SMALL, seed=7)
+    coco = writers.generate_coco(base / "coco", SMALL, seed=7)
     return {"base": base, "imagenet": base / "imagenet", "coco": base / "coco",
             "inet_stats": inet, "coco_stats": coco}
 
 
 # --------------------------------------------------------------------------- vocabulary
 def test_vocabulary_prefix_covers_all_shapes_and_textures():
-    voc = synth.class_vocabulary(16)
+    voc = synthetic.class_vocabulary(16)
     assert len({c["name"] for c in voc}) == 16
     assert len({(c["shape"], c["texture"]) for c in voc}) == 16
     assert [c["wnid"] for c in voc] == sorted(c["wnid"] for c in voc)
@@ -58,11 +60,11 @@ def test_vocabulary_prefix_covers_all_shapes_and_textures():
         det = voc[:n_det]
         assert {c["shape"] for c in det} == {c["shape"] for c in voc}
         assert {c["texture"] for c in det} == {c["texture"] for c in voc}
-    assert [c["name"] for c in synth.class_vocabulary(4)] == [
+    assert [c["name"] for c in synthetic.class_vocabulary(4)] == [
         "solid_circle", "striped_triangle", "striped_circle", "solid_triangle"
     ]
-    with pytest.raises(synth.ConfigError):
-        synth.class_vocabulary(synth.MAX_CLASSES + 1)
+    with pytest.raises(errors.ConfigError):
+        synthetic.class_vocabulary(synthetic.MAX_CLASSES + 1)
 
 
 # --------------------------------------------------------------------------- ImageNet part
@@ -138,7 +140,7 @@ def test_coco_layout_and_pycocotools(world):
 def crowded_world(tmp_path_factory):
     """A world large enough to hold crowd regions and objects split by occluders."""
     root = tmp_path_factory.mktemp("crowded") / "coco"
-    stats = synth.generate_coco(root, {**SMALL, "det_train_images": 160, "det_val_images": 60}, seed=3)
+    stats = writers.generate_coco(root, {**SMALL, "det_train_images": 160, "det_val_images": 60}, seed=3)
     return root, stats
 
 
@@ -165,7 +167,7 @@ def test_coco_annotations_follow_coco_conventions(crowded_world):
                     assert len(poly) >= 6 and len(poly) % 2 == 0, a["id"]
                     xs, ys = poly[0::2], poly[1::2]
                     assert 0 <= min(xs) and max(xs) <= W and 0 <= min(ys) and max(ys) <= H
-                area = sum(synth._shoelace(p) for p in seg)
+                area = sum(rendering._shoelace(p) for p in seg)
                 assert a["area"] == pytest.approx(area, abs=1e-3), a["id"]
                 xs = [v for p in seg for v in p[0::2]]
                 ys = [v for p in seg for v in p[1::2]]
@@ -192,7 +194,7 @@ def test_uncompressed_rle_round_trips():
     rng = np.random.default_rng(0)
     for shape in ((5, 7), (1, 1), (9, 4)):
         for m in (rng.random(shape) < 0.4, np.ones(shape, bool), np.zeros(shape, bool)):
-            rle = synth.uncompressed_rle(m)
+            rle = rendering.uncompressed_rle(m)
             assert sum(rle["counts"]) == m.size
             back = mask_utils.decode(mask_utils.frPyObjects(rle, *shape))
             assert (back.astype(bool) == m).all()
@@ -262,21 +264,21 @@ def test_detection_categories_are_classification_classes(world):
     assert set(cat_names) <= set(names)
     assert cat_names == names[: SMALL["detection_classes"]]
     big = dict(SMALL, classes=16, detection_classes=8)
-    assert {c["name"] for c in synth.coco_categories(big)} <= {
-        c["name"] for c in synth.class_vocabulary(16)
+    assert {c["name"] for c in synthetic.coco_categories(big)} <= {
+        c["name"] for c in synthetic.class_vocabulary(16)
     }
 
 
 # --------------------------------------------------------------------------- determinism
 def test_same_seed_identical_bytes_other_seed_differs(world, tmp_path):
-    synth.generate_imagenet(tmp_path / "inet", SMALL, seed=7)
-    synth.generate_coco(tmp_path / "coco", SMALL, seed=7)
+    writers.generate_imagenet(tmp_path / "inet", SMALL, seed=7)
+    writers.generate_coco(tmp_path / "coco", SMALL, seed=7)
     a_inet, a_coco = _files(world["imagenet"]), _files(world["coco"])
     assert _files(tmp_path / "inet") == a_inet
     assert _files(tmp_path / "coco") == a_coco
 
-    synth.generate_imagenet(tmp_path / "inet8", SMALL, seed=8)
-    synth.generate_coco(tmp_path / "coco8", SMALL, seed=8)
+    writers.generate_imagenet(tmp_path / "inet8", SMALL, seed=8)
+    writers.generate_coco(tmp_path / "coco8", SMALL, seed=8)
     b_inet, b_coco = _files(tmp_path / "inet8"), _files(tmp_path / "coco8")
     assert set(b_inet) == set(a_inet)  # same layout ...
     assert sum(b_inet[k] != a_inet[k] for k in a_inet if k.endswith(".JPEG")) == 28  # ... new pixels
@@ -285,14 +287,14 @@ def test_same_seed_identical_bytes_other_seed_differs(world, tmp_path):
 
 def test_regeneration_replaces_output_and_failure_keeps_old(tmp_path, monkeypatch):
     out = tmp_path / "coco"
-    synth.generate_coco(out, SMALL, seed=1)
+    writers.generate_coco(out, SMALL, seed=1)
     (out / "stale.txt").write_text("old run")
-    synth.generate_coco(out, SMALL, seed=1)
+    writers.generate_coco(out, SMALL, seed=1)
     assert not (out / "stale.txt").exists()
     before = _files(out)
 
     calls = {"n": 0}
-    real = synth.render_detection_scene
+    real = rendering.render_detection_scene
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -300,12 +302,12 @@ def test_regeneration_replaces_output_and_failure_keeps_old(tmp_path, monkeypatc
             raise KeyboardInterrupt("simulated interruption")
         return real(*a, **k)
 
-    monkeypatch.setattr(synth, "render_detection_scene", flaky)
+    monkeypatch.setattr(writers, "render_detection_scene", flaky)
     with pytest.raises(KeyboardInterrupt):
-        synth.generate_coco(out, SMALL, seed=2)
+        writers.generate_coco(out, SMALL, seed=2)
     with pytest.raises(KeyboardInterrupt):
         calls["n"] = 0
-        synth.generate_coco(tmp_path / "fresh", SMALL, seed=2)
+        writers.generate_coco(tmp_path / "fresh", SMALL, seed=2)
     assert _files(out) == before  # the complete old output is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coco"]  # no partial folders
 
@@ -313,31 +315,31 @@ def test_regeneration_replaces_output_and_failure_keeps_old(tmp_path, monkeypatc
 # --------------------------------------------------------------------------- config
 def test_config_validation_and_loading(tmp_path):
     bad = {k: v for k, v in SMALL.items() if k not in ("jpeg_quality", "det_max_objects")}
-    with pytest.raises(synth.ConfigError, match="det_max_objects, jpeg_quality"):
-        synth.validate_config(bad)
-    with pytest.raises(synth.ConfigError, match="detection_classes"):
-        synth.validate_config(dict(SMALL, detection_classes=5))
-    with pytest.raises(synth.ConfigError, match="det_min_size"):
-        synth.validate_config(dict(SMALL, det_min_size=100))
-    with pytest.raises(synth.ConfigError, match="cls_image_size"):
-        synth.validate_config(dict(SMALL, cls_image_size="32"))
-    with pytest.raises(synth.ConfigError, match="missing required key"):
-        synth.generate_imagenet(tmp_path / "x", bad, seed=0)
+    with pytest.raises(errors.ConfigError, match="det_max_objects, jpeg_quality"):
+        synthetic.validate_config(bad)
+    with pytest.raises(errors.ConfigError, match="detection_classes"):
+        synthetic.validate_config(dict(SMALL, detection_classes=5))
+    with pytest.raises(errors.ConfigError, match="det_min_size"):
+        synthetic.validate_config(dict(SMALL, det_min_size=100))
+    with pytest.raises(errors.ConfigError, match="cls_image_size"):
+        synthetic.validate_config(dict(SMALL, cls_image_size="32"))
+    with pytest.raises(errors.ConfigError, match="missing required key"):
+        writers.generate_imagenet(tmp_path / "x", bad, seed=0)
     assert not (tmp_path / "x").exists()
 
     (tmp_path / "c.json").write_text(json.dumps(SMALL))
     (tmp_path / "c.yaml").write_text("synth:\n" + "".join(f"  {k}: {v}\n" for k, v in SMALL.items()))
-    assert synth.load_config(str(tmp_path / "c.json")) == {**SMALL, "clutter": 1.0}
-    assert synth.load_config(str(tmp_path / "c.yaml")) == {**SMALL, "clutter": 1.0}
-    assert synth.load_config(json.dumps(SMALL)) == {**SMALL, "clutter": 1.0}
-    with pytest.raises(synth.ConfigError, match="inline JSON"):
-        synth.load_config("{not json")
+    assert synthetic.load_config(str(tmp_path / "c.json")) == {**SMALL, "clutter": 1.0}
+    assert synthetic.load_config(str(tmp_path / "c.yaml")) == {**SMALL, "clutter": 1.0}
+    assert synthetic.load_config(json.dumps(SMALL)) == {**SMALL, "clutter": 1.0}
+    with pytest.raises(errors.ConfigError, match="inline JSON"):
+        synthetic.load_config("{not json")
 
 
 def _run_cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
     return subprocess.run(
-        [sys.executable, "-m", "rethink.synth", *map(str, args)],
+        [sys.executable, "-m", "rethink.data.writers", *map(str, args)],
         capture_output=True, text=True, env=env, timeout=60,
     )
 
@@ -363,14 +365,14 @@ def test_cli(tmp_path):
 def test_clutter_scales_the_distractors_and_defaults_to_the_full_amount():
     def background(clutter=None):
         rng = np.random.default_rng(3)
-        return synth._background(rng, 96, 96) if clutter is None else synth._background(rng, 96, 96, clutter)
+        return rendering._background(rng, 96, 96) if clutter is None else rendering._background(rng, 96, 96, clutter)
 
     assert np.array_equal(background(), background(1.0))
     clean, busy = background(0.0), background(1.0)
     # no blobs or lines: only the smooth gradient and noise, so neighbouring pixels agree more
     assert np.abs(np.diff(clean, axis=1)).mean() < np.abs(np.diff(busy, axis=1)).mean()
-    cfg = {k: 4 for k in synth.REQUIRED_KEYS} | {"cls_image_size": 16, "det_min_size": 32, "det_max_size": 32,
+    cfg = {k: 4 for k in synthetic.REQUIRED_KEYS} | {"cls_image_size": 16, "det_min_size": 32, "det_max_size": 32,
                                                  "jpeg_quality": 90}
-    assert synth.validate_config(cfg)["clutter"] == 1.0
-    with pytest.raises(synth.ConfigError, match="clutter"):
-        synth.validate_config(cfg | {"clutter": -1})
+    assert synthetic.validate_config(cfg)["clutter"] == 1.0
+    with pytest.raises(errors.ConfigError, match="clutter"):
+        synthetic.validate_config(cfg | {"clutter": -1})

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rethink import checkpoint, synth
-from rethink.backbones import DETECTRON_BGR, IMAGENET_RGB
-from rethink.models import build_mask_rcnn
-from rethink.roi_align import FastMultiScaleRoIAlign
-from rethink.runtime import setup
-from rethink.train import train_segment
+from rethink.core.conventions import DETECTRON_BGR, IMAGENET_RGB
+from rethink.data import world, writers
+from rethink.engine import checkpoint
+from rethink.engine.runtime import setup
+from rethink.engine.train import train_segment
+from rethink.models.detector import build_mask_rcnn
+from rethink.models.roi_align import FastMultiScaleRoIAlign
 from tiny import tiny
 
 
@@ -22,7 +23,7 @@ from tiny import tiny
 def coco(tmp_path_factory):
     synth_cfg, _, _ = tiny()
     root = tmp_path_factory.mktemp("data") / "coco"
-    synth.generate_coco(root, synth_cfg, seed=3)
+    writers.generate_coco(root, synth_cfg, seed=3)
     return root
 
 
@@ -141,12 +142,12 @@ def test_one_job_writing_several_checkpoints_equals_separate_segments(coco, tmp_
 
 def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
     """The job's own evaluation of each checkpoint: the same numbers and detections as
-    rethink.evaluate on that checkpoint; the evaluate job adopts it, and evaluates afresh
+    rethink.evaluation.evaluate on that checkpoint; the evaluate job adopts it, and evaluates afresh
     when a setting differs."""
     import json
 
-    from rethink import evaluation_job
-    from rethink.train import main as train_main
+    from rethink.engine.train import main as train_main
+    from rethink.evaluation import job, outputs
 
     _, model, train = tiny()
     eval_extra = {"score_thresh": 0.0, "detections_per_img": 20}
@@ -165,8 +166,8 @@ def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
                 str(tmp_path / f"ckpt/iter_{it:06d}.pt"), "--iteration", str(it), "--init", "scratch",
                 "--batch-size", str(batch_size), "--out-metrics", str(out / "metrics.json"),
                 "--out-bbox", str(out / "bbox_results.json"), "--out-segm", str(out / "segm_results.json")]
-        assert evaluation_job.main(args) in (0, None)
-        return {n: json.loads((out / n).read_text()) for n in evaluation_job.files(("bbox", "segm"))}
+        assert job.main(args) in (0, None)
+        return {n: json.loads((out / n).read_text()) for n in outputs.files(("bbox", "segm"))}
 
     for it in (2, 4):
         from_training = tmp_path / f"eval/iter_{it:06d}/from_training"
@@ -200,8 +201,8 @@ def test_curve_checkpoints_are_scored_on_the_first_val_images_and_the_schedule_e
     evaluate entry point adopts each only with the same --val-images."""
     import json
 
-    from rethink import evaluation_job
-    from rethink.train import main as train_main
+    from rethink.engine.train import main as train_main
+    from rethink.evaluation import job
 
     _, model, train = tiny()
     eval_extra = {"score_thresh": 0.0, "detections_per_img": 20}
@@ -223,7 +224,7 @@ def test_curve_checkpoints_are_scored_on_the_first_val_images_and_the_schedule_e
                 str(tmp_path / f"ckpt/iter_{it:06d}.pt"), "--iteration", str(it), "--init", "scratch",
                 "--batch-size", "2", "--out-metrics", str(out / "metrics.json"),
                 "--out-bbox", str(out / "bbox_results.json"), "--out-segm", str(out / "segm_results.json"), *extra]
-        assert evaluation_job.main(args) in (0, None)
+        assert job.main(args) in (0, None)
         return json.loads((out / "metrics.json").read_text())
 
     assert "checkpoint_identity" not in cli(2)  # all images asked for: scored afresh, not adopted
@@ -238,8 +239,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_it_resumes_once_space_is_freed(co
     and the same job rerun later must end bitwise where an uninterrupted one does."""
     from pathlib import Path
 
-    from rethink import atomic
-
+    from rethink.core import atomic
     _, model, train = tiny()
     setup(threads=1)
     run = lambda folder: train_segment(coco, model, train, "scratch", 0, 6, None,  # noqa: E731
@@ -286,7 +286,7 @@ def test_run_job_exits_fast_with_main_s_status_and_output(tmp_path, body, code, 
     """A job's entry point skips the interpreter's ~1 s teardown but keeps what it printed and
     its exit status."""
     script = tmp_path / "job.py"
-    script.write_text(f"from rethink.atomic import run_job\n\ndef main():\n    {body}\n\nrun_job(main)\n")
+    script.write_text(f"from rethink.core.atomic import run_job\n\ndef main():\n    {body}\n\nrun_job(main)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == code and r.stdout == stdout and stderr in r.stderr, r
@@ -296,12 +296,13 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
     """The keypoint task: targets carry the file's keypoints, a flip swaps left and right,
     the job scores keypoint AP on the val file and the evaluate entry point adopts it."""
     import json
-    from rethink import evaluation_job
-    from rethink.data import CocoInstances, keypoint_flip_index, train_transforms
-    from rethink.train import main as train_main
+
+    from rethink.data.coco import CocoInstances, keypoint_flip_index, train_transforms
+    from rethink.engine.train import main as train_main
+    from rethink.evaluation import job, outputs
 
     ann = coco / "annotations"
-    names = list(synth.KEYPOINT_NAMES)
+    names = list(world.KEYPOINT_NAMES)
     plain = CocoInstances(coco, "train", ann_file=ann / "person_keypoints_train2017.json", keypoints=True)
     flipped = CocoInstances(coco, "train", train_transforms(1.0, keypoint_flip_index(plain.keypoint_names)),
                             ann_file=ann / "person_keypoints_train2017.json", keypoints=True)
@@ -332,11 +333,11 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
                 "--val-annotations", str(ann / "person_keypoints_val2017.json"),
                 "--out-metrics", str(folder / "metrics.json"), "--out-bbox", str(folder / "bbox_results.json"),
                 "--out-segm", str(folder / "segm_results.json"), "--out-keypoints", str(folder / "keypoints_results.json")]
-        assert evaluation_job.main(args) in (0, None)
-        return {n: json.loads((folder / n).read_text()) for n in evaluation_job.files(("bbox", "segm", "keypoints"))}
+        assert job.main(args) in (0, None)
+        return {n: json.loads((folder / n).read_text()) for n in outputs.files(("bbox", "segm", "keypoints"))}
 
     adopted = cli(eval_dir)
-    assert not (eval_dir / evaluation_job.FROM_TRAINING).exists()  # moved into place
+    assert not (eval_dir / outputs.FROM_TRAINING).exists()  # moved into place
     fresh = cli(tmp_path / "fresh")
     assert "checkpoint_identity" in adopted["metrics.json"] and "checkpoint_identity" not in fresh["metrics.json"]
     assert fresh["keypoints_results.json"] == adopted["keypoints_results.json"]
@@ -347,10 +348,10 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
     # a keypoint count the file does not have, or sigmas missing, is a clear error
     with pytest.raises(SystemExit, match="names 5 keypoints, the model predicts 4"):
         cli_model = {**model, "keypoints": {"num": 4, "head": model["keypoints"]["head"]}}
-        from rethink.evaluate import val_dataset
+        from rethink.evaluation.evaluate import val_dataset
         val_dataset(coco, cli_model, (), ann / "person_keypoints_val2017.json")
     with pytest.raises(SystemExit, match="keypoints.sigmas: 0 OKS sigmas for 5 keypoints"):
-        from rethink.evaluate import val_dataset
+        from rethink.evaluation.evaluate import val_dataset
         val_dataset(coco, model, (), ann / "person_keypoints_val2017.json")
 
 
@@ -358,7 +359,8 @@ def test_training_applies_the_lr_decay_factor_at_each_drop(coco, tmp_path, capsy
     """detection.lr_decay (a variant override: the paper's re-tuned x0.02) reaches the LR of
     every update after a drop; before the first drop nothing differs."""
     import json
-    from rethink.train import main as train_main
+
+    from rethink.engine.train import main as train_main
 
     _, model, train = tiny()  # 1x = 9 iterations: a 9-iteration schedule drops at 3 and 7
     lrs = {}

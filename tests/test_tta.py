@@ -1,11 +1,11 @@
-"""Test-time augmentation (rethink.tta): one augmentation is the plain inference path
+"""Test-time augmentation (rethink.evaluation.tta): one augmentation is the plain inference path
 exactly; flips and extra scales give valid, mirror-consistent detections."""
 import pytest
 import torch
 
+from rethink.evaluation.tta import predict_tta
+from rethink.models.detector import build_mask_rcnn
 from tiny import tiny
-from rethink.models import build_mask_rcnn
-from rethink.tta import predict_tta
 
 NUM_CLASSES = 2
 

@@ -1,4 +1,4 @@
-"""rethink.val_noise: the bootstrap over val images scores a resample as pycocotools would score
+"""rethink.evaluation.val_noise: the bootstrap over val images scores a resample as pycocotools would score
 those images, and its SE of a paired difference is 0 when both checkpoints agree."""
 import json
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rethink.evaluate import _faster, coco_metrics
-from rethink.val_noise import Resampler, bootstrap, score
+from rethink.evaluation.evaluate import _faster, coco_metrics
+from rethink.evaluation.val_noise import Resampler, bootstrap, score
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 
@@ -57,7 +57,7 @@ def test_cli_writes_one_row_per_size_and_rejects_a_size_beyond_the_val_set(tmp_p
     for name, doc in (("gt.json", gt), ("good.json", good), ("poor.json", poor)):
         (tmp_path / name).write_text(json.dumps(doc))
     env = dict(os.environ, PYTHONPATH=str(WORKFLOW))
-    base = [sys.executable, "-m", "rethink.val_noise", "--gt", str(tmp_path / "gt.json"),
+    base = [sys.executable, "-m", "rethink.evaluation.val_noise", "--gt", str(tmp_path / "gt.json"),
             "--pair", str(tmp_path / "good.json"), str(tmp_path / "poor.json"), "--replicates", "5",
             "--out", str(tmp_path / "noise.json")]
     r = subprocess.run(base + ["--sizes", "3", "6"], env=env, capture_output=True, text=True, timeout=120)

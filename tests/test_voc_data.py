@@ -1,5 +1,5 @@
 """PASCAL VOC on disk: the hand-written devkit fixture, its conversion to COCO format
-(rethink.voc), the synthetic VOC world (rethink.synth.generate_voc) and bad input."""
+(rethink.data.voc), the synthetic VOC world (rethink.data.writers.generate_voc) and bad input."""
 import json
 import os
 import shutil
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from rethink import synth, voc
+from rethink.core import errors, synthetic
+from rethink.data import voc, writers
 from tiny import tiny
 
 FIXTURE = ROOT / "tests" / "fixtures" / "VOCdevkit"
@@ -87,7 +88,7 @@ def test_fixture_with_own_classes_numbers_them_in_order():
 def test_cli_writes_both_files_and_the_report(tmp_path):
     out, report = tmp_path / "coco", tmp_path / "report.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
-    r = subprocess.run([sys.executable, "-m", "rethink.voc", "--devkit", FIXTURE,
+    r = subprocess.run([sys.executable, "-m", "rethink.data.voc", "--devkit", FIXTURE,
                         "--train", "VOC2007/train", "VOC2012/train", "--val", "VOC2007/val", "VOC2012/val",
                         "--out-dir", out, "--report", report],
                        capture_output=True, text=True, env=env, timeout=60)
@@ -217,15 +218,15 @@ def _voc_cfg():
 @pytest.fixture(scope="module")
 def voc_world(tmp_path_factory):
     base = tmp_path_factory.mktemp("voc_world")
-    stats = synth.generate_voc(base / "VOCdevkit", _voc_cfg(), seed=5)
+    stats = writers.generate_voc(base / "VOCdevkit", _voc_cfg(), seed=5)
     return base / "VOCdevkit", stats
 
 
 def test_synthetic_voc_has_the_layout_counts_and_classes(voc_world):
     devkit, st = voc_world
     cfg = _voc_cfg()
-    names = synth.voc_categories(cfg)
-    assert names == [synth.coco_categories(synth.validate_config(cfg))[0]["name"]]
+    names = synthetic.voc_categories(cfg)
+    assert names == [synthetic.coco_categories(synthetic.validate_config(cfg))[0]["name"]]
     assert st["sets"] == {"VOC2007/trainval": 3, "VOC2012/train": 3, "VOC2012/val": 3,
                           "VOC2012/trainval": 6}  # round(6 * 5011 / 10728) = 3 in VOC2007
     lists = {p.relative_to(devkit).as_posix(): p.read_text().split()
@@ -253,7 +254,7 @@ def test_synthetic_voc_has_the_layout_counts_and_classes(voc_world):
             x, y, w, h = a["bbox"]
             assert a["category_id"] == 1 and a["truncated"] == 0
             assert x >= 0 and y >= 0 and x + w <= size[a["image_id"]][0] and y + h <= size[a["image_id"]][1]
-            if min(w, h) < synth.VOC_DIFFICULT_SIDE:
+            if min(w, h) < writers.VOC_DIFFICULT_SIDE:
                 assert a["difficult"] == 1
         assert 1 <= min(per_image.values()) and max(per_image.values()) <= 2
 
@@ -263,7 +264,7 @@ def test_synthetic_voc_is_deterministic_and_the_cli_writes_it(voc_world, tmp_pat
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(_voc_cfg()))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
-    r = subprocess.run([sys.executable, "-m", "rethink.synth", "--voc", tmp_path / "again",
+    r = subprocess.run([sys.executable, "-m", "rethink.data.writers", "--voc", tmp_path / "again",
                         "--config", cfg, "--seed", "5"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "[synth] voc done: 6 train / 3 val images" in r.stdout
@@ -276,13 +277,13 @@ def test_synthetic_voc_is_deterministic_and_the_cli_writes_it(voc_world, tmp_pat
 
 
 def test_voc_config_keys_are_optional_and_checked():
-    cfg = {k: v for k, v in tiny()[0].items() if k not in synth.VOC_DEFAULTS}  # an older config
-    assert synth.voc_settings(cfg) == synth.VOC_DEFAULTS  # detection_classes 2: voc_classes 2
-    assert "voc_classes" not in synth.validate_config(cfg)  # older configs validate as before
-    assert synth.voc_settings(cfg | {"detection_classes": 1})["voc_classes"] == 1
-    with pytest.raises(synth.ConfigError, match=r"voc_classes \(3\) must be <= detection_classes \(2\)"):
-        synth.validate_config(cfg | {"voc_classes": 3})
-    with pytest.raises(synth.ConfigError, match="voc_train_images must be >= 1"):
-        synth.validate_config(cfg | {"voc_train_images": 0})
-    with pytest.raises(synth.ConfigError, match="voc_max_objects must be an integer"):
-        synth.validate_config(cfg | {"voc_max_objects": "2"})
+    cfg = {k: v for k, v in tiny()[0].items() if k not in synthetic.VOC_DEFAULTS}  # an older config
+    assert synthetic.voc_settings(cfg) == synthetic.VOC_DEFAULTS  # detection_classes 2: voc_classes 2
+    assert "voc_classes" not in synthetic.validate_config(cfg)  # older configs validate as before
+    assert synthetic.voc_settings(cfg | {"detection_classes": 1})["voc_classes"] == 1
+    with pytest.raises(errors.ConfigError, match=r"voc_classes \(3\) must be <= detection_classes \(2\)"):
+        synthetic.validate_config(cfg | {"voc_classes": 3})
+    with pytest.raises(errors.ConfigError, match="voc_train_images must be >= 1"):
+        synthetic.validate_config(cfg | {"voc_train_images": 0})
+    with pytest.raises(errors.ConfigError, match="voc_max_objects must be an integer"):
+        synthetic.validate_config(cfg | {"voc_max_objects": "2"})

@@ -1,11 +1,12 @@
-"""PASCAL VOC mAP (rethink.voc_eval): hand-computed cases, and pycocotools' COCOeval at
+"""PASCAL VOC mAP (rethink.evaluation.voc_eval): hand-computed cases, and pycocotools' COCOeval at
 IoU 0.5 as an independent computation on random cases."""
 import contextlib
 import io
 
 import numpy as np
 import pytest
-from rethink.voc_eval import voc_ap, voc_ap_11point, voc_map
+
+from rethink.evaluation.voc_eval import voc_ap, voc_ap_11point, voc_map
 
 CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
 

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from conftest import ROOT
-from rethink import evaluate, results, voc
-from rethink.data import CocoInstances, eval_transforms, load_coco
-from rethink.models import build_mask_rcnn
-from rethink.runtime import setup
-from rethink.train import train_segment
+from rethink.analysis import results
+from rethink.data import voc
+from rethink.data.coco import CocoInstances, eval_transforms, load_coco
+from rethink.engine.runtime import setup
+from rethink.engine.train import train_segment
+from rethink.evaluation import evaluate
+from rethink.models.detector import build_mask_rcnn
 from tiny import tiny
 
 FIXTURE = ROOT / "tests" / "fixtures" / "VOCdevkit"
@@ -86,10 +88,10 @@ def test_voc_map_of_perfect_detections_is_one_and_of_none_zero(converted):
 def test_tta_with_one_scale_and_no_flip_is_the_plain_evaluation_and_flip_changes_it(tmp_path):
     """The same checkpoint scored with and without test-time augmentation: as one scale (the
     model's) without flip it gives the plain numbers exactly; with flip, others, both kept."""
-    from rethink import synth
+    from rethink.data import writers
     synth_cfg, model_cfg, _ = tiny()
     coco = tmp_path / "coco"
-    synth.generate_coco(coco, synth_cfg, seed=0)
+    writers.generate_coco(coco, synth_cfg, seed=0)
     setup(threads=1, deterministic=False)
     torch.manual_seed(0)
     model_cfg = {**model_cfg, "score_thresh": 0.0}

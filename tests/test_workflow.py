@@ -33,7 +33,7 @@ def test_dry_run_plans_every_stage(tmp_path):
                          "world_stats", "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
                          "table_job_costs", "share_scratch", "fig_pretrain_strength", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    from rethink.config import seeds, variants
+    from rethink.core.config import seeds, variants
     branches = [(v, b) for v in variants(cfg).values() for b in ["trunk"] + [s.name for s in v.plan.schedules]]
     checkpoints = {v.name: sum(len(v.plan.checkpoints(b)) for u, b in branches if u is v) for v, _ in branches}
     inits = {v.name: 1 if v.shares_scratch else 2 for v, _ in branches}  # pre6ep: pretrained only
@@ -48,7 +48,7 @@ def test_dry_run_plans_every_stage(tmp_path):
 
 def test_curve_checkpoints_are_scored_on_the_first_val_images_and_schedule_ends_on_all(tmp_path):
     shell = snakemake("-n", "-p", "--config", f"results={tmp_path}/results").stdout
-    jobs = [line for line in shell.splitlines() if "rethink.evaluation_job" in line]
+    jobs = [line for line in shell.splitlines() if "rethink.evaluation.job" in line]
     trunk = [j for j in jobs if "eval/main/seed0/scratch/trunk/iter_000020/metrics.json" in j]
     end = [j for j in jobs if "eval/main/seed0/scratch/6x/iter_000360/metrics.json" in j]
     assert len(trunk) == len(end) == 1
@@ -186,8 +186,9 @@ def test_a_keypoint_variant_trains_and_scores_keypoints_for_both_inits(smoke, tm
     """The smoke study's `kp` task variant: main's model plus a keypoint head, trained on the
     synthetic world's person_keypoints files and scored with COCOeval's keypoint AP."""
     import torch
-    from rethink.data import load_coco
-    from rethink.evaluate import KEYPOINT_SUMMARY_KEYS, coco_metrics
+
+    from rethink.data.coco import load_coco
+    from rethink.evaluation.evaluate import KEYPOINT_SUMMARY_KEYS, coco_metrics
     results = smoke / "results"
     layout = json.loads((results / "checks/keypoints_layout.json").read_text())["keypoints"]
     assert layout["keypoint_names"] == ["top", "right", "bottom", "left", "centre"]
@@ -220,7 +221,8 @@ def test_a_dataset_variant_trains_a_box_only_model_on_its_voc_sets_for_both_init
     """The smoke study's `voc` dataset variant: the synthetic world's VOC-layout scenes,
     checked and converted once, main's model without its mask head, scored with VOC mAP."""
     import torch
-    from rethink.voc_eval import voc_map
+
+    from rethink.evaluation.voc_eval import voc_map
     results = smoke / "results"
     report = json.loads((results / "checks/voc_layout.json").read_text())
     assert report["train"]["images"] == 12 and report["val"]["images"] == 6
@@ -263,8 +265,8 @@ def test_a_recipe_variant_is_scored_with_and_without_test_time_augmentation(smok
 
 
 def test_smoke_metrics_are_rescorable_with_pycocotools(smoke):
-    from rethink.data import load_coco
-    from rethink.evaluate import SUMMARY_KEYS, coco_metrics
+    from rethink.data.coco import load_coco
+    from rethink.evaluation.evaluate import SUMMARY_KEYS, coco_metrics
     gt, _ = load_coco(smoke / "results/data/coco", "val")
     final = smoke / "results/eval/main/seed1/pretrained/2x/iter_000012"
     metrics = json.loads((final / "metrics.json").read_text())
@@ -333,10 +335,10 @@ def test_missing_real_dataset_folder_fails_naming_it(tmp_path):
 
 
 def test_corrupt_image_in_real_coco_fails_naming_the_file(tmp_path):
-    from rethink import synth
+    from rethink.data import writers
     from tiny import tiny
     coco = tmp_path / "coco"
-    synth.generate_coco(coco, tiny()[0], seed=1)
+    writers.generate_coco(coco, tiny()[0], seed=1)
     victim = sorted((coco / "val2017").iterdir())[2]
     victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
     results = tmp_path / "results"

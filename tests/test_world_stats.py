@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from rethink import world_stats
+from rethink.analysis import world_stats
 from tiny import tiny
 
 COMPUTE = {

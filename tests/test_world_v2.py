@@ -11,7 +11,9 @@ import yaml
 from pycocotools.coco import COCO
 
 from conftest import ROOT
-from rethink import config, layout, synth
+from rethink.core import config, errors, synthetic
+from rethink.data import layout, writers
+from rethink.data import world as rendering
 
 PRESET = yaml.safe_load((ROOT / "workflow/presets/world_v2.yaml").read_text())["data"]["synthetic"]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())["data"]["synthetic"]
@@ -23,8 +25,8 @@ V2 = {**DEFAULT, **PRESET, "cls_train_per_class": 2, "cls_val_per_class": 1,
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("v2")
-    synth.generate_imagenet(base / "imagenet", V2, seed=0)
-    synth.generate_coco(base / "coco", V2, seed=0)
+    writers.generate_imagenet(base / "imagenet", V2, seed=0)
+    writers.generate_coco(base / "coco", V2, seed=0)
     stats = layout.check_coco(base / "coco", verify_images="none")
     return base, stats
 
@@ -62,16 +64,16 @@ def test_pretraining_objects_are_larger_than_the_scenes(world):
     median_scene = rel[len(rel) // 2]
     # the smallest pre-training object: diameter cls_object_scale[0] of the side, of the
     # least filling shape (a star's area is 0.47 of its circumscribed circle's ... and more)
-    smallest_area = min(synth._UNIT_AREA.values()) * (PRESET["cls_object_scale"][0] / 2) ** 2
+    smallest_area = min(rendering._UNIT_AREA.values()) * (PRESET["cls_object_scale"][0] / 2) ** 2
     assert median_scene < 0.5 * math.sqrt(smallest_area)
 
 
 def test_centre_jitter_pulls_the_object_to_the_centre(monkeypatch):
     placed = []
-    sample = synth._sample_object
-    monkeypatch.setattr(synth, "_sample_object", lambda rng, *a: placed.append(a[2:4]) or sample(rng, *a))
+    sample = rendering._sample_object
+    monkeypatch.setattr(rendering, "_sample_object", lambda rng, *a: placed.append(a[2:4]) or sample(rng, *a))
     for jitter in (1.0, 0.25, 0.0):
-        synth.render_classification_image(np.random.default_rng(3), 64, "square", "solid", 0.0,
+        rendering.render_classification_image(np.random.default_rng(3), 64, "square", "solid", 0.0,
                                           scale=(0.3, 0.3), centre_jitter=jitter)
     (x1, y1), (xq, yq), (x0, y0) = placed
     assert (x0, y0) == (32.0, 32.0)
@@ -80,8 +82,8 @@ def test_centre_jitter_pulls_the_object_to_the_centre(monkeypatch):
 
 
 def test_world_keys_default_to_the_first_world():
-    assert synth.world_options(synth.validate_config(DEFAULT)) == synth.WORLD_DEFAULTS
-    pre, det = synth.world_vocabulary(synth.validate_config(DEFAULT))
+    assert synthetic.world_options(synthetic.validate_config(DEFAULT)) == synthetic.WORLD_DEFAULTS
+    pre, det = synthetic.world_vocabulary(synthetic.validate_config(DEFAULT))
     assert det == pre[:DEFAULT["detection_classes"]]
 
 
@@ -97,8 +99,8 @@ def test_world_keys_default_to_the_first_world():
 ])
 def test_bad_world_keys_name_the_key(change, message):
     cfg = {**V2, **change}
-    with pytest.raises(synth.ConfigError, match=message):
-        synth.validate_config(cfg)
+    with pytest.raises(errors.ConfigError, match=message):
+        synthetic.validate_config(cfg)
     full = yaml.safe_load((ROOT / "config.yaml").read_text())
     full["data"]["synthetic"] = cfg
     with pytest.raises(config.ConfigError, match="data.synthetic." + message.split(" ")[0].lstrip("(")):

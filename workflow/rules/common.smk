@@ -7,9 +7,10 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from rethink import backbones, layout
-from rethink import config as study_config
-from rethink.schedule import TRUNK
+from rethink.core import conventions
+from rethink.core import names
+from rethink.core import config as study_config
+from rethink.core.schedule import TRUNK
 
 # --use-conda without conda: say how to run without it, before Snakemake fails obscurely.
 _deployment = getattr(workflow, "deployment_settings", None)
@@ -26,7 +27,7 @@ except study_config.ConfigError as e:
     raise WorkflowError(f"config: {e}")
 
 if workflow.is_main_process and (config["data"]["coco"] or config["data"]["imagenet"]):
-    from rethink import plan as cost_plan  # real data: say what the run will cost before it starts
+    from rethink.core import cost_plan  # real data: say what the run will cost before it starts
 
     print(cost_plan.summary(cost_plan.estimate(config)), file=sys.stderr)
 
@@ -53,12 +54,12 @@ KEYPOINTS_CHECKED = f"{R}/checks/keypoints_layout.json"
 
 def task_annotations(variant, split):
     """A task variant's annotation file of `split` (train, val)."""
-    return f"{KEYPOINTS_DIR}/{layout.KEYPOINT_FILE.format(split=split)}"
+    return f"{KEYPOINTS_DIR}/{names.KEYPOINT_FILE.format(split=split)}"
 
 
 # Dataset variants (study.datasets, voc) train and are scored on another dataset: data.voc's
 # VOCdevkit (or the synthetic world's VOC-layout scenes), whose image sets the workflow checks
-# and converts to COCO-format files once (rethink.voc); their images stay where they are.
+# and converts to COCO-format files once (rethink.data.voc); their images stay where they are.
 DATASET_VARIANTS = [v for v in VARIANTS if VARIANTS[v].dataset]
 SYNTHETIC_VOC = f"{R}/data/VOCdevkit"
 VOC = config["data"]["voc"] or SYNTHETIC_VOC
@@ -72,9 +73,8 @@ def voc_class_args():
     if config["data"]["voc"]:
         names = config["data"]["voc_class_names"]
     else:
-        from rethink import synth
-
-        names = synth.voc_categories(config["data"]["synthetic"])
+        from rethink.core import synthetic
+        names = synthetic.voc_categories(config["data"]["synthetic"])
     return "--classes " + " ".join(shlex.quote(n) for n in names) if names else ""
 
 
@@ -153,8 +153,8 @@ def variant_pretrain_metrics(variant):
 
 
 try:  # the given backbone's input conventions follow from its format: known before any job runs
-    GIVEN_INPUT = backbones.declared_input(GIVEN_BACKBONE, config["pretrain"]["input"]) if GIVEN_BACKBONE else None
-except backbones.BackboneError as e:
+    GIVEN_INPUT = conventions.declared_input(GIVEN_BACKBONE, config["pretrain"]["input"]) if GIVEN_BACKBONE else None
+except conventions.BackboneError as e:
     raise WorkflowError(str(e))
 
 
@@ -171,7 +171,7 @@ os.environ.update(RETHINK_GIVEN_BACKBONE=json.dumps(
 def input_conventions(norm):
     """How `norm`'s detectors normalise their input, scratch and pre-trained alike: as the
     backbone of its pretrained branch was trained (ours: ImageNet RGB in [0, 1])."""
-    return GIVEN_INPUT if uses_given_backbone(norm) else dict(backbones.IMAGENET_RGB)
+    return GIVEN_INPUT if uses_given_backbone(norm) else dict(conventions.IMAGENET_RGB)
 
 
 RUNS_PRETRAINING = PRETRAINED and any(pretrain_metrics(n) for n in PRETRAIN_NORMS)
@@ -255,8 +255,8 @@ def train_launcher(kind="train"):
     """One process, or with several GPUs per job, torchrun with one process per GPU."""
     gpus = config["resources"][kind]["gpu"]
     if gpus > 1:
-        return f"python -m torch.distributed.run --standalone --nproc-per-node {gpus} -m rethink.{kind}"
-    return f"python -m rethink.{kind}"
+        return f"python -m torch.distributed.run --standalone --nproc-per-node {gpus} -m rethink.engine.{kind}"
+    return f"python -m rethink.engine.{kind}"
 
 
 def threads_for(kind):
@@ -456,8 +456,8 @@ def reference_arg(wildcards, input):
 def figure_inputs(script):
     """A figure's inputs: its script and the modules it reads through, then the data."""
     return {"script": f"{FIG_SRC}/{script}.py", "common": f"{FIG_SRC}/common.py",
-            "results_module": f"{PACKAGE_DIR}/rethink/results.py",
-            "stats_module": f"{PACKAGE_DIR}/rethink/stats.py",
+            "results_module": f"{PACKAGE_DIR}/rethink/analysis/results.py",
+            "stats_module": f"{PACKAGE_DIR}/rethink/analysis/stats.py",
             "study": STUDY, "metrics": METRICS, "reference": REFERENCE}
 
 

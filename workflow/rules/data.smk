@@ -20,7 +20,7 @@ rule synthesize_imagenet:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.synth --imagenet {output:q} --config {params.synthetic:q} "
+        "python -m rethink.data.writers --imagenet {output:q} --config {params.synthetic:q} "
         "--seed {params.seed} > {log:q} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule synthesize_coco:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.synth --coco {output:q} --config {params.synthetic:q} "
+        "python -m rethink.data.writers --coco {output:q} --config {params.synthetic:q} "
         "--seed {params.seed} > {log:q} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule synthesize_keypoints:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.synth --keypoints {params.folder:q} --config {params.synthetic:q} "
+        "python -m rethink.data.writers --keypoints {params.folder:q} --config {params.synthetic:q} "
         "--seed {params.seed} > {log:q} 2>&1"
 
 
@@ -78,7 +78,7 @@ rule check_imagenet:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.layout --imagenet {params.root:q} --verify-images {params.verify} "
+        "python -m rethink.data.layout --imagenet {params.root:q} --verify-images {params.verify} "
         "--config-key data.imagenet --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
 
 
@@ -99,7 +99,7 @@ rule check_coco:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.layout --coco {params.root:q} --verify-images {params.verify} "
+        "python -m rethink.data.layout --coco {params.root:q} --verify-images {params.verify} "
         "--corrupt-images {params.corrupt} --config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
 
 
@@ -122,13 +122,13 @@ rule check_keypoints:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.layout --keypoints {params.annotations:q} --images {params.root:q} "
+        "python -m rethink.data.layout --keypoints {params.annotations:q} --images {params.root:q} "
         "--num-keypoints {params.keypoints} --config-key keypoints.sigmas --out {output:q} > {log:q} 2>&1 "
         "|| (cat {log:q} >&2; exit 1)"
 
 
 # A dataset variant's VOCdevkit (study.datasets, voc): the synthetic world's VOC-layout scenes
-# when data.voc is null, checked and converted to COCO-format files in one job (rethink.voc).
+# when data.voc is null, checked and converted to COCO-format files in one job (rethink.data.voc).
 rule synthesize_voc:
     output:
         directory(SYNTHETIC_VOC),
@@ -143,7 +143,7 @@ rule synthesize_voc:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.synth --voc {output:q} --config {params.synthetic:q} "
+        "python -m rethink.data.writers --voc {output:q} --config {params.synthetic:q} "
         "--seed {params.seed} > {log:q} 2>&1"
 
 
@@ -169,6 +169,6 @@ rule convert_voc:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.voc --devkit {params.root:q} --train {params.train} --val {params.val} "
+        "python -m rethink.data.voc --devkit {params.root:q} --train {params.train} --val {params.val} "
         "{params.classes} --verify-images {params.verify} --out-dir {params.folder:q} "
         "--report {output.report:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

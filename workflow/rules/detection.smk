@@ -22,7 +22,7 @@ rule subset:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.subsets --coco {params.root:q} --fraction {params.fraction} --seed {params.seed} "
+        "python -m rethink.data.subsets --coco {params.root:q} --fraction {params.fraction} --seed {params.seed} "
         "--layout-stats {input.checked:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -64,7 +64,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
+        "python -m rethink.core.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.job} --out {output.checkpoint:q} "
         "--layout-stats {input.checked:q} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} $RETHINK_TRAINING_EVAL_ARGS "
@@ -99,5 +99,5 @@ rule plan:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.study --variants {params.variants:q} --inits {params.inits} --seeds {params.seeds} "
+        "python -m rethink.core.study --variants {params.variants:q} --inits {params.inits} --seeds {params.seeds} "
         "--coco-stats {input.checked:q} {params.pretrain} {params.variant_pretrain} --out {output:q} > {log:q} 2>&1"

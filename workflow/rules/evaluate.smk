@@ -5,7 +5,7 @@
 
 
 EVALUATE_HEAD = (
-    "python -m rethink.gpus --count {resources.gpu} -- python -m rethink.evaluation_job --coco {params.root:q} --model {params.model:q} "
+    "python -m rethink.core.gpus --count {resources.gpu} -- python -m rethink.evaluation.job --coco {params.root:q} --model {params.model:q} "
     "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
     "--out-bbox {output.bbox:q}")
 EVALUATE_TAIL = (
@@ -112,7 +112,7 @@ if DATASET_VARIANTS:
             f"{EVALUATE_HEAD}{EVALUATE_TAIL} --val-annotations {{input.val:q}} > {{log:q}} 2>&1"
 
 
-# A pretraining variant's scratch cells are main's (rethink.shared_runs): recorded under its
+# A pretraining variant's scratch cells are main's (rethink.analysis.shared_runs): recorded under its
 # name, not trained or evaluated again.
 if PRETRAINING_VARIANTS:
 
@@ -134,7 +134,7 @@ if PRETRAINING_VARIANTS:
         conda:
             "../../envs/plot.yaml"
         shell:
-            "python -m rethink.shared_runs --metrics {input.main:q} --variant {wildcards.variant} "
+            "python -m rethink.analysis.shared_runs --metrics {input.main:q} --variant {wildcards.variant} "
             "--out {output:q} > {log:q} 2>&1"
 
 
@@ -152,4 +152,4 @@ rule collect_metrics:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.results --study {input.study:q} --out {output:q} {input.metrics:q} > {log:q} 2>&1"
+        "python -m rethink.analysis.results --study {input.study:q} --out {output:q} {input.metrics:q} > {log:q} 2>&1"

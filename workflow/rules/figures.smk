@@ -231,7 +231,7 @@ use rule fig_keypoints as fig_recipes with:
 
 rule compute_seen:
     input:
-        script=f"{PACKAGE_DIR}/rethink/compute.py",
+        script=f"{PACKAGE_DIR}/rethink/analysis/compute.py",
         study=STUDY,
         checked=COCO_CHECKED,
         subsets=sorted({subset_input(v) for v in VARIANTS if subset_input(v)}),
@@ -250,13 +250,13 @@ rule compute_seen:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.compute --study {input.study:q} --annotations {params.annotations} "
+        "python -m rethink.analysis.compute --study {input.study:q} --annotations {params.annotations} "
         "--layout-stats {input.checked:q} --out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
 
 
 rule world_stats:
     input:
-        script=f"{PACKAGE_DIR}/rethink/world_stats.py",
+        script=f"{PACKAGE_DIR}/rethink/analysis/world_stats.py",
         compute=f"{R}/tables/compute_seen.json",
         coco=COCO_CHECKED,
         imagenet=IMAGENET_CHECKED if RUNS_PRETRAINING else [],
@@ -275,7 +275,7 @@ rule world_stats:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.world_stats --compute {input.compute:q} --coco-layout {input.coco:q} "
+        "python -m rethink.analysis.world_stats --compute {input.compute:q} --coco-layout {input.coco:q} "
         "{params.imagenet} --model {params.model:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
@@ -325,9 +325,9 @@ rule table_final_metrics:
 
 rule claims:
     input:
-        script=f"{PACKAGE_DIR}/rethink/claims.py",
-        results_module=f"{PACKAGE_DIR}/rethink/results.py",
-        stats_module=f"{PACKAGE_DIR}/rethink/stats.py",
+        script=f"{PACKAGE_DIR}/rethink/analysis/claims.py",
+        results_module=f"{PACKAGE_DIR}/rethink/analysis/results.py",
+        stats_module=f"{PACKAGE_DIR}/rethink/analysis/stats.py",
         study=STUDY,
         metrics=METRICS,
         reference=REFERENCE,
@@ -353,13 +353,13 @@ rule claims:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
+        "python -m rethink.analysis.claims --study {input.study:q} --metrics {input.metrics:q} {params.reference} "
         "--margin {params.margin} {params.tolerance} {params.preregistration} {params.val_noise} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule table_job_costs:
     input:
-        script=f"{PACKAGE_DIR}/rethink/costs.py",
+        script=f"{PACKAGE_DIR}/rethink/analysis/costs.py",
         benchmarks=benchmark_files(),
         phases=phase_files(),
     output:
@@ -374,7 +374,7 @@ rule table_job_costs:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "python -m rethink.costs --out-csv {output.csv:q} --out-md {output.md:q} "
+        "python -m rethink.analysis.costs --out-csv {output.csv:q} --out-md {output.md:q} "
         "--phases {input.phases:q} -- {input.benchmarks:q} > {log:q} 2>&1"
 
 

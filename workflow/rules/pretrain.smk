@@ -29,12 +29,12 @@ rule pretrain:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.gpus --count {resources.gpu} -- {params.launcher} --imagenet {params.root:q} --model {params.model:q} "
+        "python -m rethink.core.gpus --count {resources.gpu} -- {params.launcher} --imagenet {params.root:q} --model {params.model:q} "
         "--pretrain {params.pretrain:q} --out {output.backbone:q} --out-metrics {output.metrics:q} "
         "--threads {threads} --workers {params.workers} --device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
-# pretrain.checkpoint, in any format rethink.backbones reads: checked against model.* and
+# pretrain.checkpoint, in any format rethink.models.backbones reads: checked against model.* and
 # converted to this project's .pt before any training starts.
 rule import_backbone:
     input:
@@ -53,5 +53,5 @@ rule import_backbone:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.backbones --checkpoint {input:q} --model {params.model:q} "
+        "python -m rethink.models.backbones --checkpoint {input:q} --model {params.model:q} "
         "--input {params.input:q} --out {output:q} > {log:q} 2>&1"

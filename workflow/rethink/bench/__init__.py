@@ -1,4 +1,4 @@
-"""Parts of the benchmark suite (`python -m rethink.benchmark`): training throughput, profile
+"""Parts of the benchmark suite (`python -m rethink.bench.suite`): training throughput, profile
 and FLOP rate (`training`), COCO evaluation backends (`evaluation`), loader workers' memory
 (`loader_memory`), Snakemake overhead and study scaling (`pipeline`), forking savings
 (`forking`) and the GPU check (`gpu`).

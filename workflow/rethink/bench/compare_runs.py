@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import checkpoint
+from rethink.engine import checkpoint
 
 
 def main(argv=None) -> int:

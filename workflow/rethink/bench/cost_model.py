@@ -9,16 +9,16 @@ side by side (interleaved, in fresh results folders of one workflow copy):
   writes; the evaluate jobs adopt those results).
 
 Both train the same weights; the numbers come from each run's own benchmark and phase files
-(`rethink.costs`), so they are what the job costs table of that run says.
+(`rethink.analysis.costs`), so they are what the job costs table of that run says.
 """
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
 
-from .. import costs
-from .common import copy_workflow, median, rnd, run_timed, shown, snakemake_cmd
-from .pipeline import CORES, _write, tiny_study
+from rethink.analysis import costs
+from rethink.bench.common import copy_workflow, median, rnd, run_timed, shown, snakemake_cmd
+from rethink.bench.pipeline import CORES, _write, tiny_study
 
 ARMS = {
     "per_checkpoint": {"detection": {"job_iters": 1}, "evaluate": {"in_training": False}},

@@ -9,7 +9,7 @@ change and one after. For every init, schedule and metric (final box and mask AP
 difference new - old per seed, its 95% t-interval, and a three-way outcome at the claims'
 margin: **equivalent** (the interval inside (-margin, +margin): two one-sided tests at 2.5%
 each), **different** (the interval entirely outside), else **inconclusive**. Then the claims
-table of each run (rethink.claims at the same margin) for the variant, verdict by verdict.
+table of each run (rethink.analysis.claims at the same margin) for the variant, verdict by verdict.
 Exits 0 when every cell is equivalent and every verdict the same, 1 otherwise.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import claims
-from ..atomic import write_text
-from ..results import MetricsError, load_metrics, load_study, variant_finals
-from ..stats import mean_ci
+from rethink.analysis import claims
+from rethink.analysis.results import MetricsError, load_metrics, load_study, variant_finals
+from rethink.analysis.stats import mean_ci
+from rethink.core.atomic import write_text
 
 METRICS = ("bbox_AP", "segm_AP")
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent", "different", "inconclusive"

@@ -1,15 +1,15 @@
 """COCO evaluation: faster-coco-eval against pycocotools on the same detections (`compare`),
 and the evaluation of one checkpoint before and after issue 31 (`checkpoint`).
 
-`compare`: ground truth, a synthetic val2017 written by rethink.synth (the study's generator,
+`compare`: ground truth, a synthetic val2017 written by rethink.data.writers (the study's generator,
 default scene settings). Detections: the ground truth perturbed the way a detector errs:
 shifted and resized boxes, shifted masks, duplicates, misses, wrong classes, and false
-positives, with scores rounded to 5 decimals as rethink.evaluate writes them (so ties occur,
-as in real results files). Both backends run `rethink.evaluate.evaluate_results`, the
+positives, with scores rounded to 5 decimals as rethink.evaluation.evaluate writes them (so ties occur,
+as in real results files). Both backends run `rethink.evaluation.evaluate.evaluate_results`, the
 function the evaluate rule calls, interleaved, with the evaluate rule's thread count.
 
 `checkpoint`: a checkpoint scored on a val set as the evaluate job scores it (val dataset,
-`rethink.evaluate.predict`, `evaluate_results`), the way before issue 31 (items with their
+`rethink.evaluation.evaluate.predict`, `evaluate_results`), the way before issue 31 (items with their
 ground-truth targets and masks, model(images)'s float masks pasted by torchvision, no
 loader worker) against now (images alone, masks pasted straight into binary ones, and each
 given loader worker count), interleaved, at the evaluate rule's thread count; the 12 bbox
@@ -30,15 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import synth
-from ..data import CocoInstances, eval_transforms, load_coco
-from ..evaluate import BACKENDS, SUMMARY_KEYS, encode_masks, evaluate_results, predict, val_dataset
-from .common import load_config, median, rnd
+from rethink.bench.common import load_config, median, rnd
+from rethink.data import writers
+from rethink.data.coco import CocoInstances, eval_transforms, load_coco
+from rethink.evaluation.evaluate import SUMMARY_KEYS, encode_masks, evaluate_results, predict, val_dataset
+from rethink.evaluation.outputs import BACKENDS
 
 
 def synthetic_val(root: Path, synth_cfg: dict, n_images: int, seed: int = 1):
     if not (root / "annotations" / "instances_val2017.json").exists():
-        synth.generate_coco(root, {**synth_cfg, "det_train_images": 1, "det_val_images": n_images},
+        writers.generate_coco(root, {**synth_cfg, "det_train_images": 1, "det_val_images": n_images},
                             seed=seed)
     gt, _ = load_coco(root, "val")
     return gt
@@ -129,7 +130,7 @@ def checkpoint(coco_root, model_cfg: dict, state: dict | None, batch_size: int =
     `workers` loader processes, interleaved (A B A B), `threads` torch threads. Each arm
     builds its val dataset, predicts and scores (COCOeval), as an evaluate job does after
     loading the model. Ratios are paired per repeat (before / now), then the median."""
-    from ..models import build_mask_rcnn
+    from rethink.models.detector import build_mask_rcnn
     torch.set_num_threads(threads)
     val = val_dataset(coco_root, model_cfg, ())
     torch.manual_seed(seed)
@@ -138,7 +139,7 @@ def checkpoint(coco_root, model_cfg: dict, state: dict | None, batch_size: int =
         model.load_state_dict(state)
     model.eval()
 
-    def before():  # rethink.evaluate before issue 31: targets with masks, torchvision's paste
+    def before():  # rethink.evaluation.evaluate before issue 31: targets with masks, torchvision's paste
         dataset = CocoInstances(coco_root, "val", eval_transforms(), masks=model_cfg.get("masks", True))
         return _score(model, dataset, batch_size, backend, 0, False)
 
@@ -179,7 +180,7 @@ def checkpoint(coco_root, model_cfg: dict, state: dict | None, batch_size: int =
 
 
 def main(argv=None):
-    from .. import checkpoint as ckpt_io
+    from rethink.engine import checkpoint as ckpt_io
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--coco", required=True, help="a COCO root with annotations/instances_val2017.json")
     p.add_argument("--checkpoint", help="a detection checkpoint (default: a seeded random init)")

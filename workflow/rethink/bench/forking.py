@@ -1,13 +1,13 @@
 """Forking savings: iterations trained with the forked plan (one trunk per init, a tail per
-schedule) against separate runs of every schedule, exactly, from rethink.schedule.make_plan;
+schedule) against separate runs of every schedule, exactly, from rethink.core.schedule.make_plan;
 and the training wall time that saves on the configured study, estimated from a measured
 s/iteration."""
 from __future__ import annotations
 
 from fractions import Fraction
 
-from ..schedule import make_plan
-from .common import rnd
+from rethink.bench.common import rnd
+from rethink.core.schedule import make_plan
 
 PAPER_ONE_X = 90_000
 PAPER_SCHEDULES = (2, 3, 4, 5, 6)  # the paper's Figure 5
@@ -26,7 +26,7 @@ def _study_cells(config: dict):
     """(variant name, detection settings) of each trained cell of the configured study, with
     the number of seeds; the main variant only where the config has no study section."""
     try:
-        from ..config import seeds, variants
+        from rethink.core.config import seeds, variants
         cells = [(name, v.detection) for name, v in variants(config).items()]
         return cells, len(seeds(config))
     except (ImportError, KeyError, TypeError):
@@ -56,6 +56,6 @@ def savings(config: dict, s_per_iter: float | None) -> dict:
         study["separate_train_seconds_estimate"] = rnd(separate * s_per_iter, 1)
     return {"paper_2x_6x": paper, "paper_2x_6x_at_default_one_x": paper_at_default,
             "configured_study": study,
-            "math_command": "python -c 'from rethink.schedule import make_plan; "
+            "math_command": "python -c 'from rethink.core.schedule import make_plan; "
                        "p = make_plan(90000, [2, 3, 4, 5, 6], 10000); "
                        "print(p.total_iterations(), p.separate_iterations())'"}

@@ -1,6 +1,6 @@
 """Loader memory: the private (unshared) memory of each DataLoader worker once it has built the
 training target of every image, with the annotation index as CocoInstances holds it now (numpy
-arrays, rethink.data.AnnotationIndex) and as pycocotools' COCO object it held before issue 34
+arrays, rethink.data.coco.AnnotationIndex) and as pycocotools' COCO object it held before issue 34
 (`PycocotoolsTargets`), each measured in its own process, side by side in one run.
 
 A forked worker shares its parent's memory until it writes to a page; reading a Python object
@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import synth
-from ..data import CocoInstances, load_coco
-from .common import rnd, run_timed, shown
+from rethink.bench.common import rnd, run_timed, shown
+from rethink.data import world
+from rethink.data.coco import CocoInstances, load_coco
 
 KINDS = ("arrays", "pycocotools")
 IMAGE_SIZE = (48, 64)  # height, width of every image record
@@ -51,7 +51,7 @@ def write_annotations(path: Path, images: int, instances: int, vertices: int = 8
     per_image = np.diff(np.linspace(0, instances, images + 1).round().astype(np.int64))
     crowd_mask = np.zeros((h, w), np.uint8)
     crowd_mask[10:20, 12:30] = 1
-    crowd_rle = synth.uncompressed_rle(crowd_mask)
+    crowd_rle = world.uncompressed_rle(crowd_mask)
     counts = {"crowd": 0, "two_parts": 0}
     ann_id = 0
     with open(path, "w") as f:

@@ -2,11 +2,11 @@
 delivers, and so how many workers per GPU keep the GPU goals fed.
 
 - COCO: synthetic COCO-sized JPEGs (480-640 px, about 640x480), decoded with their instance
-  masks and flipped, as rethink.data's training items are; and the same plus the resize to
+  masks and flipped, as rethink.data.coco's training items are; and the same plus the resize to
   800x1333 on the CPU (images and masks), for a pipeline that resizes in the loader rather
   than in the detector's transform (on the GPU), as ours does.
 - ImageNet: synthetic 448x448 JPEGs (about ImageNet's 500x375 in pixels) to 224 random
-  resized crops, flipped and normalised, as rethink.pretrain's training items are.
+  resized crops, flipped and normalised, as rethink.engine.pretrain's training items are.
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ import torch
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from .. import synth
-from ..data import CocoInstances, train_transforms
-from ..pretrain import transforms as pretrain_transforms
-from .common import rnd
+from rethink.bench.common import rnd
+from rethink.data import writers
+from rethink.data.coco import CocoInstances, train_transforms
+from rethink.engine.pretrain import transforms as pretrain_transforms
 
 # Per-GPU rates the loaders must sustain: the detection goal of the GPU check (bf16 Mask
 # R-CNN at 800x1333 on one H200) and an ImageNet ResNet-50 rate of a current GPU in bf16
-# (an assumption: several thousand images per second; set yours from rethink.gpu_check).
+# (an assumption: several thousand images per second; set yours from rethink.engine.gpu_check).
 GOALS = {"coco_img_per_s_per_gpu": 30.0, "imagenet_img_per_s_per_gpu": 3000.0}
 
 
@@ -44,7 +44,7 @@ def run(work: Path, synth_cfg: dict, images: int, repeats: int) -> dict:
     torch.set_num_threads(1)  # one worker, one core
     coco_root = work / "loader_coco"
     if not (coco_root / "annotations").exists():
-        synth.generate_coco(coco_root, {**synth_cfg, "det_train_images": images, "det_val_images": 1,
+        writers.generate_coco(coco_root, {**synth_cfg, "det_train_images": images, "det_val_images": 1,
                                         "det_min_size": 480, "det_max_size": 640}, seed=0)
     coco = CocoInstances(coco_root, "train", train_transforms(0.5))
     resize = v2.Resize(800, max_size=1333, antialias=True)
@@ -53,7 +53,7 @@ def run(work: Path, synth_cfg: dict, images: int, repeats: int) -> dict:
     imagenet_root = work / "loader_imagenet"
     if not (imagenet_root / "train").exists():
         per_class = max(1, images // 4)
-        synth.generate_imagenet(imagenet_root, {**synth_cfg, "classes": 4, "cls_image_size": 448,
+        writers.generate_imagenet(imagenet_root, {**synth_cfg, "classes": 4, "cls_image_size": 448,
                                                 "cls_train_per_class": per_class, "cls_val_per_class": 1}, seed=0)
     imagenet = datasets.ImageFolder(imagenet_root / "train", pretrain_transforms(224, True, (0.08, 1.0)))
     imagenet_items = [lambda i=i: imagenet[i] for i in range(len(imagenet))]

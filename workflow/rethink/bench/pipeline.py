@@ -13,8 +13,18 @@ from pathlib import Path
 
 import yaml
 
-from .common import (ROOT, copy_workflow, fit_line, job_counts, load_config, median, rnd,
-                     run_timed, shown, snakemake_cmd)
+from rethink.bench.common import (
+    ROOT,
+    copy_workflow,
+    fit_line,
+    job_counts,
+    load_config,
+    median,
+    rnd,
+    run_timed,
+    shown,
+    snakemake_cmd,
+)
 
 CORES = "2"
 FIGURE_SCRIPTS = ("final_ap.py", "ap_curves.py")  # the first that exists is edited
@@ -55,7 +65,7 @@ def dag_build(wf: Path, configfile: Path | None, repeats: int) -> dict:
 def job_startup(repeats: int) -> dict:
     """Seconds for a job's Python to import the training module (torch, torchvision,
     pycocotools): the fixed cost every training and evaluation job pays before any work."""
-    cmd = [sys.executable, "-c", "import rethink.train"]
+    cmd = [sys.executable, "-c", "import rethink.engine.train"]
     times = [run_timed(cmd, ROOT)[0] for _ in range(repeats)]
     return {"command": shown(cmd), "seconds": rnd(median(times), 3),
             "seconds_runs": [rnd(t, 3) for t in times]}

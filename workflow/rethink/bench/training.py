@@ -7,7 +7,7 @@ Arms, run interleaved (A B C ... A B C ...) on the same synthetic COCO set, mode
 * ``plain_torchvision``: the loop of torchvision's detection reference (DataLoader with
   shuffling, loss sum, SGD with linear warm-up), on the config's model built from
   torchvision's modules only (its MultiScaleRoIAlign): what one would write without us.
-* ``baseline``: `rethink.train.train_segment`, the function every training job runs, with the
+* ``baseline``: `rethink.engine.train.train_segment`, the function every training job runs, with the
   options of issue 31 off (batches of mixed aspect ratio, NCHW, fp32): the step as it was.
 * one arm per option, added in turn on top of the baseline (`OPTIONS`): aspect-ratio
   grouping, channels_last, bf16 autocast; the config's own step is the arm whose settings
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import synth
-from ..data import CocoInstances, IterationBatches, collate, train_transforms
-from ..order import batch_indices
-from ..models import build_mask_rcnn
-from ..runtime import setup
-from ..train import scaled_lr, train_segment
-from .common import StampedLines, median, rnd
+from rethink.bench.common import StampedLines, median, rnd
+from rethink.core.order import batch_indices
+from rethink.data import writers
+from rethink.data.coco import CocoInstances, IterationBatches, collate, train_transforms
+from rethink.engine.runtime import setup
+from rethink.engine.train import scaled_lr, train_segment
+from rethink.models.detector import build_mask_rcnn
 
 # Each option on top of the ones before it: the arms of the ablation, in order.
 OPTIONS = (("group_by_aspect", True), ("channels_last", True), ("bf16", True))
@@ -42,7 +42,7 @@ ROI_BACKWARD_KEYS = ("GeneratedBackwardFor_torchvision_roi_align_defaultBackward
 
 def synthetic_coco(root: Path, synth_cfg: dict, n_train: int, n_val: int = 1, seed: int = 0) -> Path:
     if not (root / "annotations" / "instances_train2017.json").exists():
-        synth.generate_coco(root, {**synth_cfg, "det_train_images": n_train,
+        writers.generate_coco(root, {**synth_cfg, "det_train_images": n_train,
                                    "det_val_images": n_val}, seed=seed)
     return root
 

@@ -28,12 +28,24 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from rethink.analysis.results import TASKS, load_pretrain, ordered_schedules, pretrain_offset
 from rethink.figures.common import (
-    MARKERS, TASK_LABELS, add_figure_args, base_parser, draw_curves, init_colors, init_label,
-    load_inputs, mean_curves, run_cli, save_figure, schedule_styles, seeds_note, setup_theme,
+    MARKERS,
+    TASK_LABELS,
+    add_figure_args,
+    base_parser,
+    draw_curves,
+    init_colors,
+    init_label,
+    load_inputs,
+    mean_curves,
+    run_cli,
+    save_figure,
+    schedule_styles,
+    seeds_note,
+    setup_theme,
     variant_title,
 )
-from rethink.results import TASKS, load_pretrain, ordered_schedules, pretrain_offset
 
 SHIFTED_INITS = ("pretrained",)
 # break the x axis when the pre-training span exceeds this many times the

@@ -30,11 +30,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from rethink.atomic import atomic_write  # noqa: E402
-from rethink.results import (  # noqa: E402
-    TRUNK, MetricsError, check_against_study, load_study, read_metrics_csv, variant_frame,
+from rethink.analysis.results import (  # noqa: E402
+    TRUNK,
+    MetricsError,
+    check_against_study,
+    load_study,
+    read_metrics_csv,
+    variant_frame,
 )
-from rethink.stats import aggregate_seeds, mean_ci  # noqa: E402
+from rethink.analysis.stats import aggregate_seeds, mean_ci  # noqa: E402
+from rethink.core.atomic import atomic_write  # noqa: E402
 
 INIT_LABELS = {"scratch": "random init (scratch)", "pretrained": "ImageNet pre-trained"}
 TASK_LABELS = {"bbox": "bbox AP", "segm": "mask AP"}
@@ -55,7 +60,7 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--study", required=True,
                    help="study.json written by the planning step (variants, seeds, inits)")
     p.add_argument("--metrics", required=True,
-                   help="tidy metrics CSV written by `python -m rethink.results`")
+                   help="tidy metrics CSV written by `python -m rethink.analysis.results`")
     return p
 
 
@@ -231,7 +236,7 @@ def variant_panels(df: pd.DataFrame, study: Mapping, names: Sequence[str],
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-    from rethink.results import ordered_schedules
+    from rethink.analysis.results import ordered_schedules
 
     inits = list(study["inits"])
     colors = init_colors(inits, args.palette)

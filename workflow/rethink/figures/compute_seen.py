@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from rethink.figures.common import (add_figure_args, init_colors, init_label, run_cli,
-                                    save_figure, setup_theme)
-from rethink.results import MetricsError
+from rethink.analysis.results import MetricsError
+from rethink.figures.common import add_figure_args, init_colors, init_label, run_cli, save_figure, setup_theme
 
 KINDS = ("images", "instances", "pixels")
 NUMERIC = (["iterations", "batch_size", "train_images"]
@@ -37,7 +36,7 @@ PANEL_TITLES = {"images": "images seen", "instances": "instances seen",
 
 
 def read_compute(path) -> pd.DataFrame:
-    """compute_seen.csv (``python -m rethink.compute``), its columns checked."""
+    """compute_seen.csv (``python -m rethink.analysis.compute``), its columns checked."""
     try:
         df = pd.read_csv(path, dtype={"variant": str, "schedule": str, "init": str},
                          keep_default_na=False, na_values={c: [""] for c in NEEDED})
@@ -147,7 +146,7 @@ def main(argv=None) -> int:
         description="Bar chart (log scale) of the images, instances and pixels seen by "
                     "pre-training + fine-tuning and by training from scratch (paper Fig. 2).")
     p.add_argument("--compute", required=True,
-                   help="compute_seen.csv written by `python -m rethink.compute`")
+                   help="compute_seen.csv written by `python -m rethink.analysis.compute`")
     p.add_argument("--variant", default=None,
                    help="variant to draw (default: the CSV's first, the study's main)")
     add_figure_args(p)

@@ -19,13 +19,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
+from rethink.analysis.results import TASKS, load_reference, ordered_schedules, variant_finals
+from rethink.analysis.stats import aggregate_seeds
 from rethink.figures.common import (
-    TASK_LABELS, add_figure_args, add_reference_arg, base_parser, init_colors, init_label,
-    legend_and_note, load_inputs, paper_marker, run_cli, save_figure, seeds_note, setup_theme,
+    TASK_LABELS,
+    add_figure_args,
+    add_reference_arg,
+    base_parser,
+    init_colors,
+    init_label,
+    legend_and_note,
+    load_inputs,
+    paper_marker,
+    run_cli,
+    save_figure,
+    seeds_note,
+    setup_theme,
     variant_title,
 )
-from rethink.results import TASKS, load_reference, ordered_schedules, variant_finals
-from rethink.stats import aggregate_seeds
 
 
 def summarise(finals, task: str):

@@ -19,10 +19,10 @@ import sys
 
 import pandas as pd
 
-from rethink.atomic import write_text
+from rethink.analysis.results import ordered_schedules, variant_finals
+from rethink.analysis.stats import aggregate_seeds
+from rethink.core.atomic import write_text
 from rethink.figures.common import LEVEL, base_parser, init_label, load_inputs, run_cli
-from rethink.results import ordered_schedules, variant_finals
-from rethink.stats import aggregate_seeds
 
 # (column in final_metrics, CSV name, Markdown header, LaTeX header)
 COLUMNS = [
@@ -53,7 +53,7 @@ def md_escape(text: str) -> str:
 def build_table(finals: pd.DataFrame, plan, columns=None) -> pd.DataFrame:
     """Mean/std/CI half width over seeds per (schedule, init), in percent, plan order.
 
-    *finals* is :func:`rethink.results.variant_finals` (one row per seed).
+    *finals* is :func:`rethink.analysis.results.variant_finals` (one row per seed).
     Columns: ``schedule, init, iterations, n_seeds`` then ``<name>``,
     ``<name>_std``, ``<name>_ci95`` and ``<name>_n`` per column of :data:`COLUMNS`
     (or of `columns`, as the keypoint task's table has).

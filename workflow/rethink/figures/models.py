@@ -19,11 +19,22 @@ import sys
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from rethink.analysis.results import MetricsError, load_reference, ordered_schedules, variant_finals
 from rethink.figures.common import (
-    add_figure_args, add_reference_arg, base_parser, draw_band_series, final_series, legend_and_note,
-    load_inputs, paper_marker, run_cli, save_figure, seeds_note, setup_theme, variants_of_kind,
+    add_figure_args,
+    add_reference_arg,
+    base_parser,
+    draw_band_series,
+    final_series,
+    legend_and_note,
+    load_inputs,
+    paper_marker,
+    run_cli,
+    save_figure,
+    seeds_note,
+    setup_theme,
+    variants_of_kind,
 )
-from rethink.results import MetricsError, load_reference, ordered_schedules, variant_finals
 
 
 def model_label(name: str, study) -> str:

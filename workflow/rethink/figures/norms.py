@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import sys
 
+from rethink.analysis.results import load_reference
 from rethink.figures.common import (
-    SYNCBN_NOTE, add_figure_args, add_reference_arg, base_parser, is_syncbn, load_inputs,
-    run_cli, save_figure, setup_theme, variant_panels, variants_of_kind,
+    SYNCBN_NOTE,
+    add_figure_args,
+    add_reference_arg,
+    base_parser,
+    is_syncbn,
+    load_inputs,
+    run_cli,
+    save_figure,
+    setup_theme,
+    variant_panels,
+    variants_of_kind,
 )
-from rethink.results import load_reference
 
 
 def panel_title(name: str, plan) -> str:

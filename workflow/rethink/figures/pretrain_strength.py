@@ -17,11 +17,20 @@ import sys
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from rethink.analysis.results import MetricsError, ordered_schedules, variant_finals
 from rethink.figures.common import (
-    add_figure_args, base_parser, draw_band_series, final_series, legend_and_note, load_inputs, run_cli,
-    save_figure, seeds_note, setup_theme, variants_of_kind,
+    add_figure_args,
+    base_parser,
+    draw_band_series,
+    final_series,
+    legend_and_note,
+    load_inputs,
+    run_cli,
+    save_figure,
+    seeds_note,
+    setup_theme,
+    variants_of_kind,
 )
-from rethink.results import MetricsError, ordered_schedules, variant_finals
 
 
 def pretraining_label(name: str, study) -> str:

@@ -17,14 +17,28 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from rethink.atomic import write_text
+from rethink.analysis.results import MetricsError, load_reference, ordered_schedules, variant_finals
+from rethink.core.atomic import write_text
 from rethink.figures.common import (
-    add_figure_args, add_reference_arg, base_parser, draw_band_series, draw_curves, final_series,
-    init_colors, init_label, legend_and_note, load_inputs, mean_curves, paper_marker, run_cli,
-    save_figure, schedule_styles, seeds_note, setup_theme,
+    add_figure_args,
+    add_reference_arg,
+    base_parser,
+    draw_band_series,
+    draw_curves,
+    final_series,
+    init_colors,
+    init_label,
+    legend_and_note,
+    load_inputs,
+    mean_curves,
+    paper_marker,
+    run_cli,
+    save_figure,
+    schedule_styles,
+    seeds_note,
+    setup_theme,
 )
 from rethink.figures.final_table import build_table, to_csv, to_markdown
-from rethink.results import MetricsError, load_reference, ordered_schedules, variant_finals
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,380 @@
+"""Checks of the config that a JSON schema cannot express, the study's variants, and the
+pieces of the config that each kind of job depends on (so that changing one key reruns
+only what it affects)."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+
+from rethink.core import errors, synthetic
+from rethink.core.schedule import Plan, make_plan
+
+MAIN = "main"
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.]+$")  # the {variant} wildcard's pattern
+# detection keys a norm or regime variant may override (the paper re-tuned LR and scale
+# augmentation for its small-data regimes); they apply to both inits alike.
+OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_decay",
+                 "warmup_iters", "scales", "lr_decay")
+LR_DECAY = 0.1  # detection.lr_decay's default: the paper's x0.1 at each LR drop
+# pre-training keys a pretraining variant may override (its pre-training strength); its
+# detection runs keep main's settings and may only run fewer of main's schedules
+PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
+                          "crop_scale", "lr_schedule", "lr_steps", "seed")
+# model keys a model variant may override: the backbone (deeper or wider, the paper's R101;
+# or another architecture and normalisation, its VGG-16 without any); the rest (FPN, heads,
+# input size) stays main's, so only the backbone (and with `norm`, every norm) differs
+MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
+# kinds whose entries may set those keys: a model variant must (it is the backbone axis); a
+# task or dataset variant may, as the paper ran its VOC study on an R101. Either then starts
+# its pretrained branch from a pre-training of its own backbone (pretrain/NORM_NAME)
+OWN_MODEL_KINDS = ("model", "task", "dataset")
+# the depths each model.arch builds (rethink.models.detector.ARCH_DEPTHS; kept here so the workflow
+# checks a config without importing torch)
+ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
+# tasks a task variant may train besides main's boxes and masks (keypoints: on COCO's
+# person_keypoints files, rethink.data.layout.KEYPOINT_FILE); its model adds the task's head, all else is main's
+TASKS = ("keypoints",)
+# datasets a dataset variant trains and is scored on instead of main's COCO-format data (voc: a
+# VOCdevkit, data.voc, converted to COCO format; box-only, the paper's Faster R-CNN, scored by
+# VOC mAP too); its model is main's but for the mask head, its pretrained init main's pre-training
+DATASETS = ("voc",)
+# evaluation-only keys any variant (but a pretraining one, scored as main) may set: scored
+# with test-time augmentation too (evaluate.tta's shape); never a training key
+EVAL_OVERRIDE_KEYS = ("tta",)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One experiment of the study: a normalisation, a train-set fraction, a pre-training
+    strength, another backbone, another task, another dataset, or another training recipe."""
+    name: str
+    kind: str          # main | norm | regime | pretraining | model | task | dataset | recipe
+    norm: str
+    fraction: float    # of the detection train set (1.0 = all of it)
+    detection: dict    # config["detection"] with the variant's overrides applied
+    plan: Plan
+    pretrain: dict | None = None  # pretraining variants (and variants with a backbone of their own): pretrain.* overrides
+    model: dict | None = None     # model variants (and task or dataset ones that set any): model.* overrides (arch, depth, width, norm)
+    task: str | None = None       # task variants: the task their model adds (keypoints)
+    dataset: str | None = None    # dataset variants: the dataset they train on (voc)
+    tta: dict | None = None       # scored with test-time augmentation too ({scales, flip})
+    shares_pretraining_of: str | None = None  # an earlier variant whose own pre-training is this one's
+                                  # to the key (same backbone, norm and pretrain overrides): trained once
+
+    @property
+    def own_pretraining(self) -> bool:
+        """Whether its pretrained branch starts from a pre-training of its own (pretrain/NORM_NAME):
+        another pre-training strength, or another backbone."""
+        return self.pretrain is not None or self.model is not None
+
+    @property
+    def shares_scratch(self) -> bool:
+        """A pretraining variant's scratch runs are main's: the same settings, and scratch
+        reads no backbone, so they are not trained again but shared (rethink.analysis.shared_runs)."""
+        return self.kind == "pretraining"
+
+
+def json_arg(text: str, name: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--{name}: not valid JSON ({e})")
+    if not isinstance(value, dict):
+        raise SystemExit(f"--{name}: expected a JSON object")
+    return value
+
+
+def check(config: dict) -> None:
+    """Raise ConfigError naming the key when values are individually valid but inconsistent."""
+    try:  # the world's own validation, the one its generator applies
+        synthetic.validate_config(config["data"]["synthetic"])
+    except errors.ConfigError as e:
+        raise ConfigError(str(e).replace("synth config: ", "data.synthetic.", 1)) from None
+    data = config["data"]
+    if data["corrupt_images"] == "skip" and data["verify_images"] == "none":
+        raise ConfigError("data.corrupt_images: skip needs images opened by the layout check: "
+                          "set data.verify_images to header or full")
+    if config["pretrain"]["input"] is not None and not config["pretrain"]["checkpoint"]:
+        raise ConfigError("pretrain.input describes the input conventions of pretrain.checkpoint, "
+                          "which is not set (this pipeline's own pre-training uses ImageNet RGB)")
+    pre = config["pretrain"]
+    if pre["lr_schedule"] == "step" and not pre["lr_steps"]:
+        raise ConfigError("pretrain.lr_schedule: step needs pretrain.lr_steps (epochs, e.g. [30, 60, 80])")
+    if pre["crop_scale"][0] > pre["crop_scale"][1]:
+        raise ConfigError(f"pretrain.crop_scale: {pre['crop_scale']} is not [low, high]")
+    model = config["model"]
+    if model["min_size"] > model["max_size"]:
+        raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")
+    if config["pretrain"]["checkpoint"] and model.get("arch", "resnet") != "resnet":
+        raise ConfigError(f"pretrain.checkpoint: given backbones are ResNets (rethink.models.backbones), "
+                          f"but model.arch is {model['arch']}")
+    for v in variants(config).values():
+        where = "detection" if v.kind == MAIN else f"study.{v.kind}s[{v.name}]"
+        shape = model_settings(config, False, variant=v)
+        arch, prefix = shape.get("arch", "resnet"), "model" if v.kind == MAIN else where
+        if shape["depth"] not in ARCH_DEPTHS[arch]:
+            raise ConfigError(f"{prefix}.depth: {shape['depth']} is no depth of arch {arch} "
+                              f"(one of {list(ARCH_DEPTHS[arch])})")
+        if shape["norm"] == "none" and arch != "vgg":
+            raise ConfigError(f"{prefix}.norm: none needs arch: vgg (a ResNet here always normalises)")
+        # every schedule must train at full LR before its first drop (the paper warms up 500
+        # or 1k of 90k iterations; a warm-up that reaches the 1x's drop never trains at full LR)
+        first = min(v.plan.schedules, key=lambda s: s.drops[0])
+        if v.detection["warmup_iters"] >= first.drops[0]:
+            raise ConfigError(f"{where}: warmup_iters ({v.detection['warmup_iters']}) does not end before "
+                              f"schedule {first.name}'s first LR drop (iteration {first.drops[0]}): it "
+                              f"would never train at full LR; use fewer than {first.drops[0]} iterations")
+        for scale in v.detection["scales"] or []:
+            if scale > model["max_size"]:
+                raise ConfigError(f"{where}.scales: {scale} exceeds model.max_size ({model['max_size']})")
+
+
+def _plan(det: dict, where: str) -> Plan:
+    try:
+        return make_plan(det["one_x"], det["schedules"], det["checkpoint_every"])
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def variants(config: dict) -> dict[str, Variant]:
+    """The study's variants in display order: main, then norms, regimes by size, pretrainings,
+    models, tasks, datasets and recipes."""
+    det, study = config["detection"], config["study"]
+    main_norm = config["model"]["norm"]
+    main_tta = config["evaluate"].get("tta")
+    out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"), tta=main_tta)}
+    regimes = sorted(study["regimes"], key=lambda r: -r["fraction"])
+    entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
+    entries += [("regime", dict(r), r["name"]) for r in regimes]
+    entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
+    entries += [("model", dict(m), m["name"]) for m in models_run(config)]
+    entries += [("task", dict(t), t["name"]) for t in study.get("tasks") or []]
+    entries += [("dataset", dict(d), d["name"]) for d in study.get("datasets") or []]
+    entries += [("recipe", dict(r), r["name"]) for r in study.get("recipes") or []]
+    for kind, overrides, name in entries:
+        overrides.pop("name", None)
+        if kind == "norm":
+            overrides.pop("norm")
+        where = f"study.{kind}s[{name}]"
+        if not VARIANT_NAME.match(name) or name == MAIN or name in out:
+            raise ConfigError(f"{where}: variant names must be unique, not {MAIN!r}, and use "
+                              f"letters, digits, '_' or '.'")
+        if kind == "norm" and name == main_norm:
+            raise ConfigError(f"{where}: {name} is model.norm already (the main variant)")
+        if kind == "pretraining":
+            out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
+            continue
+        model, norm, pretrain = None, name if kind == "norm" else main_norm, None
+        tta = overrides.pop("tta", main_tta)
+        task = overrides.pop("task", None) if kind == "task" else None
+        if kind == "task" and task not in TASKS:
+            raise ConfigError(f"{where}.task: must be one of {list(TASKS)}, got {task!r}")
+        if kind == "task" and tta:
+            raise ConfigError(f"{where}: test-time augmentation (tta, evaluate.tta) is not supported "
+                              f"for keypoint models; set tta: null here")
+        dataset = overrides.pop("dataset", None) if kind == "dataset" else None
+        if kind == "dataset" and dataset not in DATASETS:
+            raise ConfigError(f"{where}.dataset: must be one of {list(DATASETS)}, got {dataset!r}")
+        if kind == "recipe" and not overrides:
+            raise ConfigError(f"{where}: sets no training key ({', '.join(OVERRIDE_KEYS)}), so it "
+                              f"would repeat the main variant")
+        if kind in OWN_MODEL_KINDS:
+            pretrain = overrides.pop("pretrain", None)
+            bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
+            if bad:
+                raise ConfigError(f"{where}.pretrain: unknown key(s) {bad}; allowed: {list(PRETRAIN_OVERRIDE_KEYS)}")
+            model = {k: overrides.pop(k) for k in MODEL_OVERRIDE_KEYS if k in overrides}
+            same = {k: v for k, v in model.items() if config["model"].get(k, "resnet" if k == "arch" else None) == v}
+            if kind == "model" and (not model or len(same) == len(model)):
+                raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
+                                  f"than model.*'s, so it would repeat the main variant")
+            if kind != "model" and pretrain and not model:
+                raise ConfigError(f"{where}.pretrain: only with a backbone of its own ({', '.join(MODEL_OVERRIDE_KEYS)}); "
+                                  f"another pre-training of main's backbone is a study.pretrainings entry")
+            if kind != "model" and model and config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
+                raise ConfigError(f"{where}: sets {sorted(model)}, a backbone of its own, which needs a pre-training "
+                                  f"of its own; pretrain.checkpoint is main's backbone. Drop one of them")
+            if kind != "model":  # a key at main's value keeps main's backbone (and its pre-training)
+                model = {k: v for k, v in model.items() if k not in same}
+            model = model or None
+            norm = (model or {}).get("norm", main_norm)
+        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind in OWN_MODEL_KINDS else [])
+        allowed += (["task"] if kind == "task" else []) + (["dataset"] if kind == "dataset" else [])
+        allowed += list(EVAL_OVERRIDE_KEYS)
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
+        merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
+        fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
+        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
+                            pretrain=dict(pretrain) if pretrain else None, model=model, task=task,
+                            dataset=dataset, tta=dict(tta) if tta else None)
+    return _share_pretrainings(config, out)
+
+
+def _share_pretrainings(config: dict, variants: dict[str, Variant]) -> dict[str, Variant]:
+    """A variant whose own pre-training equals an earlier one's (a VOC study on the R101 that a
+    model variant also pre-trains) starts from that one's backbone instead of training it twice.
+    Equal means the same backbone and pretrain settings once main's values fill in the rest."""
+    first: dict[str, str] = {}
+    out = {}
+    for name, v in variants.items():
+        if v.own_pretraining:
+            shape = {**{k: config["model"].get(k, "resnet" if k == "arch" else None) for k in MODEL_OVERRIDE_KEYS},
+                     **(v.model or {}), "norm": v.norm}
+            pre = {**{k: config["pretrain"].get(k) for k in PRETRAIN_OVERRIDE_KEYS}, **(v.pretrain or {})}
+            same = repr((sorted(shape.items()), sorted(pre.items())))
+            if same in first:
+                v = replace(v, shares_pretraining_of=first[same])
+            else:
+                first[same] = name
+        out[name] = v
+    return out
+
+
+def pretrainings_run(config: dict) -> list[dict]:
+    """study.pretrainings, unless the study has no pre-training of its own to vary: a given
+    backbone (pretrain.checkpoint) replaces it, or no pretrained init compares against scratch."""
+    if config["pretrain"]["checkpoint"] or set(config["detection"]["inits"]) != {"scratch", "pretrained"}:
+        return []
+    return config["study"].get("pretrainings") or []
+
+
+def models_run(config: dict) -> list[dict]:
+    """study.models, unless the pretrained branch starts from a given backbone
+    (pretrain.checkpoint): that file is a ResNet of main's shape, so another backbone would
+    have no pre-training of its own to start from, and scratch alone would compare with nothing."""
+    if config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
+        return []
+    return config["study"].get("models") or []
+
+
+def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) -> Variant:
+    """Main's detection runs from another pre-training: its pretrain.* overrides, and at most
+    a subset of main's schedules. A subset has a subset of main's checkpoints (the same trunk
+    spacing and forks, each tail as main's), so the scratch runs it is compared with are
+    main's own."""
+    schedules = overrides.pop("schedules", None)
+    unknown = sorted(set(overrides) - set(PRETRAIN_OVERRIDE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: schedules (a subset of "
+                          f"detection.schedules) and the pretrain keys {list(PRETRAIN_OVERRIDE_KEYS)}")
+    if not overrides:
+        raise ConfigError(f"{where}: sets no pretrain key, so it would repeat the main variant")
+    det = dict(main.detection)
+    if schedules is not None:
+        extra = sorted(set(float(s) for s in schedules) - set(float(s) for s in det["schedules"]))
+        if extra:
+            raise ConfigError(f"{where}.schedules: {extra} not in detection.schedules "
+                              f"{det['schedules']} (its scratch runs are the main variant's)")
+        det["schedules"] = list(schedules)
+    return Variant(name, "pretraining", main.norm, 1.0, det, _plan(det, where), pretrain=dict(overrides),
+                   tta=main.tta)
+
+
+def pretraining_key(variant: Variant) -> str:
+    """The folder under pretrain/ of the backbone `variant`'s pretrained branch starts from:
+    the norm's (GN, BN), or for a variant with a pre-training of its own NORM_NAME (NAME: the
+    first variant with that same pre-training)."""
+    norm = pretrain_norm(variant.norm)
+    return f"{norm}_{variant.shares_pretraining_of or variant.name}" if variant.own_pretraining else norm
+
+
+def split_pretraining_key(key: str) -> tuple[str, str]:
+    """(norm, pretraining variant name or "") of a pretraining_key."""
+    norm, _, name = key.partition("_")
+    return norm, name
+
+
+def pretrain_settings(config: dict, key: str) -> dict:
+    """The pretrain config of the pre-training `key` (see pretraining_key)."""
+    settings = {k: v for k, v in config["pretrain"].items() if k not in ("checkpoint", "input", "workers")}
+    _, name = split_pretraining_key(key)
+    if name:
+        settings.update(variants(config)[name].pretrain or {})
+    return settings
+
+
+def pretrain_model_settings(config: dict, key: str) -> dict:
+    """The model config the pre-training `key` trains: its norm's, with a model variant's backbone."""
+    norm, name = split_pretraining_key(key)
+    variant = variants(config)[name] if name else None
+    return model_settings(config, False, norm, variant if variant is not None and variant.model else None)
+
+
+def seeds(config: dict) -> list[int]:
+    """Detection seeds of every cell: detection.seed, detection.seed + 1, ..."""
+    return [config["detection"]["seed"] + k for k in range(config["study"]["seeds"])]
+
+
+# Keys of `detection` that change the weights a training segment produces. The schedule
+# list and checkpoint spacing only decide which segments exist, so adding a schedule
+# keeps every checkpoint already trained.
+TRAIN_KEYS = ("one_x", "batch_size", "base_lr", "reference_batch", "momentum", "weight_decay",
+              "warmup_iters", "warmup_factor", "flip_prob", "seed", "scales", "group_by_aspect", "bf16", "channels_last")
+
+# Keys of `model` that only matter at inference time; the rest shape the weights.
+EVAL_ONLY_MODEL_KEYS = ("score_thresh", "detections_per_img")
+
+
+def train_settings(variant: Variant, seed: int) -> dict:
+    """The keys that decide a training segment's weights; lr_decay only where it is not the
+    default 0.1, so that runs from before the key keep their settings (rerun triggers, lineage)."""
+    settings = {**{k: variant.detection[k] for k in TRAIN_KEYS}, "seed": seed}
+    decay = variant.detection.get("lr_decay", LR_DECAY)
+    return settings if decay == LR_DECAY else {**settings, "lr_decay": decay}
+
+
+def model_settings(config: dict, for_eval: bool, norm: str | None = None,
+                   variant: Variant | None = None) -> dict:
+    """The model config as a job sees it (with `variant`: its norm and shape); training jobs
+    don't see inference-only keys."""
+    model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
+    if variant is not None:
+        model.update({"norm": variant.norm, **(variant.model or {})})
+        if variant.task == "keypoints":  # the keypoint head; its OKS sigmas only score it
+            model["keypoints"] = {"num": len(config["keypoints"]["sigmas"]), "head": dict(config["keypoints"]["head"])}
+            if for_eval:
+                model["oks_sigmas"] = list(config["keypoints"]["sigmas"])
+        if variant.dataset == "voc":  # VOC has boxes only: the paper's Faster R-CNN
+            model["masks"] = False
+        if for_eval and variant.tta:
+            model["tta"] = tta_settings(config, variant.tta)
+    if norm is not None:
+        model["norm"] = norm
+    if model.get("arch") == "resnet":  # the default: left out, so the jobs' settings (their rerun
+        del model["arch"]              # triggers and checkpoint lineage) are those before the key existed
+    return model
+
+
+def tta_settings(config: dict, tta: dict) -> dict:
+    """Test-time augmentation as an evaluation runs it: the short sides (null: model.min_size
+    alone) and whether each is also run on the flipped image."""
+    return {"scales": list(tta.get("scales") or [config["model"]["min_size"]]), "flip": bool(tta.get("flip", False))}
+
+
+def eval_extra_by_variant(config: dict) -> dict:
+    """{variant: inference-only model keys of its own} (test-time augmentation), for the
+    training jobs' evaluations; variants without any are left out."""
+    return {name: {"tta": tta_settings(config, v.tta)} for name, v in variants(config).items() if v.tta}
+
+
+def eval_only_model_settings(config: dict) -> dict:
+    """The inference-only model keys: what a training job adds to its model config to
+    evaluate the checkpoints it writes as the evaluate rule would (a keypoint model also
+    its OKS sigmas, which rethink.engine.train drops for the others)."""
+    extra = {k: config["model"][k] for k in EVAL_ONLY_MODEL_KEYS}
+    if any(v.task == "keypoints" for v in variants(config).values()):
+        extra["oks_sigmas"] = list(config["keypoints"]["sigmas"])
+    return extra
+
+
+def pretrain_norm(norm: str) -> str:
+    """The norm a backbone for `norm` is pre-trained with: SyncBN on one process is BN, so
+    SyncBN, BN and frozen BN share one BN pre-training, as the paper's models do."""
+    return "BN" if norm in ("SyncBN", "BN", "FrozenBN") else norm  # GN, none: their own

@@ -4,7 +4,6 @@ files that do not fit.
 
 Every bad-input case is one test item, parametrised over BACKBONE_CASES (counted in the
 suite's summary line)."""
-import json
 import os
 import pickle
 from pathlib import Path
@@ -189,14 +188,14 @@ def test_our_own_pt_converts_to_itself(tmp_path):
 def test_a_scratch_branch_checks_the_given_backbone_first(tmp_path):
     path = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    environ = {"RETHINK_GIVEN_BACKBONE": json.dumps({"checkpoint": str(path), "input": None, "norm": "BN"})}
-    backbones.check_given_for_scratch({**cfg(), "input": IMAGENET_RGB}, environ)  # fits: no error
+    given = {"checkpoint": str(path), "input": None, "norm": "BN"}
+    backbones.check_given_for_scratch({**cfg(), "input": IMAGENET_RGB}, given)  # fits: no error
     with pytest.raises(SystemExit, match=r"r18.pth.*set model.depth: 18"):
-        backbones.check_given_for_scratch({**cfg(depth=50), "input": IMAGENET_RGB}, environ)
+        backbones.check_given_for_scratch({**cfg(depth=50), "input": IMAGENET_RGB}, given)
     with pytest.raises(SystemExit, match=r"r18.pth.*conflicting conventions"):
-        backbones.check_given_for_scratch({**cfg(), "input": DETECTRON_BGR}, environ)
-    backbones.check_given_for_scratch(cfg(norm="GN", depth=50), environ)  # a GN variant: not its backbone
-    backbones.check_given_for_scratch(cfg(depth=50), {})  # no given backbone
+        backbones.check_given_for_scratch({**cfg(), "input": DETECTRON_BGR}, given)
+    backbones.check_given_for_scratch(cfg(norm="GN", depth=50), given)  # a GN variant: not its backbone
+    backbones.check_given_for_scratch(cfg(depth=50), None)  # no given backbone
 
 
 def test_pretrain_input_without_a_given_backbone_is_a_config_error():

@@ -19,7 +19,7 @@ from rethink.core.order import mix_seed
 from rethink.data import writers
 from rethink.engine import checkpoint
 from rethink.models.detector import build_mask_rcnn
-from tiny import tiny
+from tiny import eval_settings, tiny
 
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
 ITERS = 3
@@ -76,7 +76,7 @@ def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_pat
     root, model, train_cfg = setup_run
     eval_dir = tmp_path / "eval"
     log = train(root, model, train_cfg, tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt", processes=2,
-                extra=["--eval-extra", "{}", "--eval-dir", str(eval_dir)])
+                extra=[*eval_settings(tmp_path / "eval.json", {}), "--eval-dir", str(eval_dir)])
     assert "2 training processes: checkpoints are scored by the evaluate jobs" in log
     assert (tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt").exists() and not eval_dir.exists()
 

@@ -96,8 +96,8 @@ def test_workers_do_not_copy_the_index(tmp_path):
     """The benchmark part, --quick: loader workers that build every target of ~20k objects.
     With the arrays a worker's private memory grows a little; with pycocotools' COCO object
     (measured beside it) it copies the objects it touches, many times more."""
-    from rethink.bench import suite as benchmark
-    results = benchmark.run(["loader_memory"], True, tmp_path, tmp_path / "suite.json", {})
+    from rethink.bench import suite
+    results = suite.run(["loader_memory"], True, tmp_path, tmp_path / "suite.json", {})
     e = results["parts"]["loader_memory"]
     assert e["status"] == "ok", e.get("traceback")
     arrays, coco = e["kinds"]["arrays"], e["kinds"]["pycocotools"]
@@ -108,4 +108,4 @@ def test_workers_do_not_copy_the_index(tmp_path):
         assert w["touch_growth_mb"] < 0.25 * coco["touch_growth_mb"], e
     assert e["ratio_uss_pycocotools_vs_arrays"] > 1
     assert e["command"].endswith("--only loader_memory --out " + str(tmp_path / "suite.json"))
-    assert "| pycocotools |" in benchmark.markdown(results)
+    assert "| pycocotools |" in suite.markdown(results)

@@ -3,7 +3,7 @@ import yaml
 from torch import nn
 
 from conftest import ROOT
-from rethink.models import detector as models
+from rethink.models import detector
 
 CFG = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
 
@@ -15,7 +15,7 @@ def norm_types(module):
 
 
 def test_gn_detector_has_groupnorm_everywhere_and_no_batchnorm():
-    det = models.build_mask_rcnn(CFG, num_classes=8)
+    det = detector.build_mask_rcnn(CFG, num_classes=8)
     assert norm_types(det) == {"GroupNorm"}
     # GN in backbone, FPN and the mask head (the paper's from-scratch recipe).
     for part in (det.backbone.body, det.backbone.fpn, det.roi_heads.mask_head):
@@ -25,26 +25,26 @@ def test_gn_detector_has_groupnorm_everywhere_and_no_batchnorm():
 
 
 def test_bn_option_gives_batchnorm():
-    det = models.build_mask_rcnn({**CFG, "norm": "BN"}, num_classes=3)
+    det = detector.build_mask_rcnn({**CFG, "norm": "BN"}, num_classes=3)
     assert "BatchNorm2d" in norm_types(det) and "GroupNorm" not in norm_types(det)
 
 
 def test_pretrained_classifier_weights_load_into_detector_backbone():
-    clf = models.build_classifier(CFG, num_classes=5)
+    clf = detector.build_classifier(CFG, num_classes=5)
     for p in clf.parameters():
         nn.init.normal_(p)
-    det = models.build_mask_rcnn(CFG, num_classes=3)
-    models.load_backbone(det, models.backbone_state(clf))
+    det = detector.build_mask_rcnn(CFG, num_classes=3)
+    detector.load_backbone(det, detector.backbone_state(clf))
     body = det.backbone.body.state_dict()
-    for k, v in models.backbone_state(clf).items():
+    for k, v in detector.backbone_state(clf).items():
         assert torch.equal(body[k], v), k
 
 
 def test_backbone_of_another_depth_is_rejected():
-    clf = models.build_classifier({**CFG, "depth": 18}, num_classes=5)
-    det = models.build_mask_rcnn(CFG, num_classes=3)
+    clf = detector.build_classifier({**CFG, "depth": 18}, num_classes=5)
+    det = detector.build_mask_rcnn(CFG, num_classes=3)
     try:
-        models.load_backbone(det, models.backbone_state(clf))
+        detector.load_backbone(det, detector.backbone_state(clf))
     except ValueError as e:
         assert "does not fit" in str(e)
     else:
@@ -53,7 +53,7 @@ def test_backbone_of_another_depth_is_rejected():
 
 def test_detector_trains_and_predicts_on_a_tiny_batch():
     torch.manual_seed(0)
-    det = models.build_mask_rcnn(CFG, num_classes=2)
+    det = detector.build_mask_rcnn(CFG, num_classes=2)
     img = torch.rand(3, 100, 140)
     mask = torch.zeros(1, 100, 140, dtype=torch.uint8)
     mask[0, 20:60, 30:90] = 1
@@ -70,7 +70,7 @@ def test_detector_trains_and_predicts_on_a_tiny_batch():
 
 def test_a_keypoint_model_adds_a_normalised_keypoint_head_and_trains_and_predicts_keypoints():
     torch.manual_seed(0)
-    det = models.build_mask_rcnn({**CFG, "keypoints": {"num": 5, "head": {"convs": 2, "channels": 32}}}, num_classes=2)
+    det = detector.build_mask_rcnn({**CFG, "keypoints": {"num": 5, "head": {"convs": 2, "channels": 32}}}, num_classes=2)
     head = det.roi_heads.keypoint_head
     assert det.roi_heads.has_keypoint() and norm_types(head) == {"GroupNorm"} and norm_types(det) == {"GroupNorm"}
     assert sum(isinstance(m, nn.Conv2d) for m in head.modules()) == 2
@@ -89,7 +89,7 @@ def test_a_keypoint_model_adds_a_normalised_keypoint_head_and_trains_and_predict
         out = det([img])[0]
     assert out["keypoints"].shape[1:] == (5, 3) and len(out["keypoints"]) == len(out["boxes"])
     # without the key, no keypoint head (main's model is unchanged)
-    assert not models.build_mask_rcnn(CFG, num_classes=2).roi_heads.has_keypoint()
+    assert not detector.build_mask_rcnn(CFG, num_classes=2).roi_heads.has_keypoint()
 
 
 VGG = {**CFG, "arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
@@ -98,7 +98,7 @@ VGG = {**CFG, "arch": "vgg", "depth": 11, "width": 16, "norm": "none"}
 def test_vgg_without_norm_has_no_normalisation_layer_and_every_parameter_trains():
     """The paper's VGG-16 run: no BN or GN anywhere (backbone, FPN, heads), MSRA init."""
     torch.manual_seed(0)
-    det = models.build_mask_rcnn(VGG, num_classes=2)
+    det = detector.build_mask_rcnn(VGG, num_classes=2)
     assert norm_types(det) == set() and "stem" in dict(det.backbone.body.named_children())
     assert not any(isinstance(m, (nn.Identity,)) for m in det.backbone.body.modules())
     convs = [m for m in det.backbone.body.modules() if isinstance(m, nn.Conv2d)]
@@ -115,18 +115,18 @@ def test_vgg_without_norm_has_no_normalisation_layer_and_every_parameter_trains(
     untrained = [n for n, p in det.named_parameters() if p.grad is None or not p.requires_grad]
     assert untrained == []
     # its classifier's weights are the detector's backbone (pre-training feeds detection)
-    classifier = models.build_classifier(VGG, num_classes=16)
+    classifier = detector.build_classifier(VGG, num_classes=16)
     assert classifier(torch.rand(2, 3, 64, 64)).shape == (2, 16)
-    models.load_backbone(det, models.backbone_state(classifier))
+    detector.load_backbone(det, detector.backbone_state(classifier))
 
 
 def test_vgg_depths_and_norm_none_are_checked():
     import pytest
     with pytest.raises(ValueError, match="model.depth must be one of \\[11, 16\\] for model.arch: vgg"):
-        models.build_body({**VGG, "depth": 18})
+        detector.build_body({**VGG, "depth": 18})
     with pytest.raises(ValueError, match="model.norm: none needs model.arch: vgg"):
-        models.build_body({**CFG, "norm": "none"})
-    deep = [m for m in models.build_body({**VGG, "depth": 16}).modules() if isinstance(m, nn.Conv2d)]
+        detector.build_body({**CFG, "norm": "none"})
+    deep = [m for m in detector.build_body({**VGG, "depth": 16}).modules() if isinstance(m, nn.Conv2d)]
     assert len(deep) == 13  # VGG-16's 13 conv layers
 
 
@@ -135,7 +135,7 @@ def test_proposals_and_boxes_are_fp32_under_bf16_autocast():
 
     from rethink.models.detector import Fp32ProposalRPN
     torch.manual_seed(0)
-    model = models.build_mask_rcnn(CFG, num_classes=2).eval()
+    model = detector.build_mask_rcnn(CFG, num_classes=2).eval()
     images = [torch.rand(3, 128, 192), torch.rand(3, 192, 128)]
     caught = []
     model.rpn.register_forward_hook(lambda mod, inp, out: caught.append(out[0]))

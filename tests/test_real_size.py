@@ -9,7 +9,7 @@ import yaml
 
 from conftest import ROOT
 from rethink.data import writers
-from tiny import tiny
+from tiny import eval_settings, tiny
 
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
 
@@ -29,8 +29,8 @@ def test_the_presets_model_trains_and_scores_at_800x1333(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rethink.engine.train", "--coco", str(tmp_path / "coco"),
                            "--model", json.dumps(train_model), "--train", json.dumps(train), "--init", "scratch",
                            "--start-iter", "0", "--end-iter", "2", "--out", str(out), "--log-every", "1",
-                           "--threads", "2", "--eval-extra", json.dumps(eval_extra),
-                           "--eval-dir", str(tmp_path / "eval"), "--eval-batch-size", "1",
+                           "--threads", "2", *eval_settings(tmp_path / "eval.json", eval_extra, batch_size=1),
+                           "--eval-dir", str(tmp_path / "eval"),
                            "--phases-out", str(tmp_path / "phases.json")],
                           env=ENV, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -158,8 +158,8 @@ def test_a_model_variant_may_carry_the_pretrain_keys_its_backbone_needs():
 
 
 def test_the_configs_depths_per_arch_are_the_models():
-    from rethink.models import detector as models
-    assert {a: tuple(sorted(d)) for a, d in models.ARCH_DEPTHS.items()} == study_config.ARCH_DEPTHS
+    from rethink.models import detector
+    assert {a: tuple(sorted(d)) for a, d in detector.ARCH_DEPTHS.items()} == study_config.ARCH_DEPTHS
 
 
 @pytest.mark.parametrize("study, message", [
@@ -333,9 +333,9 @@ def test_subset_cli_writes_a_coco_file_without_skipped_images(tmp_path):
 
 def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
     from conftest import SMOKE
-    from rethink.core import cost_plan as plan
-    cfg = plan.merged_config([str(SMOKE)])
-    estimate = plan.estimate(cfg)
+    from rethink.core import cost_plan
+    cfg = cost_plan.merged_config([str(SMOKE)])
+    estimate = cost_plan.estimate(cfg)
     study = json.loads((smoke / "results/detection/study.json").read_text())
     for row in estimate["variants"]:
         v = study["variants"][row["variant"]]
@@ -358,8 +358,8 @@ def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
 
 def test_cost_plan_cli_prints_the_presets_gpu_hours(capsys):
     from conftest import ROOT
-    from rethink.core import cost_plan as plan
-    assert plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
+    from rethink.core import cost_plan
+    assert cost_plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
     out = capsys.readouterr().out
     assert "pretrain" in out and "GPU-hours" in out and "forking the schedules saves" in out
 

@@ -7,9 +7,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from rethink.core import conventions
-from rethink.core import names
 from rethink.core import config as study_config
+from rethink.core import conventions, names
+from rethink.core.atomic import write_json
 from rethink.core.schedule import TRUNK
 
 # --use-conda without conda: say how to run without it, before Snakemake fails obscurely.
@@ -158,14 +158,19 @@ except conventions.BackboneError as e:
     raise WorkflowError(str(e))
 
 
-# A scratch branch does not read the given backbone, so the file is no input of its jobs (a
-# new backbone leaves scratch as it is; its conventions reach scratch through params). Its
-# first job checks the file as import_backbone does, so that no training starts on a bad one;
-# the path travels in the environment, not params, to stay out of scratch's rerun triggers
-# (an order-only `ancient()` input would hide scratch's own changes behind a rerun import).
-os.environ.update(RETHINK_GIVEN_BACKBONE=json.dumps(
-    {"checkpoint": GIVEN_BACKBONE, "input": config["pretrain"]["input"], "norm": MAIN_PRETRAIN_NORM}
-    if GIVEN_BACKBONE else None))
+# Settings a training job reads that must not be its rerun triggers, each in a file of its own
+# (rule job_settings) that the train rule takes as an ancient() input: the file is rewritten
+# when its settings change, and training does not rerun for it. training_eval: how a training
+# job scores its checkpoints (evaluation keys are rerun triggers of the evaluate rule alone;
+# every metrics file records the settings used). given_backbone: a scratch branch does not
+# read the given backbone, so a new one leaves scratch as it is, but its first job checks the
+# file as import_backbone does, so that no training starts on a bad one.
+JOB_SETTINGS = {"training_eval": study_config.training_eval_settings(config),
+                "given_backbone": study_config.given_backbone_settings(config)}
+
+
+def job_settings_file(name):
+    return f"{R}/settings/{name}.json"
 
 
 def input_conventions(norm):

@@ -172,3 +172,24 @@ rule convert_voc:
         "python -m rethink.data.voc --devkit {params.root:q} --train {params.train} --val {params.val} "
         "{params.classes} --verify-images {params.verify} --out-dir {params.folder:q} "
         "--report {output.report:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
+
+
+rule subset:
+    input:
+        checked=COCO_CHECKED,
+    output:
+        SUBSET,
+    params:
+        root=COCO,
+        fraction=lambda wildcards: VARIANTS[wildcards.variant].fraction,
+        seed=config["detection"]["seed"],
+    log:
+        f"{R}/logs/data/subset_{{variant}}.log",
+    threads: 1
+    resources:
+        **resources_for("data"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m rethink.data.subsets --coco {params.root:q} --fraction {params.fraction} --seed {params.seed} "
+        "--layout-stats {input.checked:q} --out {output:q} > {log:q} 2>&1"

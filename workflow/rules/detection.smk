@@ -5,42 +5,23 @@
 # before them, and writes and evaluates a checkpoint at the end of each.
 
 
-rule subset:
-    input:
-        checked=COCO_CHECKED,
+rule job_settings:
     output:
-        SUBSET,
+        job_settings_file("{name}"),
     params:
-        root=COCO,
-        fraction=lambda wildcards: VARIANTS[wildcards.variant].fraction,
-        seed=config["detection"]["seed"],
-    log:
-        f"{R}/logs/data/subset_{{variant}}.log",
-    threads: 1
-    resources:
-        **resources_for("data"),
-    conda:
-        "../../envs/torch.yaml"
-    shell:
-        "python -m rethink.data.subsets --coco {params.root:q} --fraction {params.fraction} --seed {params.seed} "
-        "--layout-stats {input.checked:q} --out {output:q} > {log:q} 2>&1"
-
-
-# The training job's own evaluation of its checkpoints takes the evaluation settings from
-# the environment, not from params: evaluation keys are then rerun triggers of the evaluate
-# rule alone (evaluate.smk), never of training. Every metrics file records the settings used.
-os.environ.update(RETHINK_TRAINING_EVAL_ARGS=(
-    f"--eval-extra {as_json(study_config.eval_only_model_settings(config))} "
-    + (f"--eval-extra-by-variant {as_json(study_config.eval_extra_by_variant(config))} "
-       if study_config.eval_extra_by_variant(config) else "") +
-    f"--eval-batch-size {config['evaluate']['batch_size']} "
-    + (f"--eval-curve-images {config['evaluate']['curve_images']} " if config["evaluate"].get("curve_images") else "") +
-    f"--eval-backend {config['evaluate']['backend']}") if config["evaluate"]["in_training"] else "")
+        settings=lambda wildcards: as_json(JOB_SETTINGS[wildcards.name]),
+    wildcard_constraints:
+        name="|".join(JOB_SETTINGS),
+    localrule: True
+    run:
+        write_json(output[0], json.loads(params.settings))
 
 
 rule train:
     input:
         unpack(job_inputs),
+        eval_settings=ancient(job_settings_file("training_eval")),
+        given_backbone=ancient(job_settings_file("given_backbone")),
     output:
         checkpoint=CKPT,
         phases=f"{R}/benchmarks/train/{CELL}.phases.json",
@@ -67,13 +48,14 @@ rule train:
         "python -m rethink.core.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.job} --out {output.checkpoint:q} "
         "--layout-stats {input.checked:q} --variant {wildcards.variant} --seed {wildcards.seed} "
-        "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} $RETHINK_TRAINING_EVAL_ARGS "
+        "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} --eval-settings {input.eval_settings:q} "
+        "--given-backbone {input.given_backbone:q} "
         "--phases-out {output.phases:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
         "--device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
-rule plan:
+rule study:
     input:
         checked=COCO_CHECKED,
         pretrain=PRETRAIN_METRICS or [],
@@ -92,7 +74,7 @@ rule plan:
             # that the command of studies without one stays as it was)
             + (f" --dataset-stats voc={shlex.quote(VOC_CHECKED)}" if DATASET_VARIANTS else ""),
     log:
-        f"{R}/logs/detection/plan.log",
+        f"{R}/logs/detection/study.log",
     threads: 1
     resources:
         **resources_for("data"),

@@ -374,6 +374,25 @@ def eval_only_model_settings(config: dict) -> dict:
     return extra
 
 
+def training_eval_settings(config: dict) -> dict:
+    """How a training job scores the checkpoints it writes, in its own process, so that the
+    evaluate job can adopt the result (evaluate.in_training false: it scores none)."""
+    ev = config["evaluate"]
+    if not ev["in_training"]:
+        return {"in_training": False}
+    return {"in_training": True, "extra": eval_only_model_settings(config),
+            "extra_by_variant": eval_extra_by_variant(config), "batch_size": ev["batch_size"],
+            "backend": ev["backend"], "curve_images": ev.get("curve_images")}
+
+
+def given_backbone_settings(config: dict) -> dict | None:
+    """The study's given backbone (pretrain.checkpoint) as a scratch branch's first job checks
+    it, so that no training starts on a bad file; None without one."""
+    path = config["pretrain"]["checkpoint"]
+    return {"checkpoint": path, "input": config["pretrain"]["input"],
+            "norm": pretrain_norm(config["model"]["norm"])} if path else None
+
+
 def pretrain_norm(norm: str) -> str:
     """The norm a backbone for `norm` is pre-trained with: SyncBN on one process is BN, so
     SyncBN, BN and frozen BN share one BN pre-training, as the paper's models do."""

@@ -9,10 +9,11 @@ segments chained in any way give the same weights as one uninterrupted run.
 
     python -m rethink.engine.train --coco DIR --model JSON --train JSON --init scratch \
         --start-iter 0 --end-iter 30 --schedule-iters 90 --out DIR/iter_000030.pt \
-        [--checkpoints 10 20] [--eval-extra JSON --eval-dir EVAL_DIR]
+        [--checkpoints 10 20] [--eval-settings FILE --eval-dir EVAL_DIR]
 
-With --eval-extra, checkpoint iter_N.pt is scored on val2017 as `rethink.evaluation.evaluate` would
-and the result left in EVAL_DIR/iter_N/from_training/ for the evaluate job to adopt.
+With --eval-settings (core.config.training_eval_settings, as JSON), checkpoint iter_N.pt is
+scored on val2017 as `rethink.evaluation.evaluate` would and the result left in
+EVAL_DIR/iter_N/from_training/ for the evaluate job to adopt.
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ from rethink.data.coco import CocoInstances, IterationBatches, collate, keypoint
 from rethink.engine import checkpoint, distributed, faults
 from rethink.engine.distributed import World
 from rethink.engine.runtime import Progress, process_age_s, rss_mb, setup
-from rethink.evaluation import outputs
 from rethink.models.backbones import check_given_for_scratch
 from rethink.models.detector import build_mask_rcnn, load_backbone
 
@@ -315,6 +315,14 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     world.barrier()
 
 
+def read_settings(path: str, p: argparse.ArgumentParser):
+    """A settings file the workflow wrote (rule job_settings); a parser error naming it if unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        p.error(f"cannot read the settings file {path}: {e}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--coco", required=True, help="COCO-format root (annotations/, train2017/)")
@@ -342,16 +350,14 @@ def main(argv=None):
                    "instances_val2017.json (a keypoint model: its person_keypoints file)")
     p.add_argument("--checkpoints", type=int, nargs="*", default=[],
                    help="further checkpoints to write on the way, inside (start, end), next to --out")
-    p.add_argument("--eval-extra", help="evaluate every checkpoint written, with --model plus these "
-                   "inference-only keys (JSON, e.g. score_thresh) as rethink.evaluation.evaluate's --model")
-    p.add_argument("--eval-extra-by-variant", help="JSON {variant: keys}: this --variant's own "
-                   "inference-only keys (test-time augmentation, tta), over --eval-extra")
+    p.add_argument("--eval-settings", metavar="FILE",
+                   help="JSON file: how to score every checkpoint written, in this process "
+                        "(rethink.core.config.training_eval_settings: in_training, the inference-only "
+                        "model keys, extra_by_variant, batch_size, backend, curve_images)")
     p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
-    p.add_argument("--eval-batch-size", type=int, default=4)
-    p.add_argument("--eval-backend", choices=outputs.BACKENDS, default=outputs.BACKENDS[0])
-    p.add_argument("--eval-curve-images", type=int, default=None, metavar="N",
-                   help="score checkpoints other than the schedule's end on the first N val images "
-                        "(evaluate.curve_images); the end, which the claims use, on all of them")
+    p.add_argument("--given-backbone", metavar="FILE",
+                   help="JSON file: the study's given backbone (rethink.core.config.given_backbone_settings), "
+                        "checked by a scratch branch's first job")
     p.add_argument("--variant", default="main", help="recorded with the evaluations")
     p.add_argument("--seed", type=int, default=0, help="recorded with the evaluations")
     p.add_argument("--branch", default="", help="recorded with the evaluations")
@@ -362,8 +368,9 @@ def main(argv=None):
     if not 0 <= args.start_iter < args.end_iter:
         p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
-    if args.init == "scratch" and args.start_iter == 0:
-        check_given_for_scratch(model_cfg)
+    if args.init == "scratch" and args.start_iter == 0 and args.given_backbone:
+        check_given_for_scratch(model_cfg, read_settings(args.given_backbone, p))
+    scoring = read_settings(args.eval_settings, p) if args.eval_settings else {"in_training": False}
     world, device = distributed.init(setup(args.threads, args.device, gpus=args.gpus,
                                            resource_key="resources.train.gpu"))
     total = args.schedule_iters or None
@@ -372,27 +379,26 @@ def main(argv=None):
           f"{args.threads} threads", flush=True)
     evaluate = None
     phases = {"startup_s": startup_s}
-    if args.eval_extra and world.size > 1:
+    if scoring["in_training"] and world.size > 1:
         # rank 0 scoring a checkpoint would hold the other ranks in the next collective for
         # as long as it takes (a TTA pass over val2017: past any timeout): the evaluate jobs
         # score this job's checkpoints instead, on their own GPUs, while training goes on
         print(f"{world.size} training processes: checkpoints are scored by the evaluate jobs, "
               f"not in training", flush=True)
-        args.eval_extra = None
-    if args.eval_extra and world.main:
+        scoring = {"in_training": False}
+    if scoring["in_training"] and world.main:
         if not args.eval_dir:
-            p.error("--eval-extra needs --eval-dir")
+            p.error("--eval-settings needs --eval-dir")
         t = time.perf_counter()
         from rethink.evaluation.evaluate import CheckpointEvaluator, summary_line
-        extra = json_arg(args.eval_extra, "eval-extra")
+        extra = dict(scoring["extra"])
         if not model_cfg.get("keypoints"):  # OKS sigmas: an inference-only key of keypoint models alone
             extra.pop("oks_sigmas", None)
-        if args.eval_extra_by_variant:
-            extra.update(json_arg(args.eval_extra_by_variant, "eval-extra-by-variant").get(args.variant, {}))
+        extra.update(scoring["extra_by_variant"].get(args.variant, {}))
         evaluator = CheckpointEvaluator(args.coco, {**model_cfg, **extra},
-                                        args.eval_batch_size, args.eval_backend, args.device,
+                                        scoring["batch_size"], scoring["backend"], args.device,
                                         device, args.layout_stats, args.val_annotations,
-                                        curve_images=args.eval_curve_images)
+                                        curve_images=scoring["curve_images"])
         phases["eval_setup_s"] = time.perf_counter() - t
         record = {"variant": args.variant, "seed": args.seed, "init": args.init, "branch": args.branch}
 

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import re
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from rethink.core.atomic import disk_full_exits, sha1_file
+from rethink.core.config import json_arg, pretrain_norm
 from rethink.core.conventions import BackboneError, check_input, declared_input, sniff
+from rethink.engine import checkpoint
+from rethink.models.detector import DEPTHS, ResNet
 
 OURS = "this project's .pt"
 STATE_DICT = "torchvision-layout ResNet state dict (torchvision or timm)"
@@ -35,12 +43,10 @@ PICKLE_SAFE = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarr
                ("_codecs", "encode")}  # how Python 3 pickles bytes at protocol 2
 
 
-def check_given_for_scratch(model_cfg: dict, environ=os.environ) -> None:
+def check_given_for_scratch(model_cfg: dict, given: dict | None) -> None:
     """A scratch branch's first job: stop, as import_backbone would, when the study's given
-    backbone (pretrain.checkpoint, in RETHINK_GIVEN_BACKBONE; the workflow sets it) does not
-    fit, so that no training starts on a bad file. Skipped for norms it does not serve."""
-    from rethink.core.config import pretrain_norm
-    given = json.loads(environ.get("RETHINK_GIVEN_BACKBONE") or "null")
+    backbone (`given`: rethink.core.config.given_backbone_settings, a file the workflow writes)
+    does not fit, so that no training starts on a bad file. Skipped for norms it does not serve."""
     if not given or pretrain_norm(model_cfg["norm"]) != given["norm"]:
         return
     try:
@@ -61,8 +67,6 @@ class _BlobUnpickler(pickle.Unpickler):
 
 
 def _read_pickle(path: Path) -> dict:
-    import numpy as np
-    import torch
     try:
         with path.open("rb") as f:
             doc = _BlobUnpickler(f, encoding="latin1").load()  # latin1: Python 2 pickles
@@ -88,7 +92,6 @@ _DETECTRON_BODY = re.compile(r"^(conv1_w|res_conv1_bn_[sb]|conv1_gn_[sb]|"
 def from_detectron(blobs: dict) -> tuple[dict, str, list[str]]:
     """Detectron's blob names to torchvision's: (state, norm kind, ignored blob names).
     Norm kind: GN, or "affine" for Detectron's frozen BN (AffineChannel: scale and bias)."""
-    import torch
     state, ignored = {}, []
     branch = {"1": "downsample.", "2a": "1", "2b": "2", "2c": "3"}
     norm = "GN" if "conv1_gn_s" in blobs else "affine"
@@ -122,15 +125,12 @@ def from_detectron(blobs: dict) -> tuple[dict, str, list[str]]:
 def read(path: str | Path) -> tuple[str, dict, dict]:
     """(format, tensors in torchvision's ResNet naming incl. any fc, what the file records
     about itself: ours its meta, Detectron its norm kind)."""
-    import torch
     path = Path(path)
     kind = sniff(path)
     if kind == "pickle":
         state, norm, ignored = from_detectron(_read_pickle(path))
         return DETECTRON, state, {"norm_kind": norm, "ignored": ignored}
     if kind == "safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
         try:
             return SAFETENSORS, load_file(str(path)), {}
         except (SafetensorError, OSError, ValueError) as e:
@@ -155,7 +155,6 @@ def read(path: str | Path) -> tuple[str, dict, dict]:
 
 def shape_of(state: dict) -> dict:
     """Depth (None if no known one), width and norm of a ResNet state dict, in config terms."""
-    from rethink.models.detector import DEPTHS
     blocks = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
     bottleneck = any(k.endswith(".conv3.weight") for k in state)
     depth = next((d for d, (b, layers) in DEPTHS.items()
@@ -176,9 +175,7 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
     """(state for rethink.models.detector.ResNet(model_cfg) without fc, input conventions, format) of
     backbone `path`, or BackboneError naming the first thing that does not fit (including
     model_cfg's input conventions, where it states them)."""
-    import torch
 
-    from rethink.models.detector import ResNet
     path = Path(path)
     fmt, state, recorded = read(path)
     conventions = declared_input(path, input_override)
@@ -239,9 +236,6 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
 
 
 def main(argv=None):
-    from rethink.core.atomic import disk_full_exits, sha1_file
-    from rethink.core.config import json_arg
-    from rethink.engine import checkpoint
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="the backbone file (pretrain.checkpoint)")
     p.add_argument("--model", required=True, help="model config as JSON (with its input conventions)")

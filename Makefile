@@ -1,11 +1,12 @@
 # make run   - set up .venv and run the default study end to end (snakemake --cores all)
 # make test  - set up .venv (and Debian's chromium for the report test) and run the test suite
+# make test-fast - set up .venv and run the unit tests that run no Snakemake and are not slow (a few minutes)
 # make bench - set up .venv and run the benchmark suite (~20 min): results/benchmarks/suite.{json,md}
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench browser clean
+.PHONY: setup run test test-fast bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +24,9 @@ browser:
 
 test: setup browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q --durations=15 tests
+
+test-fast: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q -m "not workflow and not slow" tests/unit
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=workflow python -m rethink.bench.suite --out results/benchmarks/suite.json

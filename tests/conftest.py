@@ -49,15 +49,20 @@ def smoke(tmp_path_factory):
     return work
 
 
+def pytest_collection_modifyitems(items):
+    """Mark what runs Snakemake: everything under tests/workflow/, and any test of the smoke
+    study (`make test-fast` leaves both out)."""
+    for item in items:
+        if Path(item.fspath).parent.name == "workflow" or "smoke" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workflow)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The reliability suite's counts, as the reliability issue asks."""
-    import test_backbones
-    import test_bad_input
-    import test_faults
-    import test_voc_data
-    import test_workflow
+    """The reliability suite's counts, as the reliability issue asks (when its files ran)."""
+    names = ("test_backbones", "test_bad_input", "test_faults", "test_voc_data", "test_workflow")
+    if not all(n in sys.modules for n in names):
+        return
+    test_backbones, test_bad_input, test_faults, test_voc_data, test_workflow = (sys.modules[n] for n in names)
     quirks, broken = len(test_bad_input.QUIRK_CASES), len(test_bad_input.BROKEN_CASES)
     configs, backbone = len(test_workflow.CONFIG_CASES), len(test_backbones.BACKBONE_CASES)
     voc = len(test_voc_data.BAD)

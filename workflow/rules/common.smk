@@ -4,12 +4,12 @@ import re
 import shlex
 import shutil
 import sys
+import typing
 
 from snakemake.exceptions import WorkflowError
 
 from rethink.core import config as study_config
 from rethink.core import conventions, names
-from rethink.core.atomic import write_json
 from rethink.core.schedule import TRUNK
 
 # --use-conda without conda: say how to run without it, before Snakemake fails obscurely.
@@ -159,7 +159,7 @@ except conventions.BackboneError as e:
 
 
 # Settings a training job reads that must not be its rerun triggers, each in a file of its own
-# (rule job_settings) that the train rule takes as an ancient() input: the file is rewritten
+# (written by the job_settings rule), which training reads as an ancient() input; the file is rewritten
 # when its settings change, and training does not rerun for it. training_eval: how a training
 # job scores its checkpoints (evaluation keys are rerun triggers of the evaluate rule alone;
 # every metrics file records the settings used). given_backbone: a scratch branch does not
@@ -422,13 +422,36 @@ def study_variants():
 FIG_SRC = os.path.join(PACKAGE_DIR, "rethink", "figures")
 METRICS = f"{R}/metrics/all_metrics.csv"
 REFERENCE = f"{R}/figures/paper_reference.json" if config["figures"]["reference"] else []
-HAS_REGIMES = any(v.kind == "regime" for v in VARIANTS.values())
-HAS_NORMS = any(v.kind == "norm" for v in VARIANTS.values())
-HAS_PRETRAININGS = bool(PRETRAINING_VARIANTS)
-HAS_MODELS = any(v.kind == "model" for v in VARIANTS.values())
-HAS_TASKS = bool(TASK_VARIANTS)
-HAS_DATASETS = bool(DATASET_VARIANTS)
-HAS_RECIPES = any(v.kind == "recipe" for v in VARIANTS.values())
+KINDS_RUN = {v.kind for v in VARIANTS.values()}
+
+
+class Figure(typing.NamedTuple):
+    name: str             # rethink.figures.<name>, results/figures/<name>.{png,pdf}, report/<name>.rst
+    kind: str | None      # drawn when the study has variants of this kind (None: always)
+    category: str         # the report's category ...
+    label: str            # ... and label
+    reference: bool       # draws the paper's numbers (figures.reference) too
+    table: bool           # writes tables/<name>.{csv,md} beside it
+    reads: tuple = ()     # rethink.figures modules it reads through, besides common
+    pretrain: bool = False  # reads pre-training's metrics
+
+
+# The figures of the study's variants, one row each; the rules (figures.smk) and rule all's
+# targets follow from it.
+FIGURE_TABLE = [
+    Figure("ap_curves", None, "Main comparison", "AP vs iterations", False, False, pretrain=True),
+    Figure("final_ap", None, "Schedules", "final AP per schedule", True, False),
+    Figure("less_data", "regime", "Less data", "AP vs iterations per data regime", True, False),
+    Figure("norms", "norm", "Normalisation", "GN vs SyncBN", False, False),
+    Figure("pretrain_strength", "pretraining", "Pre-training", "pre-training strength", False, False),
+    Figure("models", "model", "Models", "deeper, wider and unnormalised models", True, False),
+    Figure("keypoints", "task", "Keypoints", "keypoint AP, scratch vs pretrained", True, True,
+           ("final_table", "variant_metric")),
+    Figure("datasets", "dataset", "Datasets", "VOC mAP, scratch vs pretrained", True, True,
+           ("final_table", "variant_metric")),
+    Figure("recipes", "recipe", "Recipes", "enhanced recipe, scratch vs pretrained", True, True,
+           ("final_table", "variant_metric")),
+]
 
 
 def figure_pair(name):
@@ -436,15 +459,9 @@ def figure_pair(name):
 
 
 FIGURES = [
-    *figure_pair("ap_curves"),
-    *figure_pair("final_ap"),
-    *(figure_pair("less_data") if HAS_REGIMES else []),
-    *(figure_pair("norms") if HAS_NORMS else []),
-    *(figure_pair("pretrain_strength") if HAS_PRETRAININGS else []),
-    *(figure_pair("models") if HAS_MODELS else []),
-    *(figure_pair("keypoints") + [f"{R}/tables/keypoints.{ext}" for ext in ("csv", "md")] if HAS_TASKS else []),
-    *(figure_pair("datasets") + [f"{R}/tables/datasets.{ext}" for ext in ("csv", "md")] if HAS_DATASETS else []),
-    *(figure_pair("recipes") + [f"{R}/tables/recipes.{ext}" for ext in ("csv", "md")] if HAS_RECIPES else []),
+    *[path for fig in FIGURE_TABLE if fig.kind is None or fig.kind in KINDS_RUN
+      for path in figure_pair(fig.name) + ([f"{R}/tables/{fig.name}.{ext}" for ext in ("csv", "md")]
+                                           if fig.table else [])],
     *figure_pair("compute_seen"),
     *(figure_pair("pretrain_curve") if RUNS_PRETRAINING else []),
     *[f"{R}/tables/final_metrics.{ext}" for ext in ("csv", "md", "tex")],
@@ -470,3 +487,39 @@ def variant_annotations(wildcards):
     """VARIANT=PATH for every variant's train annotation file."""
     full = f"{COCO}/annotations/instances_train2017.json"
     return {name: train_annotations(name) or full for name in VARIANTS}
+
+
+def evaluate_inputs(wildcards):
+    """What an evaluate job reads: the training job behind the checkpoint, the layout check of
+    the variant's data, and a val file of its own where it has one (a task variant's, scored
+    for its task too; a dataset variant's, box-only and with VOC's mAP too)."""
+    v = wildcards.variant
+    inputs = {"job": evaluated_checkpoint(wildcards)[1], "checked": variant_checked(v)}
+    if v in TASK_VARIANTS:
+        inputs.update(task_checked=KEYPOINTS_CHECKED, val=task_annotations(v, "val"))
+    if v in DATASET_VARIANTS:
+        inputs["val"] = VOC_CONVERTED.format(split="val")
+    return inputs
+
+
+def evaluate_outputs(wildcards, input, output):
+    """The result files besides bbox's: segm unless the model is box-only (a dataset
+    variant), keypoints for a task variant; and the val file the job scores on."""
+    folder = os.path.dirname(output.metrics)
+    args = [] if wildcards.variant in DATASET_VARIANTS else ["--out-segm", f"{folder}/segm_results.json"]
+    if wildcards.variant in TASK_VARIANTS:
+        args += ["--out-keypoints", f"{folder}/keypoints_results.json"]
+    if input.get("val"):
+        args += ["--val-annotations", input.val]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def figure_options(reference):
+    """A figure's optional arguments: the paper's reference numbers (if it draws them and the
+    study has them) and pre-training's metrics (if it reads them)."""
+    def options(wildcards, input):
+        args = [f"--reference {shlex.quote(input.reference)}"] if reference and input.reference else []
+        if input.get("pretrain"):
+            args.append(f"--pretrain {shlex.quote(input.pretrain)}")
+        return " ".join(args)
+    return options

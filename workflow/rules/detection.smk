@@ -12,9 +12,13 @@ rule job_settings:
         settings=lambda wildcards: as_json(JOB_SETTINGS[wildcards.name]),
     wildcard_constraints:
         name="|".join(JOB_SETTINGS),
+    log:
+        f"{R}/logs/settings/{{name}}.log",
     localrule: True
-    run:
-        write_json(output[0], json.loads(params.settings))
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "echo {params.settings:q} > {output:q} 2> {log:q}"
 
 
 rule train:

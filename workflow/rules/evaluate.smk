@@ -4,38 +4,24 @@
 # and the same checkpoint file (no torch, well under a second), and evaluates otherwise.
 
 
-EVALUATE_HEAD = (
-    "python -m rethink.core.gpus --count {resources.gpu} -- python -m rethink.evaluation.job --coco {params.root:q} --model {params.model:q} "
-    "--checkpoint {params.checkpoint:q} --layout-stats {input.checked:q} --out-metrics {output.metrics:q} "
-    "--out-bbox {output.bbox:q}")
-EVALUATE_TAIL = (
-    " --variant {wildcards.variant} "
-    "--seed {wildcards.seed} --init {wildcards.init} "
-    "--branch {wildcards.branch} --iteration {wildcards.iteration} "
-    "--batch-size {params.batch_size} --backend {params.backend} {params.val_images} --threads {threads} "
-    "--device {params.device} --gpus {resources.gpu}")
-EVALUATE = f"{EVALUATE_HEAD} --out-segm {{output.segm:q}}{EVALUATE_TAIL}"
-EVALUATE_PARAMS = {
-    "root": COCO,
-    "checkpoint": lambda wildcards: evaluated_checkpoint(wildcards)[0],
-    "model": lambda wildcards: variant_model(wildcards, for_eval=True),
-    "batch_size": config["evaluate"]["batch_size"],
-    "backend": config["evaluate"]["backend"],
-    "device": config["device"],
-    "val_images": lambda wildcards: curve_images_arg(wildcards),
-}
-
-
+# One rule for every variant: its inputs and result files follow from the variant's kind.
+# bbox_results.json and metrics.json are its declared outputs (every model has boxes; metrics
+# are written last); segm and keypoints results are written beside them.
 rule evaluate:
     input:
-        job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
-        checked=COCO_CHECKED,
+        unpack(evaluate_inputs),
     output:
         metrics=f"{EVAL_DIR}/metrics.json",
         bbox=f"{EVAL_DIR}/bbox_results.json",
-        segm=f"{EVAL_DIR}/segm_results.json",
     params:
-        **EVALUATE_PARAMS,
+        root=lambda wildcards: variant_root(wildcards.variant),
+        checkpoint=lambda wildcards: evaluated_checkpoint(wildcards)[0],
+        model=lambda wildcards: variant_model(wildcards, for_eval=True),
+        outputs=evaluate_outputs,
+        batch_size=config["evaluate"]["batch_size"],
+        backend=config["evaluate"]["backend"],
+        device=config["device"],
+        val_images=lambda wildcards: curve_images_arg(wildcards),
     log:
         f"{R}/logs/eval/{CELL}.log",
     benchmark:
@@ -46,70 +32,13 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        f"{EVALUATE} > {{log:q}} 2>&1"
-
-
-# A task variant's checkpoints are scored on its own val file, for its task too (keypoints).
-if TASK_VARIANTS:
-
-    ruleorder: evaluate_task > evaluate
-
-    rule evaluate_task:
-        input:
-            job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
-            checked=COCO_CHECKED,
-            task_checked=KEYPOINTS_CHECKED,
-        output:
-            metrics=f"{EVAL_DIR}/metrics.json",
-            bbox=f"{EVAL_DIR}/bbox_results.json",
-            segm=f"{EVAL_DIR}/segm_results.json",
-            keypoints=f"{EVAL_DIR}/keypoints_results.json",
-        wildcard_constraints:
-            variant="|".join(re.escape(v) for v in TASK_VARIANTS),
-        params:
-            **EVALUATE_PARAMS,
-            val=lambda wildcards: task_annotations(wildcards.variant, "val"),
-        log:
-            f"{R}/logs/eval/{CELL}.log",
-        benchmark:
-            f"{R}/benchmarks/evaluate/{CELL}.tsv"
-        threads: threads_for("evaluate")
-        resources:
-            **resources_for("evaluate"),
-        conda:
-            "../../envs/torch.yaml"
-        shell:
-            f"{EVALUATE} --out-keypoints {{output.keypoints:q}} --val-annotations {{params.val:q}} > {{log:q}} 2>&1"
-
-
-# A dataset variant's checkpoints (box-only) are scored on its own val file, with VOC's mAP too.
-if DATASET_VARIANTS:
-
-    ruleorder: evaluate_dataset > evaluate
-
-    rule evaluate_dataset:
-        input:
-            job=lambda wildcards: evaluated_checkpoint(wildcards)[1],
-            checked=VOC_CHECKED,
-            val=VOC_CONVERTED.format(split="val"),
-        output:
-            metrics=f"{EVAL_DIR}/metrics.json",
-            bbox=f"{EVAL_DIR}/bbox_results.json",
-        wildcard_constraints:
-            variant="|".join(re.escape(v) for v in DATASET_VARIANTS),
-        params:
-            **{**EVALUATE_PARAMS, "root": VOC},
-        log:
-            f"{R}/logs/eval/{CELL}.log",
-        benchmark:
-            f"{R}/benchmarks/evaluate/{CELL}.tsv"
-        threads: threads_for("evaluate")
-        resources:
-            **resources_for("evaluate"),
-        conda:
-            "../../envs/torch.yaml"
-        shell:
-            f"{EVALUATE_HEAD}{EVALUATE_TAIL} --val-annotations {{input.val:q}} > {{log:q}} 2>&1"
+        "python -m rethink.core.gpus --count {resources.gpu} -- python -m rethink.evaluation.job "
+        "--coco {params.root:q} --model {params.model:q} --checkpoint {params.checkpoint:q} "
+        "--layout-stats {input.checked:q} --out-metrics {output.metrics:q} --out-bbox {output.bbox:q} "
+        "{params.outputs} --variant {wildcards.variant} --seed {wildcards.seed} --init {wildcards.init} "
+        "--branch {wildcards.branch} --iteration {wildcards.iteration} "
+        "--batch-size {params.batch_size} --backend {params.backend} {params.val_images} --threads {threads} "
+        "--device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
 # A pretraining variant's scratch cells are main's (rethink.analysis.shared_runs): recorded under its

@@ -97,7 +97,7 @@ def write_annotations(path: Path, images: int, instances: int, vertices: int = 8
 class PycocotoolsTargets:
     """The training targets as CocoInstances built them before issue 34, from pycocotools' COCO
     object (imgToAnns, annToMask): the reference the arrays are checked against (bit for bit,
-    tests/test_loader_memory.py) and measured beside."""
+    tests/unit/data/test_loader_memory.py) and measured beside."""
 
     def __init__(self, ann_file, masks: bool = True, keypoints: bool = False):
         self.coco = load_coco(Path(ann_file).parent, "train", ann_file)[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from rethink.core import config as study_config
-from rethink.data.subsets import subset_size
+from rethink.core.study import subset_size
 
 # GPU-seconds per image, published: detectron2's scratch GN 3x Mask R-CNN R50-FPN trains at
 # 0.338 s per 16-image iteration on 8 V100s; ResNet-50 ImageNet training, Goyal et al. 2017:

@@ -14,10 +14,16 @@ import sys
 from rethink.core.atomic import write_json
 from rethink.core.config import json_arg
 from rethink.core.schedule import make_plan
-from rethink.data.subsets import subset_size
 
 PRETRAIN_KEYS = ("images_seen", "pixels_seen", "epochs", "train_images", "image_size", "top1",
                  "last_quarter_gain", "levelled_off")
+
+
+def subset_size(n_images: int, fraction: float) -> int:
+    """Images in a subset: the fraction of n, rounded, at least one."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return max(1, int(round(fraction * n_images)))
 
 
 def read_json(path: str, what: str) -> dict:

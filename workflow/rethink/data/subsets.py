@@ -19,13 +19,7 @@ import numpy as np
 from rethink.core.atomic import write_json
 from rethink.core.names import SPLITS, skipped_image_ids
 from rethink.core.order import mix_seed
-
-
-def subset_size(n_images: int, fraction: float) -> int:
-    """Images in a subset: the fraction of n, rounded, at least one."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    return max(1, int(round(fraction * n_images)))
+from rethink.core.study import subset_size
 
 
 def choose(image_ids, fraction: float, seed: int) -> list[int]:

@@ -172,20 +172,9 @@ def checkpoint_path(folder, iteration: int) -> Path:
     return Path(folder) / f"iter_{iteration:06d}.pt"
 
 
-def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
-                  resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
-                  num_workers=0, meta=None, skip_ids=(), world=World(), train_annotations=None,
-                  checkpoints=(), after_checkpoint=None, phases=None, resume_job=None):
-    """Train [start, end) and write `out` at `end`, plus a checkpoint (next to `out`) at each
-    iteration of `checkpoints` inside (start, end). after_checkpoint(model, iteration, path)
-    runs on rank 0 after each is written (the job's evaluation). `phases` (a dict) collects
-    seconds spent setting up, training, writing checkpoints and in after_checkpoint."""
-    phases = {} if phases is None else phases
-    t_setup = time.perf_counter()
-    saves = {int(i): checkpoint_path(Path(out).parent, int(i)) for i in checkpoints}
-    if any(not start < i < end for i in saves):
-        raise SystemExit(f"--checkpoints must lie inside ({start}, {end}), got {sorted(saves)}")
-    saves[end] = Path(out)
+def build(coco_root, model_cfg, train_cfg, device, skip_ids=(), train_annotations=None, world=World()):
+    """The train set, the model (its random init keyed by the seed alone), its optimizer and
+    the speed options: what every segment builds before it restores anything."""
     keypoints = model_cfg.get("keypoints")
     dataset = CocoInstances(coco_root, "train", None, skip_ids=skip_ids, ann_file=train_annotations,
                             keypoints=bool(keypoints), masks=model_cfg.get("masks", True))
@@ -213,8 +202,13 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=scaled_lr(train_cfg), momentum=train_cfg["momentum"],
                                 weight_decay=train_cfg["weight_decay"])
-    for stale in [p for path in saves.values() for p in checkpoint.remove_stale_temps(path)]:
-        print(f"removed {stale}, left by a killed writer", flush=True)
+    return dataset, model, optimizer, fast
+
+
+def restore(model, optimizer, model_cfg, init, start, resume=None, resume_job=None, backbone=None):
+    """Put the model where the segment starts: the previous segment's checkpoint (`resume`),
+    the pre-trained backbone (init pretrained, start 0) or the random init. Returns the
+    resumed checkpoint's meta, None when it starts from scratch or a backbone."""
     if resume is not None:
         state = load_resume(resume, resume_job)
         if state["iteration"] != start:
@@ -223,9 +217,10 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         print(f"resumed from {resume} at iteration {start}", flush=True)
-    elif start != 0:
+        return state.get("meta", {})
+    if start != 0:
         raise SystemExit(f"segment starts at {start} but no --resume checkpoint was given")
-    elif init == "pretrained":
+    if init == "pretrained":
         if backbone is None:
             raise SystemExit("--init pretrained needs --backbone")
         given = checkpoint.load(backbone, required=("model",))
@@ -234,36 +229,17 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         print(f"backbone initialised from {backbone} (input {model_input(model_cfg)})", flush=True)
     else:
         print("random initialisation", flush=True)
-    meta = {**(meta or {}), "schedule_iters": total, "input": model_input(model_cfg), "lineage": lineage_of(
-        model_cfg, train_cfg, init, total, backbone, state.get("meta", {}) if resume is not None else None,
-        train_annotations or Path(coco_root) / "annotations" / "instances_train2017.json",
-        dataset.ids, world.size, device.type)}
-    found = own_checkpoint(saves, meta["lineage"], start)
-    if found is not None:  # an earlier run of this job got this far: go on from there
-        start, state = found
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        print(f"resumed from {saves[start]} at iteration {start}, written by an earlier run of this "
-              f"job (same lineage)", flush=True)
-    phases["resumed_from"] = start
-    net = model
-    if world.size > 1:
-        if model_cfg["norm"] == "SyncBN":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None)
-        print(f"rank {world.rank}/{world.size}: {bs_note(train_cfg, world)}", flush=True)
+    return None
 
+
+def loop(net, model, optimizer, loader, train_cfg, start, end, total, saves, meta, device, world, bf16,
+         log_every, after_checkpoint, phases):
+    """Train iterations [start, end) of `net` (`model`, wrapped for several processes), writing
+    the checkpoint of each iteration in `saves` (rank 0) and calling after_checkpoint on it."""
     seed, bs = train_cfg["seed"], train_cfg["batch_size"]
-    groups = dataset.aspect_groups(model_cfg) if train_cfg.get("group_by_aspect") else None
-    sampler = IterationBatches(start, end, bs, len(dataset), seed, world.shard, groups)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers, pin_memory=device.type == "cuda",
-                                         timeout=WORKER_TIMEOUT_S if num_workers else 0)
     base_lr = scaled_lr(train_cfg)
     progress = Progress(end - start, log_every)
     net.train()
-    phases["setup_s"] = time.perf_counter() - t_setup
     phases.update(save_s=0.0, eval_s=0.0)
     t_data = 0.0
     t_loop = t0 = time.perf_counter()
@@ -282,7 +258,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
         images = [im.to(device, non_blocking=True) for im in images]
         targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
                    for t in targets]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast["bf16"]):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss_terms = net(images, targets)
         check_finite(loss_terms, it, lr, train_cfg, world)
         loss = sum(loss_terms.values())
@@ -311,6 +287,56 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
             phases["eval_s"] += time.perf_counter() - t_eval
         t0 = time.perf_counter()
     phases["train_s"] = time.perf_counter() - t_loop - phases["save_s"] - phases["eval_s"]
+
+
+def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
+                  resume=None, backbone=None, device=torch.device("cpu"), log_every=10,
+                  num_workers=0, meta=None, skip_ids=(), world=World(), train_annotations=None,
+                  checkpoints=(), after_checkpoint=None, phases=None, resume_job=None):
+    """Train [start, end) and write `out` at `end`, plus a checkpoint (next to `out`) at each
+    iteration of `checkpoints` inside (start, end): build, restore, then loop. after_checkpoint
+    (model, iteration, path) runs on rank 0 after each is written (the job's evaluation).
+    `phases` (a dict) collects seconds spent setting up, training, writing checkpoints and in
+    after_checkpoint."""
+    phases = {} if phases is None else phases
+    t_setup = time.perf_counter()
+    saves = {int(i): checkpoint_path(Path(out).parent, int(i)) for i in checkpoints}
+    if any(not start < i < end for i in saves):
+        raise SystemExit(f"--checkpoints must lie inside ({start}, {end}), got {sorted(saves)}")
+    saves[end] = Path(out)
+    dataset, model, optimizer, fast = build(coco_root, model_cfg, train_cfg, device, skip_ids,
+                                            train_annotations, world)
+    for stale in [p for path in saves.values() for p in checkpoint.remove_stale_temps(path)]:
+        print(f"removed {stale}, left by a killed writer", flush=True)
+    resumed_meta = restore(model, optimizer, model_cfg, init, start, resume, resume_job, backbone)
+    meta = {**(meta or {}), "schedule_iters": total, "input": model_input(model_cfg), "lineage": lineage_of(
+        model_cfg, train_cfg, init, total, backbone, resumed_meta,
+        train_annotations or Path(coco_root) / "annotations" / "instances_train2017.json",
+        dataset.ids, world.size, device.type)}
+    found = own_checkpoint(saves, meta["lineage"], start)
+    if found is not None:  # an earlier run of this job got this far: go on from there
+        start, state = found
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        print(f"resumed from {saves[start]} at iteration {start}, written by an earlier run of this "
+              f"job (same lineage)", flush=True)
+    phases["resumed_from"] = start
+    net = model
+    if world.size > 1:
+        if model_cfg["norm"] == "SyncBN":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+        print(f"rank {world.rank}/{world.size}: {bs_note(train_cfg, world)}", flush=True)
+    groups = dataset.aspect_groups(model_cfg) if train_cfg.get("group_by_aspect") else None
+    sampler = IterationBatches(start, end, train_cfg["batch_size"], len(dataset), train_cfg["seed"],
+                               world.shard, groups)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=num_workers, pin_memory=device.type == "cuda",
+                                         timeout=WORKER_TIMEOUT_S if num_workers else 0)
+    phases["setup_s"] = time.perf_counter() - t_setup
+    loop(net, model, optimizer, loader, train_cfg, start, end, total, saves, meta, device, world,
+         fast["bf16"], log_every, after_checkpoint, phases)
     phases["iterations"] = end - start  # start: where this run began (after any earlier run's checkpoint)
     world.barrier()
 

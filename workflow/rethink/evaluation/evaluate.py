@@ -20,7 +20,7 @@ the plain ones.
 
 --backend faster (the default) scores with faster-coco-eval's COCOeval (C++ matching and
 accumulation), pycocotools with the reference implementation; both give the same 12
-numbers (tests/test_evaluate.py and `python -m rethink.bench.suite` check it).
+numbers (tests/unit/evaluation/test_evaluate.py and `python -m rethink.bench.suite` check it).
 
 With --layout-stats, the val images the layout check skipped as undecodable
 (data.corrupt_images: skip) are left out of the dataset and of the evaluation.

@@ -148,7 +148,7 @@ def update(path, seed):
 
 
 def test_two_processes_match_one_with_the_same_global_batch(imagenet, tmp_path):
-    """As for detection (tests/test_distributed.py), with the randomness that is not about
+    """As for detection (tests/unit/engine/test_distributed.py), with the randomness that is not about
     processes taken out (each rank draws its own crops and flips, as each detection rank its
     own RoI samples): whole-image crops, no flips. The shuffled global batches are the same,
     each rank trains its half, DDP averages: the update equals one process's up to rounding,

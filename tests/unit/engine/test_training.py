@@ -4,11 +4,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import ROOT
 from rethink.core.conventions import DETECTRON_BGR, IMAGENET_RGB
 from rethink.data import world, writers
 from rethink.engine import checkpoint
@@ -287,7 +287,7 @@ def test_run_job_exits_fast_with_main_s_status_and_output(tmp_path, body, code, 
     its exit status."""
     script = tmp_path / "job.py"
     script.write_text(f"from rethink.core.atomic import run_job\n\ndef main():\n    {body}\n\nrun_job(main)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == code and r.stdout == stdout and stderr in r.stderr, r
 

@@ -87,6 +87,7 @@ def test_batch_not_divisible_by_processes_is_refused(setup_run, tmp_path):
         train(root, model, {**train_cfg, "batch_size": 3}, tmp_path / "bad.pt", processes=2)
 
 
+@pytest.mark.workflow  # a dry run of the DAG
 def test_train_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     from conftest import snakemake
     override = tmp_path / "gpus.yaml"
@@ -95,6 +96,7 @@ def test_train_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     assert "torch.distributed.run --standalone --nproc-per-node 4 -m rethink.engine.train" in out
 
 
+@pytest.mark.workflow  # a dry run of the DAG
 def test_pretrain_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     from conftest import snakemake
     override = tmp_path / "gpus.yaml"
@@ -161,6 +163,7 @@ def test_processes_of_one_job_share_its_threads(monkeypatch):
         torch.set_num_threads(before)
 
 
+@pytest.mark.workflow  # a dry run of the DAG
 def test_partition_goes_to_the_gpu_kinds_only(tmp_path):
     from conftest import snakemake
     override = tmp_path / "partition.yaml"

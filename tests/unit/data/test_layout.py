@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from rethink.data import writers
 from rethink.data.layout import DatasetError, check_coco, check_imagenet, main
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN_JSON = "instances_train2017.json"
 
 SMALL = {

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from rethink.analysis.claims import INCONCLUSIVE, NOTHING_LEARNT, PAPER, UNTESTED, evaluate, paper_evidence, to_markdown
 from rethink.analysis.results import load_study, read_metrics_csv
 from rethink.analysis.stats import HOLDS, REFUTED, holm, power_to_hold, three_way, two_sided_p
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
+WORKFLOW = ROOT / "workflow"
 SEEDS = (0, 1, 2, 3, 4)
 NOISE = (0.003, -0.002, 0.001, -0.001, -0.001)  # scratch's per-seed offset: paired SD ~0.19 AP
 MARGIN = 2.0  # AP points, in these tests

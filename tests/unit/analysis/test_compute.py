@@ -13,10 +13,11 @@ import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from conftest import ROOT
 from rethink.analysis.compute import compute, load_train_images, resized_pixels, times_seen
 from rethink.core.order import batch_indices
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
+WORKFLOW = ROOT / "workflow"
 
 
 def times_seen_slow(iterations: int, batch_size: int, n: int, seed: int, groups=None) -> np.ndarray:

@@ -6,18 +6,17 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
+from conftest import ROOT
 from rethink.data import world as rendering
 from rethink.data import writers
 from rethink.data.layout import DatasetError, check_keypoints
 
-ROOT = Path(__file__).resolve().parents[1]
 K = len(rendering.KEYPOINT_NAMES)
 TRAIN = "person_keypoints_train2017.json"
 

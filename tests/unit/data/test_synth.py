@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ROOT
 from rethink.core import errors, synthetic
 from rethink.data import world as rendering
 from rethink.data import writers
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # pycocotools 2.0.x under numpy 2 emits a harmless DeprecationWarning on every decode
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

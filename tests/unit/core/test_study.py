@@ -9,7 +9,8 @@ from snakemake.utils import update_config
 
 from conftest import ROOT
 from rethink.core import config as study_config
-from rethink.data.subsets import choose, subset_annotations, subset_size
+from rethink.core.study import subset_size
+from rethink.data.subsets import choose, subset_annotations
 
 
 def default_config(**extra):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from rethink.analysis.results import (
     KEYPOINT_METRICS,
     METRICS,
@@ -24,7 +25,7 @@ from rethink.analysis.results import (
 )
 from rethink.analysis.stats import aggregate_seeds, mean_ci
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
+WORKFLOW = ROOT / "workflow"
 
 PLAN = {
     "kind": "main", "norm": "GN", "regime": "full", "fraction": 1.0, "train_images": 100,

@@ -4,15 +4,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from rethink.evaluation.evaluate import _faster, coco_metrics
 from rethink.evaluation.val_noise import Resampler, bootstrap, score
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
+WORKFLOW = ROOT / "workflow"
 
 
 def world(n=6):

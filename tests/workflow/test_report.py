@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api
 
-from conftest import SMOKE, snakemake
+from conftest import ROOT, SMOKE, snakemake
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,7 +26,7 @@ EXPECTED = {  # category -> labels of the results in it
     "Cost": {"wall time and memory per stage", "images, instances, pixels seen",
              "images, instances, pixels seen (table)", "the data, next to the paper's (table)"},
 }
-SCREENSHOTS = Path(os.environ.get("REPORT_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("REPORT_SCREENSHOTS", ROOT / "tests" / "screenshots"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SMOKE = ROOT / "tests" / "smoke_config.yaml"
-FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "less_data", "norms",
+FIGURE_FILES = [f"figures/{name}.{ext}" for name in ("ap_curves", "final_ap", "lead", "less_data", "norms",
                                                      "compute_seen", "pretrain_curve", "pretrain_strength", "models",
                                                      "keypoints", "datasets", "recipes")
                 for ext in ("png", "pdf")]

@@ -15,7 +15,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EXPECTED = {  # category -> labels of the results in it
     "Main comparison": {"AP vs iterations", "final metrics table", "the paper's claims, checked"},
-    "Schedules": {"final AP per schedule"},
+    "Schedules": {"final AP per schedule", "pre-training's lead against the margin"},
     "Less data": {"AP vs iterations per data regime"},
     "Normalisation": {"GN vs SyncBN"},
     "Pre-training": {"val top-1 per epoch"},
@@ -42,7 +42,7 @@ def test_report_has_every_result_with_a_caption(report):
     payload = html[html.index("var results = ", start) + len("var results = "):html.index("</script>", start)]
     results = json.loads(payload.strip().rstrip(";"))
     names = {r["name"] for r in results.values()}
-    assert names == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png", "compute_seen.png",
+    assert names == {"ap_curves.png", "final_ap.png", "lead.png", "less_data.png", "norms.png", "compute_seen.png",
                      "pretrain_curve.png", "pretrain_strength.png", "models.png", "keypoints.png",
                      "datasets.png", "recipes.png", "final_metrics.csv", "claims.csv",
                      "compute_seen.csv", "world_stats.csv", "job_costs.csv"}
@@ -70,7 +70,7 @@ def test_report_renders_every_figure_in_chromium(report):
               try { await img.decode(); out[r.name] = img.naturalWidth; } catch (e) { out[r.name] = 0; }
             }
             return out; }""")
-        assert decoded.keys() == {"ap_curves.png", "final_ap.png", "less_data.png", "norms.png",
+        assert decoded.keys() == {"ap_curves.png", "final_ap.png", "lead.png", "less_data.png", "norms.png",
                                   "compute_seen.png", "pretrain_curve.png", "pretrain_strength.png",
                                   "models.png", "keypoints.png", "datasets.png", "recipes.png"}
         assert all(width > 300 for width in decoded.values()), decoded

@@ -29,7 +29,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs("--config", f"results={tmp_path}/results")
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
                          "pretrain", "subset", "study", "job_settings", "train", "evaluate", "collect_metrics",
-                         "fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms", "compute_seen",
+                         "fig_ap_curves", "fig_final_ap", "fig_lead", "fig_less_data", "fig_norms", "compute_seen",
                          "world_stats", "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
                          "table_job_costs", "share_scratch", "fig_pretrain_strength", "all"}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -290,11 +290,11 @@ def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override = tmp_path / "dpi.yaml"
     override.write_text("figures: {dpi: 72}\n")
     jobs = planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)
-    assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_less_data", "fig_norms",
+    assert set(jobs) == {"fig_ap_curves", "fig_final_ap", "fig_lead", "fig_less_data", "fig_norms",
                          "fig_compute_seen", "fig_pretrain_curve", "fig_pretrain_strength", "fig_models",
                          "fig_keypoints", "fig_datasets", "fig_recipes", "all"}
-    override.write_text("claims: {margin: 0.5}\n")
-    assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "all"}
+    override.write_text("claims: {margin: 0.5}\n")  # the claims, and the figure that draws the margin
+    assert set(planned_jobs("--configfile", str(SMOKE), str(override), cwd=smoke)) == {"claims", "fig_lead", "all"}
 
 
 @pytest.mark.parametrize("override", ["evaluate: {batch_size: 2, backend: pycocotools}",

@@ -434,6 +434,7 @@ class Figure(typing.NamedTuple):
     table: bool           # writes tables/<name>.{csv,md} beside it
     reads: tuple = ()     # rethink.figures modules it reads through, besides common
     pretrain: bool = False  # reads pre-training's metrics
+    margin: bool = False  # draws the claims' margin (claims.margin)
 
 
 # The figures of the study's variants, one row each; the rules (figures.smk) and rule all's
@@ -441,6 +442,7 @@ class Figure(typing.NamedTuple):
 FIGURE_TABLE = [
     Figure("ap_curves", None, "Main comparison", "AP vs iterations", False, False, pretrain=True),
     Figure("final_ap", None, "Schedules", "final AP per schedule", True, False),
+    Figure("lead", None, "Schedules", "pre-training's lead against the margin", False, False, margin=True),
     Figure("less_data", "regime", "Less data", "AP vs iterations per data regime", True, False),
     Figure("norms", "norm", "Normalisation", "GN vs SyncBN", False, False),
     Figure("pretrain_strength", "pretraining", "Pre-training", "pre-training strength", False, False),
@@ -514,12 +516,15 @@ def evaluate_outputs(wildcards, input, output):
     return " ".join(shlex.quote(a) for a in args)
 
 
-def figure_options(reference):
-    """A figure's optional arguments: the paper's reference numbers (if it draws them and the
-    study has them) and pre-training's metrics (if it reads them)."""
+def figure_options(fig):
+    """A figure's optional arguments, from its FIGURE_TABLE row: the paper's reference numbers
+    (if it draws them and the study has them), pre-training's metrics (if it reads them), the
+    claims' margin (if it draws it)."""
     def options(wildcards, input):
-        args = [f"--reference {shlex.quote(input.reference)}"] if reference and input.reference else []
+        args = [f"--reference {shlex.quote(input.reference)}"] if fig.reference and input.reference else []
         if input.get("pretrain"):
             args.append(f"--pretrain {shlex.quote(input.pretrain)}")
+        if fig.margin:
+            args.append(f"--margin {config['claims']['margin']}")
         return " ".join(args)
     return options

@@ -38,7 +38,7 @@ for fig in FIGURE_TABLE:
             **({"csv": f"{R}/tables/{fig.name}.csv", "md": f"{R}/tables/{fig.name}.md"} if fig.table else {}),
         params:
             **figure_params(),
-            options=figure_options(fig.reference),
+            options=figure_options(fig),
         log:
             f"{R}/logs/figures/{fig.name}.log",
         threads: 1

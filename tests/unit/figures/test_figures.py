@@ -416,6 +416,27 @@ def test_final_ap_cli(run_dir, tmp_path, ref):
     check_png_pdf(out / "final_ap.png", out / "final_ap.pdf")
 
 
+@pytest.mark.parametrize("margin", [[], ["--margin", "3.0"]])
+def test_lead_cli(run_dir, tmp_path, margin):
+    r = run(*figure_cmd("lead", run_dir["dir"], run_dir["study"], run_dir["csv"], tmp_path, *margin))
+    assert r.returncode == 0, r.stderr
+    check_png_pdf(tmp_path / "lead.png", tmp_path / "lead.pdf")
+    assert no_temp_files(tmp_path)
+
+
+def test_lead_needs_both_inits(run_dir, tmp_path):
+    study = json.loads(Path(run_dir["study"]).read_text())
+    study["variants"][study["main"]]["inits"] = ["scratch"]
+    one = tmp_path / "study.json"
+    one.write_text(json.dumps(study))
+    metrics = pd.read_csv(run_dir["csv"])
+    scratch = tmp_path / "scratch.csv"
+    metrics[metrics["init"] == "scratch"].to_csv(scratch, index=False)
+    r = run(*figure_cmd("lead", run_dir["dir"], one, scratch, tmp_path))
+    assert r.returncode == 2 and "the lead needs both inits" in r.stderr
+    assert not (tmp_path / "lead.png").exists()
+
+
 @pytest.mark.parametrize("name", ["less_data", "norms"])
 @pytest.mark.parametrize("ref", [False, True])
 def test_panel_figures_cli(run_dir, tmp_path, name, ref):

@@ -497,8 +497,8 @@ def evaluate_inputs(wildcards):
     for its task too; a dataset variant's, box-only and with VOC's mAP too)."""
     v = wildcards.variant
     inputs = {"job": evaluated_checkpoint(wildcards)[1], "checked": variant_checked(v)}
-    if v in TASK_VARIANTS:
-        inputs.update(task_checked=KEYPOINTS_CHECKED, val=task_annotations(v, "val"))
+    if v in TASK_VARIANTS:  # its val file: checked there (real data's, where the user keeps it)
+        inputs["task_checked"] = KEYPOINTS_CHECKED
     if v in DATASET_VARIANTS:
         inputs["val"] = VOC_CONVERTED.format(split="val")
     return inputs
@@ -510,7 +510,8 @@ def evaluate_outputs(wildcards, input, output):
     folder = os.path.dirname(output.metrics)
     args = [] if wildcards.variant in DATASET_VARIANTS else ["--out-segm", f"{folder}/segm_results.json"]
     if wildcards.variant in TASK_VARIANTS:
-        args += ["--out-keypoints", f"{folder}/keypoints_results.json"]
+        args += ["--out-keypoints", f"{folder}/keypoints_results.json",
+                 "--val-annotations", task_annotations(wildcards.variant, "val")]
     if input.get("val"):
         args += ["--val-annotations", input.val]
     return " ".join(shlex.quote(a) for a in args)

@@ -56,6 +56,7 @@ rule world_stats:
 rule claims:
     input:
         script=f"{PACKAGE_DIR}/rethink/analysis/claims.py",
+        tests_module=f"{PACKAGE_DIR}/rethink/analysis/claim_tests.py",
         results_module=f"{PACKAGE_DIR}/rethink/analysis/results.py",
         stats_module=f"{PACKAGE_DIR}/rethink/analysis/stats.py",
         study=STUDY,

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from rethink.analysis.claims import INCONCLUSIVE, NOTHING_LEARNT, PAPER, UNTESTED, evaluate, paper_evidence, to_markdown
+from rethink.analysis.claim_tests import NOTHING_LEARNT, UNTESTED
+from rethink.analysis.claims import PAPER, evaluate, paper_evidence, to_markdown
 from rethink.analysis.results import load_study, read_metrics_csv
-from rethink.analysis.stats import HOLDS, REFUTED, holm, power_to_hold, three_way, two_sided_p
+from rethink.analysis.stats import HOLDS, INCONCLUSIVE, REFUTED, holm, power_to_hold, three_way, two_sided_p
 
 WORKFLOW = ROOT / "workflow"
 SEEDS = (0, 1, 2, 3, 4)

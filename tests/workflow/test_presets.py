@@ -125,7 +125,7 @@ def test_preset_trains_keypoints_on_coco_s_person_keypoints_with_its_17_sigmas(p
     assert len(cfg["keypoints"]["sigmas"]) == 17 and cfg["keypoints"]["head"] == {"convs": 8, "channels": 512}
     assert "annotations/person_keypoints_train2017.json" in shell
     assert "--val-annotations" in shell and '"keypoints":{"num":17,"head":{"convs":8,"channels":512}}' in shell
-    assert "rethink.data.layout --keypoints" in shell
+    assert "rethink.data.check --keypoints" in shell
     ref = cfg["figures"]["reference"]["variants"]["keypoints"]
     assert ref["metric"] == "keypoints_AP" and (ref["scratch"]["2x"], ref["pretrained"]["2x"]) == (65.6, 65.5)
 

@@ -78,7 +78,7 @@ rule check_imagenet:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.data.layout --imagenet {params.root:q} --verify-images {params.verify} "
+        "python -m rethink.data.check --imagenet {params.root:q} --verify-images {params.verify} "
         "--config-key data.imagenet --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
 
 
@@ -99,7 +99,7 @@ rule check_coco:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.data.layout --coco {params.root:q} --verify-images {params.verify} "
+        "python -m rethink.data.check --coco {params.root:q} --verify-images {params.verify} "
         "--corrupt-images {params.corrupt} --config-key data.coco --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"
 
 
@@ -122,7 +122,7 @@ rule check_keypoints:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m rethink.data.layout --keypoints {params.annotations:q} --images {params.root:q} "
+        "python -m rethink.data.check --keypoints {params.annotations:q} --images {params.root:q} "
         "--num-keypoints {params.keypoints} --config-key keypoints.sigmas --out {output:q} > {log:q} 2>&1 "
         "|| (cat {log:q} >&2; exit 1)"
 

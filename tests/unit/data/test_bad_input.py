@@ -19,6 +19,7 @@ from PIL import Image
 from conftest import ROOT
 from rethink.core.names import skipped_image_ids
 from rethink.data import world, writers
+from rethink.data.check import main as layout_main
 from rethink.data.coco import (
     CocoInstances,
     eval_transforms,
@@ -26,7 +27,6 @@ from rethink.data.coco import (
     train_transforms,
 )
 from rethink.data.layout import DatasetError, check_coco
-from rethink.data.layout import main as layout_main
 from rethink.evaluation import evaluate
 from rethink.evaluation.evaluate import coco_metrics, encode_masks, evaluate_results
 from tiny import tiny

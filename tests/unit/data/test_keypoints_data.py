@@ -1,5 +1,5 @@
 """Tests of the synthetic world's COCO person-keypoints files (rethink.data.world) and their
-checks (rethink.data.layout.check_keypoints)."""
+checks (rethink.data.keypoints.check_keypoints)."""
 import json
 import os
 import re
@@ -15,7 +15,8 @@ from shapely.ops import unary_union
 from conftest import ROOT
 from rethink.data import world as rendering
 from rethink.data import writers
-from rethink.data.layout import DatasetError, check_keypoints
+from rethink.data.keypoints import check_keypoints
+from rethink.data.layout import DatasetError
 
 K = len(rendering.KEYPOINT_NAMES)
 TRAIN = "person_keypoints_train2017.json"
@@ -260,7 +261,7 @@ def test_layout_cli_keypoints(world, kp_dir, tmp_path):
     out = tmp_path / "stats.json"
     args = ("--keypoints", kp_dir, "--images", root, "--num-keypoints", K,
             "--config-key", "keypoints.sigmas", "--out", out)
-    r = _cli("rethink.data.layout", *args)
+    r = _cli("rethink.data.check", *args)
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())["keypoints"]
     assert s["keypoint_names"] == list(rendering.KEYPOINT_NAMES)
@@ -270,6 +271,6 @@ def test_layout_cli_keypoints(world, kp_dir, tmp_path):
     doc = json.loads((kp_dir / TRAIN).read_text())
     doc["annotations"][0]["keypoints"][2] = 3
     (kp_dir / TRAIN).write_text(json.dumps(doc))
-    r = _cli("rethink.data.layout", *args)
+    r = _cli("rethink.data.check", *args)
     assert r.returncode == 1 and not out.exists()
     assert f"DatasetError: {kp_dir / TRAIN}: annotation id 1: keypoint 1 (top) has visibility 3" in r.stderr

@@ -1,4 +1,4 @@
-"""Tests of the ImageNet / COCO layout and annotation checks (rethink.data.layout)."""
+"""Tests of the ImageNet / COCO layout and annotation checks (rethink.data.layout, imagenet, keypoints; the CLI rethink.data.check)."""
 import json
 import os
 import shutil
@@ -10,7 +10,9 @@ import pytest
 
 from conftest import ROOT
 from rethink.data import writers
-from rethink.data.layout import DatasetError, check_coco, check_imagenet, main
+from rethink.data.check import main
+from rethink.data.imagenet import check_imagenet
+from rethink.data.layout import DatasetError, check_coco
 
 TRAIN_JSON = "instances_train2017.json"
 
@@ -273,7 +275,7 @@ def test_cli_failure_exit_code_and_no_output(coco, tmp_path):
     out = tmp_path / "stats.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
     r = subprocess.run(
-        [sys.executable, "-m", "rethink.data.layout", "--coco", str(coco), "--out", str(out)],
+        [sys.executable, "-m", "rethink.data.check", "--coco", str(coco), "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert r.returncode == 1

@@ -15,7 +15,8 @@ from torchvision import datasets
 from conftest import ROOT
 from rethink.data import imagenet as imagenet_layouts
 from rethink.data import writers
-from rethink.data.layout import DatasetError, check_imagenet
+from rethink.data.imagenet import check_imagenet
+from rethink.data.layout import DatasetError
 from rethink.engine.pretrain import lr_at, transforms
 from rethink.models.detector import build_classifier
 from tiny import tiny

@@ -135,7 +135,7 @@ LABELS = (
     ("instances_per_category", "instances per category (train)", ""),
     ("categories_per_image", "categories per train image", "paper: COCO 2014 train"),
     ("size_shares", "small / medium / large instances (train)",
-     "COCO's area classes relative to image area (rethink.data.layout.SIZE_CLASSES)"),
+     "COCO's area classes relative to image area (rethink.core.names.SIZE_CLASSES)"),
     ("pixels_per_image", "pixels per detection image", "after the detector's resize"),
     ("epochs_1x", "1x, epochs of the train set", ""),
     ("longest", "longest schedule", ""),

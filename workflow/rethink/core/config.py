@@ -33,7 +33,7 @@ OWN_MODEL_KINDS = ("model", "task", "dataset")
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
 # tasks a task variant may train besides main's boxes and masks (keypoints: on COCO's
-# person_keypoints files, rethink.data.layout.KEYPOINT_FILE); its model adds the task's head, all else is main's
+# person_keypoints files, rethink.core.names.KEYPOINT_FILE); its model adds the task's head, all else is main's
 TASKS = ("keypoints",)
 # datasets a dataset variant trains and is scored on instead of main's COCO-format data (voc: a
 # VOCdevkit, data.voc, converted to COCO format; box-only, the paper's Faster R-CNN, scored by

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from rethink.data.layout import DatasetError, is_image, join_problems, shared_files, short_list, warn_shared
+
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
 META = "meta.mat"
 LOC_SOLUTION = "LOC_val_solution.csv"
@@ -95,3 +97,101 @@ def val_dataset(root, class_to_idx: dict, transform=None):
     if val.class_to_idx != class_to_idx:
         raise SystemExit(f"{root}: train/ and val/ have different class folders")
     return val
+
+
+# --------------------------------------------------------------------------- #
+# the layout check of an ImageNet folder
+# --------------------------------------------------------------------------- #
+EXPECTED_LAYOUT = ("  train/<class>/*.JPEG\n  val/<class>/*.JPEG   (the same class folders as train/)\n"
+                "  or val/*.JPEG with " + EXPECTED)
+
+
+def check_imagenet(root) -> dict:
+    """Check ``root/{train,val}/<class>/<images>``; return image counts.
+
+    Raises DatasetError listing every problem found (missing splits, splits
+    without class folders, empty class folders, class sets that differ).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"ImageNet folder {root}: does not exist or is not a directory")
+    problems = []
+    classes = {}
+    files = {}  # split -> image files, for the shared-image check
+    val_labels = None  # class folders
+    for split in ("train", "val"):
+        d = root / split
+        if not d.is_dir():
+            problems.append(f"missing {split}/")
+            continue
+        if split == "val" and is_flat(d):  # ImageNet as it ships: labels in a file
+            try:
+                labels, source = flat_labels(root)
+            except LabelError as e:
+                problems.append(str(e).removeprefix(f"{root}/"))
+                continue
+            images = [p for p in d.iterdir() if is_image(p)]
+            files[split] = images
+            unlabelled = [p.name for p in images if p.stem not in labels]
+            if unlabelled:
+                problems.append(f"val/ images without a label in {source.name}: {short_list(sorted(unlabelled))}")
+            counts = {}
+            for p in images:
+                if p.stem in labels:
+                    counts[labels[p.stem]] = counts.get(labels[p.stem], 0) + 1
+            classes[split], val_labels = counts, str(source)
+            continue
+        subdirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not subdirs:
+            problems.append(f"{split}/ has no class folders")
+            continue
+        counts = {}
+        files[split] = []
+        for sd in subdirs:
+            found = [p for p in sd.iterdir() if is_image(p)]
+            files[split] += found
+            n = len(found)
+            if n == 0:
+                problems.append(f"{split}/{sd.name}/ has no image files")
+            counts[sd.name] = n
+        classes[split] = counts
+    if "train" in classes and "val" in classes:
+        only_train = sorted(set(classes["train"]) - set(classes["val"]))
+        only_val = sorted(set(classes["val"]) - set(classes["train"]))
+        if only_train:
+            problems.append(f"class folders in train/ but not in val/: {short_list(only_train)}")
+        if only_val:
+            problems.append(f"class folders in val/ but not in train/: {short_list(only_val)}")
+    if problems:
+        raise DatasetError(f"ImageNet folder {root}: " + join_problems(problems))
+    stats = {"root": str(root), "classes": len(classes["train"]), "wnids": sorted(classes["train"]),
+             "val_labels": val_labels or "class folders"}
+    names = _read_class_names(root / "classes.txt")
+    if names is not None:
+        stats["class_names"] = [names.get(w, w) for w in stats["wnids"]]
+    for split, counts in classes.items():
+        v = list(counts.values())
+        stats[split] = {
+            "images": sum(v),
+            "min_per_class": min(v),
+            "max_per_class": max(v),
+        }
+    shared = shared_files({str(p.relative_to(root)): p for p in files["train"]},
+                          {str(p.relative_to(root)): p for p in files["val"]})
+    stats["shared_images"] = [{"train": a, "val": b} for a, b in shared]
+    warn_shared(f"ImageNet folder {root}", [f"{b} = {a}" for a, b in shared])
+    return stats
+
+
+def _read_class_names(path: Path):
+    """Optional ``wnid<TAB>name`` file (classes.txt / LOC_synset_mapping style)."""
+    if not path.is_file():
+        return None
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
+        out[parts[0]] = parts[1].strip() if len(parts) > 1 else parts[0]
+    return out

@@ -32,7 +32,6 @@ file names as many keypoints as the config's OKS sigmas have values (``--num-key
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -41,19 +40,13 @@ import sys
 from numbers import Real
 from pathlib import Path
 
-from rethink.core.atomic import write_json
-from rethink.core.names import COCO_SPLITS, KEYPOINT_FILE, SIZE_CLASSES, size_class
-from rethink.data import imagenet
+from rethink.core.names import COCO_SPLITS, SIZE_CLASSES, size_class
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
-EXPECTED_LAYOUT = {
-    "imagenet": "  train/<class>/*.JPEG\n  val/<class>/*.JPEG   (the same class folders as train/)\n"
-                "  or val/*.JPEG with " + imagenet.EXPECTED,
-    "coco": "  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
-            "  train2017/*.jpg\n  val2017/*.jpg",
-}
 VERIFY_MODES = ("header", "full", "none")
 CORRUPT_MODES = ("fail", "skip")
+EXPECTED_COCO = ("  annotations/instances_train2017.json\n  annotations/instances_val2017.json\n"
+            "  train2017/*.jpg\n  val2017/*.jpg")
 BBOX_TOLERANCE = 1.0  # pixels a box may stick out of its image
 MAX_ERRORS_LISTED = 20
 MAX_SHARED_LISTED = 10  # pairs of shared train/val images named in the warning (all in the stats)
@@ -66,92 +59,15 @@ class DatasetError(Exception):
 # --------------------------------------------------------------------------- #
 # ImageNet
 # --------------------------------------------------------------------------- #
-def _is_image(p: Path) -> bool:
+def is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _join(problems):
+def join_problems(problems):
     if len(problems) > MAX_ERRORS_LISTED:
         extra = len(problems) - MAX_ERRORS_LISTED
         problems = problems[:MAX_ERRORS_LISTED] + [f"... and {extra} more"]
     return "; ".join(problems)
-
-
-def check_imagenet(root) -> dict:
-    """Check ``root/{train,val}/<class>/<images>``; return image counts.
-
-    Raises DatasetError listing every problem found (missing splits, splits
-    without class folders, empty class folders, class sets that differ).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"ImageNet folder {root}: does not exist or is not a directory")
-    problems = []
-    classes = {}
-    files = {}  # split -> image files, for the shared-image check
-    val_labels = None  # class folders
-    for split in ("train", "val"):
-        d = root / split
-        if not d.is_dir():
-            problems.append(f"missing {split}/")
-            continue
-        if split == "val" and imagenet.is_flat(d):  # ImageNet as it ships: labels in a file
-            try:
-                labels, source = imagenet.flat_labels(root)
-            except imagenet.LabelError as e:
-                problems.append(str(e).removeprefix(f"{root}/"))
-                continue
-            images = [p for p in d.iterdir() if _is_image(p)]
-            files[split] = images
-            unlabelled = [p.name for p in images if p.stem not in labels]
-            if unlabelled:
-                problems.append(f"val/ images without a label in {source.name}: {_short(sorted(unlabelled))}")
-            counts = {}
-            for p in images:
-                if p.stem in labels:
-                    counts[labels[p.stem]] = counts.get(labels[p.stem], 0) + 1
-            classes[split], val_labels = counts, str(source)
-            continue
-        subdirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not subdirs:
-            problems.append(f"{split}/ has no class folders")
-            continue
-        counts = {}
-        files[split] = []
-        for sd in subdirs:
-            found = [p for p in sd.iterdir() if _is_image(p)]
-            files[split] += found
-            n = len(found)
-            if n == 0:
-                problems.append(f"{split}/{sd.name}/ has no image files")
-            counts[sd.name] = n
-        classes[split] = counts
-    if "train" in classes and "val" in classes:
-        only_train = sorted(set(classes["train"]) - set(classes["val"]))
-        only_val = sorted(set(classes["val"]) - set(classes["train"]))
-        if only_train:
-            problems.append(f"class folders in train/ but not in val/: {_short(only_train)}")
-        if only_val:
-            problems.append(f"class folders in val/ but not in train/: {_short(only_val)}")
-    if problems:
-        raise DatasetError(f"ImageNet folder {root}: " + _join(problems))
-    stats = {"root": str(root), "classes": len(classes["train"]), "wnids": sorted(classes["train"]),
-             "val_labels": val_labels or "class folders"}
-    names = _read_class_names(root / "classes.txt")
-    if names is not None:
-        stats["class_names"] = [names.get(w, w) for w in stats["wnids"]]
-    for split, counts in classes.items():
-        v = list(counts.values())
-        stats[split] = {
-            "images": sum(v),
-            "min_per_class": min(v),
-            "max_per_class": max(v),
-        }
-    shared = shared_files({str(p.relative_to(root)): p for p in files["train"]},
-                          {str(p.relative_to(root)): p for p in files["val"]})
-    stats["shared_images"] = [{"train": a, "val": b} for a, b in shared]
-    _warn_shared(f"ImageNet folder {root}", [f"{b} = {a}" for a, b in shared])
-    return stats
 
 
 def _digest(path: Path) -> str:
@@ -182,7 +98,7 @@ def shared_files(train: dict, val: dict) -> list[tuple]:
     return sorted(pairs, key=lambda p: (str(p[1]), str(p[0])))
 
 
-def _warn_shared(where: str, pairs: list[str]) -> None:
+def warn_shared(where: str, pairs: list[str]) -> None:
     if pairs:
         more = f" (and {len(pairs) - MAX_SHARED_LISTED} more)" if len(pairs) > MAX_SHARED_LISTED else ""
         print(f"warning: {where}: {len(pairs)} val image(s) have the same bytes as train images, so "
@@ -190,37 +106,23 @@ def _warn_shared(where: str, pairs: list[str]) -> None:
               file=sys.stderr, flush=True)
 
 
-def _short(names, n=10):
+def short_list(names, n=10):
     s = ", ".join(names[:n])
     return s + (f", ... ({len(names)} in all)" if len(names) > n else "")
-
-
-def _read_class_names(path: Path):
-    """Optional ``wnid<TAB>name`` file (classes.txt / LOC_synset_mapping style)."""
-    if not path.is_file():
-        return None
-    out = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
-        out[parts[0]] = parts[1].strip() if len(parts) > 1 else parts[0]
-    return out
 
 
 # --------------------------------------------------------------------------- #
 # COCO
 # --------------------------------------------------------------------------- #
-def _is_num(x) -> bool:
+def is_num(x) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _load_json(path: Path):
+def load_json(path: Path):
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -289,7 +191,7 @@ def _verify_image(path: Path, mode: str, width, height):
                 im.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
         return "decode", f"unreadable image ({type(e).__name__}: {e})"
-    if _is_num(width) and _is_num(height) and size != (int(width), int(height)):
+    if is_num(width) and is_num(height) and size != (int(width), int(height)):
         return "size", f"image is {size[0]}x{size[1]} but the record says {width}x{height}"
     return None
 
@@ -300,8 +202,8 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
     RLE ({"size": [h, w], "counts": ...} of the image's size) for crowd regions."""
     if seg is None:
         return ["iscrowd 1 needs an RLE segmentation, got none"] if iscrowd == 1 else []
-    W = img.get("width") if img is not None and _is_num(img.get("width")) else None
-    H = img.get("height") if img is not None and _is_num(img.get("height")) else None
+    W = img.get("width") if img is not None and is_num(img.get("width")) else None
+    H = img.get("height") if img is not None and is_num(img.get("height")) else None
     if isinstance(seg, list):
         if iscrowd == 1:
             return ["iscrowd 1 needs an RLE segmentation ({\"size\": [h, w], \"counts\": ...}), "
@@ -310,7 +212,7 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
             return ["empty polygon segmentation list"]
         problems = []
         for j, poly in enumerate(seg):
-            if not (isinstance(poly, list) and all(_is_num(v) for v in poly)):
+            if not (isinstance(poly, list) and all(is_num(v) for v in poly)):
                 problems.append(f"polygon {j} must be a list of numbers")
             elif len(poly) < 6 or len(poly) % 2:
                 problems.append(f"polygon {j} has {len(poly)} coordinates; "
@@ -326,12 +228,12 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
     if not isinstance(seg, dict):
         return ["segmentation must be a polygon list or an RLE object"]
     size, counts = seg.get("size"), seg.get("counts")
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)):
         return [f"RLE segmentation needs size [h, w], got {size!r}"]
     if H is not None and W is not None and size != [H, W]:
         return [f"RLE size {size} does not match image id {img['id']} [{H}, {W}]"]
     if isinstance(counts, list):  # uncompressed: run lengths that tile the h x w image exactly
-        if not all(_is_int(c) and c >= 0 for c in counts):
+        if not all(is_int(c) and c >= 0 for c in counts):
             return ["RLE counts must be non-negative integers"]
         if sum(counts) != size[0] * size[1]:
             return [f"RLE counts cover {sum(counts)} pixels, the image has "
@@ -341,7 +243,7 @@ def _segmentation_problems(seg, iscrowd, img) -> list[str]:
     return []
 
 
-def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
+def check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_images: str,
                  corrupt_images: str = "fail", doc=None):
     """Check one annotation file and its images; return (stats, category map, skipped, files).
 
@@ -349,7 +251,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
     empty unless ``corrupt_images`` is "skip" (with "fail" they are errors); ``files`` maps
     image id to its file. ``doc``: the
     file's parsed JSON when the caller has it already (a real keypoints file is large)."""
-    doc = _load_json(ann_path) if doc is None else doc
+    doc = load_json(ann_path) if doc is None else doc
     if not isinstance(doc, dict):
         raise DatasetError(f"{ann_path}: top level must be a JSON object, got {type(doc).__name__}")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(doc.get(k), list)]
@@ -361,7 +263,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
     # categories
     cats = {}
     for i, c in enumerate(doc["categories"]):
-        if not isinstance(c, dict) or not _is_int(c.get("id")):
+        if not isinstance(c, dict) or not is_int(c.get("id")):
             errors.append(f"categories[{i}]: needs an integer id")
             continue
         if c["id"] in cats:
@@ -373,13 +275,13 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
     # images
     images = {}
     for i, im in enumerate(doc["images"]):
-        if not isinstance(im, dict) or not _is_int(im.get("id")):
+        if not isinstance(im, dict) or not is_int(im.get("id")):
             errors.append(f"images[{i}]: needs an integer id")
             continue
         iid = im["id"]
         if iid in images:
             errors.append(f"image id {iid}: duplicate id")
-        bad = [k for k in ("width", "height") if not (_is_num(im.get(k)) and im.get(k) > 0)]
+        bad = [k for k in ("width", "height") if not (is_num(im.get(k)) and im.get(k) > 0)]
         if bad:
             errors.append(f"image id {iid}: {' and '.join(bad)} must be positive numbers")
         if not isinstance(im.get("file_name"), str) or not im.get("file_name"):
@@ -396,7 +298,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
             continue
         aid = a.get("id")
         where = f"annotation id {aid}" if aid is not None else f"annotations[{i}]"
-        if not _is_int(aid):
+        if not is_int(aid):
             errors.append(f"{where}: needs an integer id")
         elif aid in ann_ids:
             errors.append(f"{where}: duplicate id")
@@ -414,17 +316,17 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
             errors.append(f"{where}: iscrowd must be 0 or 1, got {iscrowd!r}")
         elif iscrowd == 1:
             n_crowd += 1
-        if "area" in a and not (_is_num(a["area"]) and a["area"] >= 0):
+        if "area" in a and not (is_num(a["area"]) and a["area"] >= 0):
             errors.append(f"{where}: area must be a non-negative number, got {a['area']!r}")
         # bbox
         bbox = a.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_num(v) for v in bbox)):
             errors.append(f"{where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
         else:
             x, y, w, h = bbox
             if w < 0 or h < 0:
                 errors.append(f"{where}: bbox {bbox} has negative width or height")
-            elif img is not None and _is_num(img.get("width")) and _is_num(img.get("height")):
+            elif img is not None and is_num(img.get("width")) and is_num(img.get("height")):
                 W, H = img["width"], img["height"]
                 t = BBOX_TOLERANCE
                 if x < -t or y < -t or x + w > W + t or y + h > H + t:
@@ -437,7 +339,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
             break
 
     if errors:
-        raise DatasetError(f"{ann_path}: " + _join(errors))
+        raise DatasetError(f"{ann_path}: " + join_problems(errors))
 
     # image files
     index = index_images(img_dir)
@@ -461,7 +363,7 @@ def _check_split(root: Path, split: str, ann_path: Path, img_dir: Path, verify_i
         if len(file_errors) > MAX_ERRORS_LISTED:
             break
     if file_errors:
-        raise DatasetError(f"{ann_path}: " + _join(file_errors))
+        raise DatasetError(f"{ann_path}: " + join_problems(file_errors))
     if images and len(skipped) == len(images):
         raise DatasetError(
             f"{ann_path}: all {len(images)} images were skipped as undecodable "
@@ -542,7 +444,7 @@ def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail"
     files = {}
     for split in COCO_SPLITS:
         ann = root / "annotations" / f"instances_{split}2017.json"
-        stats[split], cat_maps[split], skipped[split], files[split] = _check_split(
+        stats[split], cat_maps[split], skipped[split], files[split] = check_split(
             root, split, ann, root / f"{split}2017", verify_images, corrupt_images
         )
     if cat_maps["train"] != cat_maps["val"]:
@@ -555,209 +457,6 @@ def check_coco(root, verify_images: str = "header", corrupt_images: str = "fail"
     shared = shared_files(files["train"], files["val"])
     stats["shared_images"] = [{"train_id": t, "train_file": str(files["train"][t]), "val_id": v,
                                "val_file": str(files["val"][v])} for t, v in shared]
-    _warn_shared(f"COCO folder {root}", [f"val image id {v} ({files['val'][v].name}) = train image id "
+    warn_shared(f"COCO folder {root}", [f"val image id {v} ({files['val'][v].name}) = train image id "
                                         f"{t} ({files['train'][t].name})" for t, v in shared])
     return stats
-
-
-# --------------------------------------------------------------------------- #
-# COCO keypoints
-# --------------------------------------------------------------------------- #
-def check_keypoints(ann_dir, coco_root, num_keypoints: int, config_key: str = "keypoints.sigmas") -> dict:
-    """Check ``person_keypoints_{train,val}2017.json`` in ``ann_dir`` (real COCO:
-    ``<coco>/annotations``), whose images are under ``coco_root/{split}2017``; return stats.
-
-    On top of the instance checks (images only checked to exist: the instances check
-    opens them): every category names the same number K of unique keypoints and a skeleton
-    of 1-based pairs; K equals ``num_keypoints`` (the length of the config's OKS sigmas,
-    ``config_key``); every object has 3K keypoint values [x, y, v] with v in {0, 1, 2},
-    labelled ones (v > 0) inside its image and ``num_keypoints`` their count; train and val
-    name the same keypoints. Raises DatasetError naming the file and the record at fault.
-    """
-    ann_dir, coco_root = Path(ann_dir), Path(coco_root)
-    if not ann_dir.is_dir():
-        raise DatasetError(f"keypoints folder {ann_dir}: does not exist or is not a directory")
-    files = {split: ann_dir / KEYPOINT_FILE.format(split=split) for split in COCO_SPLITS}
-    missing = [p.name for p in files.values() if not p.is_file()]
-    if missing:
-        raise DatasetError(f"keypoints folder {ann_dir}: missing " + ", ".join(missing))
-    stats = {"ann_dir": str(ann_dir), "keypoint_names": None, "skeleton": None}
-    named = {}
-    for split, path in files.items():
-        doc = _load_json(path)
-        base, _cats, _, _ = _check_split(coco_root, split, path, coco_root / f"{split}2017", "none",
-                                      doc=doc)
-        names, skeleton = _keypoint_categories(doc["categories"], path)
-        if len(names) != num_keypoints:
-            raise DatasetError(
-                f"{config_key} has {num_keypoints} values but {path} names {len(names)} keypoints "
-                f"per category ({', '.join(names)}): give one OKS sigma per keypoint")
-        stats[split] = {"images": base["images"], "annotations": base["annotations"],
-                        **_keypoint_annotations(doc, names, path)}
-        named[split] = (names, skeleton)
-    if named["train"] != named["val"]:
-        (tn, ts), (vn, vs) = named["train"], named["val"]
-        what = (f"keypoints ({', '.join(tn)}) vs ({', '.join(vn)})" if tn != vn
-                else f"skeletons {ts} vs {vs}")
-        raise DatasetError(f"keypoints folder {ann_dir}: {files['train'].name} and "
-                           f"{files['val'].name} name different {what}")
-    stats["keypoint_names"], stats["skeleton"] = named["train"]
-    return stats
-
-
-def _keypoint_categories(categories, path):
-    """The (names, skeleton) every category shares; DatasetError listing what is wrong."""
-    errors, per_cat = [], {}
-    for c in categories:  # _check_split made sure each is a dict with an integer id
-        where = f"category id {c['id']}"
-        names, skeleton = c.get("keypoints"), c.get("skeleton")
-        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-            errors.append(f"{where}: keypoints must be a non-empty list of names, got {names!r}")
-            continue
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            errors.append(f"{where}: keypoint names repeat: {', '.join(dup)}")
-        if not isinstance(skeleton, list):
-            errors.append(f"{where}: needs a skeleton (a list of [i, j] pairs of 1-based "
-                          f"keypoint indices), got {skeleton!r}")
-            continue
-        for pair in skeleton:
-            if not (isinstance(pair, list) and len(pair) == 2 and all(_is_int(i) for i in pair)):
-                errors.append(f"{where}: skeleton entry {pair!r} is not a pair [i, j] of integers")
-                continue
-            for i in pair:
-                if not 1 <= i <= len(names):
-                    errors.append(f"{where}: skeleton {pair} names keypoint {i}, the category has "
-                                  f"{len(names)} (1-based: 1..{len(names)})")
-        per_cat[c["id"]] = (names, skeleton)
-    if not errors and not per_cat:
-        errors.append("no categories, so no keypoint names")
-    counts = {cid: len(n) for cid, (n, _) in per_cat.items()}
-    if not errors and len(set(counts.values())) > 1:
-        errors.append("categories name different numbers of keypoints: "
-                      + ", ".join(f"id {cid} has {k}" for cid, k in counts.items()))
-    if errors:
-        raise DatasetError(f"{path}: " + _join(errors))
-    return per_cat[min(per_cat)]
-
-
-def _keypoint_annotations(doc, names, path) -> dict:
-    """Check every annotation's keypoints against the K = len(names) of its categories."""
-    K = len(names)
-    images = {im["id"]: im for im in doc["images"]}
-    errors = []
-    n_with = n_labelled = n_visible = 0
-    for a in doc["annotations"]:  # _check_split made sure of ids, image ids and iscrowd
-        where = f"annotation id {a['id']}"
-        kp = a.get("keypoints")
-        if kp is None:
-            if a.get("iscrowd", 0) != 1:
-                errors.append(f"{where}: needs keypoints (3 x {K} = {3 * K} numbers [x1, y1, v1, ...])")
-            continue
-        if not isinstance(kp, list) or len(kp) != 3 * K:
-            got = f"{len(kp)} values" if isinstance(kp, list) else repr(kp)
-            errors.append(f"{where}: keypoints has {got}, needs 3 x {K} = {3 * K} "
-                          f"([x, y, v] for each of {', '.join(names)})")
-            continue
-        if not all(_is_num(v) for v in kp):
-            errors.append(f"{where}: keypoints must all be numbers")
-            continue
-        img = images[a["image_id"]]
-        W, H, t = img["width"], img["height"], BBOX_TOLERANCE
-        labelled = 0
-        for j in range(K):
-            x, y, v = kp[3 * j: 3 * j + 3]
-            what = f"keypoint {j + 1} ({names[j]})"
-            if v not in (0, 1, 2):
-                errors.append(f"{where}: {what} has visibility {v:g}, must be 0 (not labelled), "
-                              "1 (labelled, hidden) or 2 (visible)")
-                continue
-            if v == 0:
-                continue
-            labelled += 1
-            n_visible += v == 2
-            if x < -t or y < -t or x > W + t or y > H + t:
-                errors.append(f"{where}: {what} at ({x:g}, {y:g}) lies outside image id "
-                              f"{img['id']} ({W}x{H})")
-        nk = a.get("num_keypoints")
-        if nk is not None and nk != labelled:
-            errors.append(f"{where}: num_keypoints is {nk!r} but {labelled} keypoints are labelled (v > 0)")
-        n_with += labelled > 0
-        n_labelled += labelled
-        if len(errors) > 5 * MAX_ERRORS_LISTED:
-            break
-    if errors:
-        raise DatasetError(f"{path}: " + _join(errors))
-    return {"annotations_with_keypoints": n_with, "keypoints_labelled": n_labelled,
-            "keypoints_visible": n_visible}
-
-
-# --------------------------------------------------------------------------- #
-# CLI
-# --------------------------------------------------------------------------- #
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m rethink.data.layout",
-        description="Check ImageNet / COCO-2017 folder layouts and annotations.",
-    )
-    ap.add_argument("--imagenet", metavar="DIR")
-    ap.add_argument("--coco", metavar="DIR")
-    ap.add_argument("--verify-images", choices=VERIFY_MODES, default="header")
-    ap.add_argument("--corrupt-images", choices=CORRUPT_MODES, default="fail",
-                    help="COCO images that do not decode: fail (default) or skip them with a "
-                         "warning, listing them in the stats (data.corrupt_images)")
-    ap.add_argument("--keypoints", metavar="ANN_DIR",
-                    help="folder of person_keypoints_{train,val}2017.json to check")
-    ap.add_argument("--images", metavar="COCO_ROOT",
-                    help="with --keypoints: the folder holding {train,val}2017/ (default: --coco)")
-    ap.add_argument("--num-keypoints", type=int, metavar="K",
-                    help="with --keypoints: keypoints per category the config expects "
-                         "(the number of OKS sigmas)")
-    ap.add_argument("--out", required=True, metavar="STATS_JSON")
-    ap.add_argument("--config-key", metavar="KEY",
-                    help="config key quoted in errors: the one that named the folder "
-                         "(e.g. data.coco); with --keypoints, the one of the OKS sigmas "
-                         "(default keypoints.sigmas)")
-    args = ap.parse_args(argv)
-    if not args.imagenet and not args.coco and not args.keypoints:
-        ap.error("give --imagenet, --coco and/or --keypoints")
-    if args.keypoints and not (args.images or args.coco):
-        ap.error("--keypoints needs --images COCO_ROOT (the folder holding train2017/, val2017/)")
-    if args.keypoints and args.num_keypoints is None:
-        ap.error("--keypoints needs --num-keypoints K")
-    if args.coco and args.corrupt_images == "skip" and args.verify_images == "none":
-        print("ConfigError: --corrupt-images skip (data.corrupt_images: skip) needs the images "
-              "opened: set --verify-images (data.verify_images) to full or header, not none",
-              file=sys.stderr)
-        return 1
-    result = {}
-    checking = None
-    try:
-        if args.imagenet:
-            checking = "imagenet"
-            result["imagenet"] = check_imagenet(args.imagenet)
-        if args.coco:
-            checking = "coco"
-            result["coco"] = check_coco(args.coco, verify_images=args.verify_images,
-                                        corrupt_images=args.corrupt_images)
-        if args.keypoints:
-            checking = "keypoints"
-            result["keypoints"] = check_keypoints(args.keypoints, args.images or args.coco,
-                                                  args.num_keypoints,
-                                                  args.config_key or "keypoints.sigmas")
-    except DatasetError as e:
-        print(f"DatasetError: {e}", file=sys.stderr)
-        if args.config_key and checking != "keypoints":  # that message names the sigmas' key
-            layout = EXPECTED_LAYOUT[checking]
-            print(f"Set config key {args.config_key} to a folder with this layout:\n{layout}",
-                  file=sys.stderr)
-        return 1
-    write_json(args.out, result)
-    n_skipped = sum(len(v) for v in result.get("coco", {}).get("skipped_images", {}).values())
-    note = f" ({n_skipped} undecodable COCO images skipped)" if n_skipped else ""
-    print(f"layout ok{note} -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

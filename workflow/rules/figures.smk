@@ -21,6 +21,8 @@ rule paper_reference:
 
 
 # One rule per row of FIGURE_TABLE (common.smk): fig_<name> runs rethink.figures.<name>.
+# Everything a row decides is bound here, as a value of the rule (its params); the shell
+# command names no loop variable, since Snakemake formats it when the job runs.
 for fig in FIGURE_TABLE:
 
     rule:
@@ -38,7 +40,10 @@ for fig in FIGURE_TABLE:
             **({"csv": f"{R}/tables/{fig.name}.csv", "md": f"{R}/tables/{fig.name}.md"} if fig.table else {}),
         params:
             **figure_params(),
+            module=fig.name,
             options=figure_options(fig),
+            tables=(f"--out-csv {shlex.quote(f'{R}/tables/{fig.name}.csv')} "
+                    f"--out-md {shlex.quote(f'{R}/tables/{fig.name}.md')}" if fig.table else ""),
         log:
             f"{R}/logs/figures/{fig.name}.log",
         threads: 1
@@ -47,10 +52,9 @@ for fig in FIGURE_TABLE:
         conda:
             "../../envs/plot.yaml"
         shell:
-            f"python -m rethink.figures.{fig.name} --study {{input.study:q}} --metrics {{input.metrics:q}} "
-            "{params.options} "
-            + ("--out-csv {output.csv:q} --out-md {output.md:q} " if fig.table else "")
-            + "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
+            "python -m rethink.figures.{params.module} --study {input.study:q} --metrics {input.metrics:q} "
+            "{params.options} {params.tables} "
+            "--out-png {output.png:q} --out-pdf {output.pdf:q} --dpi {params.dpi} --style {params.style} "
             "--context {params.context} --palette {params.palette:q} > {log:q} 2>&1"
 
 

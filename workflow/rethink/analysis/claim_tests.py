@@ -83,6 +83,7 @@ from rethink.analysis.stats import (
     slope_per_seed,
     three_way,
 )
+from rethink.core.kinds import KINDS
 
 LEVEL = 0.95
 POWER = 0.8  # a design below this power to reach "holds" is flagged underpowered
@@ -103,8 +104,7 @@ CLAIM_METRICS = {1: (BOX, MASK), 2: (BOX, MASK), 3: (BOX, MASK), 4: (BOX, MASK),
 MAIN_CLAIMS = (1, 2, 3, 4, 5)
 HOLM_FAMILY = (2, 3, 4, 5)  # the main variant's (and claim 4's regimes'), both metrics
 # the claims about one pair of branches, repeated for each variant of these kinds
-PER_VARIANT = {"regime": (1, 2, 3), "pretraining": (1, 2, 3), "model": (1, 2, 3), "task": (6,),
-               "dataset": (7,), "recipe": (2, 8)}
+PER_VARIANT = {k.name: k.claims for k in KINDS.values() if k.claims}  # rethink.core.kinds
 
 
 

@@ -40,6 +40,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from rethink.core.atomic import write_text
+from rethink.core.kinds import KINDS
 
 TASKS = ("bbox", "segm")  # every checkpoint's (segm: all but a box-only model's, study.datasets)
 REQUIRED_TASKS = ("bbox",)
@@ -60,7 +61,6 @@ TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metri
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
 DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
 DEFAULT_SEED = 0
-VARIANT_KINDS = ("main", "norm", "regime", "pretraining", "model", "task", "dataset", "recipe")
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 
 
@@ -161,8 +161,8 @@ def validate_study(study: Mapping, source: str = "study") -> dict:
         for key in ("kind", "norm"):
             if key not in plan:
                 raise MetricsError(f"{where} is missing key {key!r}")
-        if plan["kind"] not in VARIANT_KINDS:
-            raise MetricsError(f"{where}.kind must be one of {list(VARIANT_KINDS)}, "
+        if plan["kind"] not in KINDS:
+            raise MetricsError(f"{where}.kind must be one of {list(KINDS)}, "
                                f"got {plan['kind']!r}")
         if not isinstance(plan["norm"], str) or not plan["norm"]:
             raise MetricsError(f"{where}.norm must be a non-empty string")

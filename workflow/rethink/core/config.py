@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, replace
 
 from rethink.core import errors, synthetic
+from rethink.core.kinds import KINDS
 from rethink.core.schedule import Plan, make_plan
 
 MAIN = "main"
@@ -25,10 +26,10 @@ PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "labe
 # or another architecture and normalisation, its VGG-16 without any); the rest (FPN, heads,
 # input size) stays main's, so only the backbone (and with `norm`, every norm) differs
 MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
-# kinds whose entries may set those keys: a model variant must (it is the backbone axis); a
-# task or dataset variant may, as the paper ran its VOC study on an R101. Either then starts
-# its pretrained branch from a pre-training of its own backbone (pretrain/NORM_NAME)
-OWN_MODEL_KINDS = ("model", "task", "dataset")
+# kinds whose entries may set those keys (Kind.own_backbone): a model variant must (it is the
+# backbone axis); a task or dataset variant may, as the paper ran its VOC study on an R101.
+# Either then starts its pretrained branch from a pre-training of its own backbone
+# (pretrain/NORM_NAME)
 # the depths each model.arch builds (rethink.models.detector.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
@@ -53,7 +54,7 @@ class Variant:
     """One experiment of the study: a normalisation, a train-set fraction, a pre-training
     strength, another backbone, another task, another dataset, or another training recipe."""
     name: str
-    kind: str          # main | norm | regime | pretraining | model | task | dataset | recipe
+    kind: str          # a key of rethink.core.kinds.KINDS
     norm: str
     fraction: float    # of the detection train set (1.0 = all of it)
     detection: dict    # config["detection"] with the variant's overrides applied
@@ -76,7 +77,7 @@ class Variant:
     def shares_scratch(self) -> bool:
         """A pretraining variant's scratch runs are main's: the same settings, and scratch
         reads no backbone, so they are not trained again but shared (rethink.analysis.shared_runs)."""
-        return self.kind == "pretraining"
+        return KINDS[self.kind].shares_scratch
 
 
 def json_arg(text: str, name: str) -> dict:
@@ -183,7 +184,7 @@ def variants(config: dict) -> dict[str, Variant]:
         if kind == "recipe" and not overrides:
             raise ConfigError(f"{where}: sets no training key ({', '.join(OVERRIDE_KEYS)}), so it "
                               f"would repeat the main variant")
-        if kind in OWN_MODEL_KINDS:
+        if KINDS[kind].own_backbone:
             pretrain = overrides.pop("pretrain", None)
             bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
             if bad:
@@ -203,10 +204,9 @@ def variants(config: dict) -> dict[str, Variant]:
                 model = {k: v for k, v in model.items() if k not in same}
             model = model or None
             norm = (model or {}).get("norm", main_norm)
-        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if kind in OWN_MODEL_KINDS else [])
-        allowed += (["task"] if kind == "task" else []) + (["dataset"] if kind == "dataset" else [])
-        allowed += list(EVAL_OVERRIDE_KEYS)
-        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - ({"fraction"} if kind == "regime" else set()))
+        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if KINDS[kind].own_backbone else [])
+        allowed += [k for k in KINDS[kind].keys if k != "norm"] + list(EVAL_OVERRIDE_KEYS)
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - set(KINDS[kind].keys))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
         merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}

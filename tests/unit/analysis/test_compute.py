@@ -232,6 +232,7 @@ def figure(*args):
                            *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pretrain", [True, False])
 def test_figure_draws_png_and_pdf(tmp_path, pretrain):
     st, ann = write(tmp_path, study(pretrain=pretrain))
@@ -250,6 +251,7 @@ def test_figure_draws_png_and_pdf(tmp_path, pretrain):
     ("variant", "no rows for variant '1k'"),
     ("columns", "missing column(s) finetune_pixels"),
 ])
+@pytest.mark.slow
 def test_figure_bad_input_exits_2(tmp_path, case, expect):
     st, ann = write(tmp_path)
     assert run("--study", st, "--annotations", f"main={ann}", "--out-csv", tmp_path / "c.csv",

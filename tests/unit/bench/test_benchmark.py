@@ -24,6 +24,7 @@ def quick(tmp_path_factory):
     return json.loads(out.read_text()), out.with_suffix(".md").read_text()
 
 
+@pytest.mark.slow
 def test_every_part_ran_with_its_command(quick):
     results, _ = quick
     assert results["quick"] is True
@@ -35,6 +36,7 @@ def test_every_part_ran_with_its_command(quick):
     assert results["machine"]["cpus"] >= 1 and results["wall_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_training_arms_ratios_options_padding_profile_and_flops(quick):
     t = quick[0]["parts"]["training"]
     thr = t["throughput"]
@@ -61,6 +63,7 @@ def test_training_arms_ratios_options_padding_profile_and_flops(quick):
     assert "compile" not in t  # --quick leaves torch.compile out (minutes of compiling)
 
 
+@pytest.mark.slow
 def test_loaders_part_measures_workers_per_gpu(quick):
     e = quick[0]["parts"]["loaders"]
     rates = e["img_per_s_per_worker"]
@@ -69,6 +72,7 @@ def test_loaders_part_measures_workers_per_gpu(quick):
     assert e["workers_per_gpu"]["pretrain"] >= 1 and e["workers_per_gpu"]["detection"] >= 1
 
 
+@pytest.mark.slow
 def test_evaluation_backends_agree(quick):
     e = quick[0]["parts"]["evaluation"]
     assert e["max_abs_diff_12_stats"] <= 1e-6 and e["max_abs_diff_per_category_ap"] <= 1e-6
@@ -78,6 +82,7 @@ def test_evaluation_backends_agree(quick):
     assert c["goals"]["identical"] and c["ratio_before_vs_now"]["workers=0"] > 0
 
 
+@pytest.mark.slow
 def test_pipeline_dag_and_forking(quick):
     parts = quick[0]["parts"]
     dag = parts["pipeline"]["dag_default"]
@@ -88,6 +93,7 @@ def test_pipeline_dag_and_forking(quick):
     assert parts["forking"]["configured_study"]["forked_iterations"] > 0
 
 
+@pytest.mark.slow
 def test_gpu_part_skips_cleanly_without_a_gpu(quick):
     gpu = quick[0]["parts"]["gpu"]
     if torch.cuda.is_available():
@@ -95,6 +101,7 @@ def test_gpu_part_skips_cleanly_without_a_gpu(quick):
     assert gpu["skipped"] is True and gpu["stdout"] == ["no GPU: skipped"]
 
 
+@pytest.mark.slow
 def test_markdown_summary_has_every_part(quick):
     _, md = quick
     for name in CHEAP.split(","):
@@ -110,6 +117,7 @@ def test_fit_line_and_job_stats_parsing():
     assert job_counts(out) == {"all": 1, "train": 12, "total": 13}
 
 
+@pytest.mark.slow
 def test_unknown_part_is_refused():
     proc = subprocess.run([sys.executable, "-m", "rethink.bench.suite", "--only", "nope"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},

@@ -92,6 +92,7 @@ def test_items_subsets_and_the_coco_property(odd_coco):
     assert isinstance(gt, COCO) and gt.dataset == old.coco.dataset and gt is not ds.coco
 
 
+@pytest.mark.slow
 def test_workers_do_not_copy_the_index(tmp_path):
     """The benchmark part, --quick: loader workers that build every target of ~20k objects.
     With the arrays a worker's private memory grows a little; with pycocotools' COCO object

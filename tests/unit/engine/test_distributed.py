@@ -55,6 +55,7 @@ def update(path, model_cfg, seed):
     return torch.cat([(w[k] - init[k]).flatten().double() for k in w if w[k].is_floating_point()])
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(setup_run):
     root, model, train_cfg = setup_run
     train(root, model, train_cfg, root / "one.pt")
@@ -72,6 +73,7 @@ def test_two_processes_match_one_with_the_same_global_batch(setup_run):
     assert float(cos(one, other, dim=0)) < float(cos(one, two, dim=0)) - 0.1
 
 
+@pytest.mark.slow
 def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_path):
     root, model, train_cfg = setup_run
     eval_dir = tmp_path / "eval"
@@ -81,6 +83,7 @@ def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_pat
     assert (tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt").exists() and not eval_dir.exists()
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_processes_is_refused(setup_run, tmp_path):
     root, model, train_cfg = setup_run
     with pytest.raises(AssertionError, match="not divisible by the 2 training processes"):
@@ -105,6 +108,7 @@ def test_pretrain_rule_starts_torchrun_with_one_process_per_gpu(tmp_path):
     assert "torch.distributed.run --standalone --nproc-per-node 8 -m rethink.engine.pretrain" in out
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "-m", "rethink.engine.gpu_check", "--device", "cpu", "--min-size", "96",
@@ -128,6 +132,7 @@ def test_asking_for_cuda_without_it_stops_naming_the_key_and_what_was_found():
     assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
 def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rethink.engine.train", "--coco", str(tmp_path), "--model", "{}",
@@ -138,6 +143,7 @@ def test_training_job_given_a_gpu_without_cuda_fails_before_training(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a working CUDA")
 def test_gpu_check_fails_without_cuda_unless_told_to_skip(tmp_path):
     cmd = [sys.executable, "-m", "rethink.engine.gpu_check", "--iters", "1", "--out", str(tmp_path / "g.json")]

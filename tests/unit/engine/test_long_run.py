@@ -33,6 +33,7 @@ def train_cmd(coco, out, end, workers=0, log_every=25):
             "--workers", str(workers), "--log-every", str(log_every)]
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_a_long_run(coco, tmp_path):
     proc = subprocess.run(train_cmd(coco, tmp_path / "long.pt", end=400), env=ENV,
                           capture_output=True, text=True, timeout=300)
@@ -52,6 +53,7 @@ def children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_dead_loader_worker_is_reported_not_hung_on(coco, tmp_path):
     proc = subprocess.Popen(train_cmd(coco, tmp_path / "w.pt", end=100_000, workers=1, log_every=5),
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

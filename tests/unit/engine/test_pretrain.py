@@ -49,6 +49,7 @@ def run(imagenet, out, fault=None, pretrain=PRETRAIN, processes=1):
                           env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_a_killed_pretraining_resumes_from_its_last_epoch_to_the_same_backbone(imagenet, tmp_path):
     straight = tmp_path / "straight" / "backbone.pt"
     assert run(imagenet, straight).returncode == 0
@@ -148,6 +149,7 @@ def update(path, seed):
     return torch.cat([(w[k] - init[k]).flatten().double() for k in w if w[k].is_floating_point()])
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(imagenet, tmp_path):
     """As for detection (tests/unit/engine/test_distributed.py), with the randomness that is not about
     processes taken out (each rank draws its own crops and flips, as each detection rank its

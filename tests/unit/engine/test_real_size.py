@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -14,6 +15,7 @@ from tiny import eval_settings, tiny
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
 
 
+@pytest.mark.slow
 def test_the_presets_model_trains_and_scores_at_800x1333(tmp_path):
     preset = yaml.safe_load((ROOT / "workflow/presets/coco.yaml").read_text())
     model = {**yaml.safe_load((ROOT / "config.yaml").read_text())["model"], **preset["model"]}

@@ -52,6 +52,7 @@ def test_the_paired_difference_of_identical_results_has_no_sampling_noise():
     assert diff["difference"] > 0 and diff["difference_se"] > 0 and diff["se"][0] == 0  # good is perfect everywhere
 
 
+@pytest.mark.slow
 def test_cli_writes_one_row_per_size_and_rejects_a_size_beyond_the_val_set(tmp_path):
     gt, good, poor = world()
     for name, doc in (("gt.json", gt), ("good.json", good), ("poor.json", poor)):

@@ -389,6 +389,7 @@ def table_cmd(study, csv, out):
             "--out-csv", out / "t.csv", "--out-md", out / "t.md", "--out-tex", out / "t.tex")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pretrain", [None, "small", "pre"])
 def test_ap_curves_cli(run_dir, tmp_path, pretrain):
     extra = [] if pretrain is None else ["--pretrain", run_dir[pretrain]]
@@ -399,6 +400,7 @@ def test_ap_curves_cli(run_dir, tmp_path, pretrain):
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.slow
 def test_ap_curves_uses_study_pretrain(tmp_path):
     study, _, csv = collect(tmp_path, pretrain={"images_seen": 4000, "epochs": 2})
     r = run(*figure_cmd("ap_curves", tmp_path, study, csv, tmp_path))
@@ -406,6 +408,7 @@ def test_ap_curves_uses_study_pretrain(tmp_path):
     check_png_pdf(tmp_path / "ap_curves.png", tmp_path / "ap_curves.pdf")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", [False, True])
 def test_final_ap_cli(run_dir, tmp_path, ref):
     out = tmp_path / "sub"
@@ -416,6 +419,7 @@ def test_final_ap_cli(run_dir, tmp_path, ref):
     check_png_pdf(out / "final_ap.png", out / "final_ap.pdf")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("margin", [[], ["--margin", "3.0"]])
 def test_lead_cli(run_dir, tmp_path, margin):
     r = run(*figure_cmd("lead", run_dir["dir"], run_dir["study"], run_dir["csv"], tmp_path, *margin))
@@ -437,6 +441,7 @@ def test_lead_needs_both_inits(run_dir, tmp_path):
     assert not (tmp_path / "lead.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["less_data", "norms"])
 @pytest.mark.parametrize("ref", [False, True])
 def test_panel_figures_cli(run_dir, tmp_path, name, ref):
@@ -449,6 +454,7 @@ def test_panel_figures_cli(run_dir, tmp_path, name, ref):
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.slow
 def test_panel_figures_main_only(tmp_path):
     """No regime / norm variants: one panel and a note, not a failure."""
     study, _, csv = collect(tmp_path, seeds=(0, 1))
@@ -512,6 +518,7 @@ def test_one_seed_draws_no_band(one_seed, monkeypatch, tmp_path, name):
             type(c).__name__ == "ErrorbarContainer" for c in ax.containers) for ax in fig.axes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FIGURES)
 def test_one_seed_cli(one_seed, tmp_path, name):
     r = run(*figure_cmd(name, None, one_seed["study"], one_seed["csv"], tmp_path))
@@ -626,6 +633,7 @@ def test_bad_study(run_dir, tmp_path, name):
     check_refused(r, out, "broken_study.json", "variants['SyncBN']", "batch_size")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["final_ap", "final_table"])
 def test_missing_final_checkpoint(tmp_path, name):
     study, _, csv = collect(tmp_path, seeds=(0, 1),
@@ -645,6 +653,7 @@ def test_bad_reference(run_dir, tmp_path, name):
     check_refused(r, out, "ref_bad.json", "regimes['1k']['scratch']")
 
 
+@pytest.mark.slow
 def test_variant_without_rows(tmp_path):
     """A panel's variant with no metrics at all is an error naming it, not an empty panel."""
     study, _, csv = collect(tmp_path, seeds=(0,), variants=("main", "1k"))
@@ -668,6 +677,7 @@ def test_pretrain_strength_figure_needs_a_pretraining_variant(run_dir, tmp_path)
     assert "Traceback" not in r.stderr and not (tmp_path / "pretrain_strength.png").exists()
 
 
+@pytest.mark.slow
 def test_keypoint_metrics_reach_the_tidy_csv_and_the_keypoints_figure(tmp_path):
     study, paths, csv = collect(tmp_path, seeds=(0, 1), variants=("main", "kp"))
     df = read_metrics_csv(csv)
@@ -703,6 +713,7 @@ def test_keypoint_metrics_reach_the_tidy_csv_and_the_keypoints_figure(tmp_path):
     assert r.returncode == 2 and "reference.variants['kp'].metric 'keypoints_APs' is not <task>_<metric>" in r.stderr
 
 
+@pytest.mark.slow
 def test_models_figure_draws_each_model_and_the_papers_points(tmp_path):
     study, _, csv = collect(tmp_path, seeds=(0, 1), variants=("main", "R18"))
     ref = tmp_path / "ref.json"

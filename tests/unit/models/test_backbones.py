@@ -159,6 +159,7 @@ def test_detectron_gn_pkl_lands_every_blob_in_its_place(tmp_path):
     assert torch.allclose(got, bgr255, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_detectron_frozen_bn_pkl_puts_the_stride_on_the_1x1(tmp_path):
     """MSRA's R-50.pkl: AffineChannel norms (scale, bias) and the stride on the first 1x1."""
     net = randomise_norms(ResNet(50, 64, "FrozenBN", 32, stride_in_1x1=True))

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import yaml
 from torch import nn
@@ -130,6 +131,7 @@ def test_vgg_depths_and_norm_none_are_checked():
     assert len(deep) == 13  # VGG-16's 13 conv layers
 
 
+@pytest.mark.slow
 def test_proposals_and_boxes_are_fp32_under_bf16_autocast():
     from torchvision.models.detection.rpn import RegionProposalNetwork
 

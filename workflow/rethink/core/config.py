@@ -7,7 +7,8 @@ import json
 import re
 from dataclasses import dataclass, replace
 
-from rethink.core import errors, synthetic
+from rethink.core import synthetic
+from rethink.core.errors import ConfigError
 from rethink.core.kinds import KINDS
 from rethink.core.schedule import Plan, make_plan
 
@@ -43,10 +44,6 @@ DATASETS = ("voc",)
 # evaluation-only keys any variant (but a pretraining one, scored as main) may set: scored
 # with test-time augmentation too (evaluate.tta's shape); never a training key
 EVAL_OVERRIDE_KEYS = ("tta",)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def check(config: dict) -> None:
     """Raise ConfigError naming the key when values are individually valid but inconsistent."""
     try:  # the world's own validation, the one its generator applies
         synthetic.validate_config(config["data"]["synthetic"])
-    except errors.ConfigError as e:
+    except ConfigError as e:  # named as the study's config names it
         raise ConfigError(str(e).replace("synth config: ", "data.synthetic.", 1)) from None
     data = config["data"]
     if data["corrupt_images"] == "skip" and data["verify_images"] == "none":

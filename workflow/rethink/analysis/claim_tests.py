@@ -70,7 +70,6 @@ from typing import Mapping
 import pandas as pd
 
 from rethink.analysis.results import (
-    TRUNK,
     MetricsError,
     ordered_schedules,
     variant_finals,
@@ -78,14 +77,15 @@ from rethink.analysis.results import (
 from rethink.analysis.stats import (
     HOLDS,
     INCONCLUSIVE,
+    LEVEL,
     REFUTED,
     mean_ci,
     slope_per_seed,
     three_way,
 )
 from rethink.core.kinds import KINDS
+from rethink.core.schedule import TRUNK
 
-LEVEL = 0.95
 POWER = 0.8  # a design below this power to reach "holds" is flagged underpowered
 UNTESTED = "not tested"
 NOTHING_LEARNT = "neither init has learnt the task yet"

@@ -24,7 +24,6 @@ from rethink.analysis.claim_tests import (
     CLAIM_METRICS,
     CLAIMS,
     HOLM_FAMILY,
-    LEVEL,
     MAIN_CLAIMS,
     PER_VARIANT,
     POWER,
@@ -49,6 +48,7 @@ from rethink.analysis.results import (
     read_metrics_csv,
 )
 from rethink.analysis.stats import (
+    LEVEL,
     detectable_difference,
     holm,
     power_to_hold,

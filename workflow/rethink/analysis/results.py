@@ -40,7 +40,9 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from rethink.core.atomic import write_text
+from rethink.core.config import MAIN
 from rethink.core.kinds import KINDS
+from rethink.core.schedule import TRUNK
 
 TASKS = ("bbox", "segm")  # every checkpoint's (segm: all but a box-only model's, study.datasets)
 REQUIRED_TASKS = ("bbox",)
@@ -55,11 +57,10 @@ KEYPOINT_METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "A
 # hold no "_", so a column <task>_<metric> splits at its last one.
 TASK_METRICS = {"bbox": METRICS, "segm": METRICS, "keypoints": KEYPOINT_METRICS, "voc": ("mAP",),
                 "bbox_tta": METRICS, "segm_tta": METRICS, "voc_tta": ("mAP",)}
-TRUNK = "trunk"
 INITS = ("scratch", "pretrained")
 TIDY_COLUMNS = ["variant", "seed", "init", "branch", "iteration", "task", "metric", "value"]
 KEY_COLUMNS = ["variant", "seed", "init", "branch", "iteration"]
-DEFAULT_VARIANT = "main"  # for metrics files written before variants existed
+DEFAULT_VARIANT = MAIN  # for metrics files written before variants existed
 DEFAULT_SEED = 0
 STR_COLUMNS = ("variant", "init", "branch", "task", "metric")
 

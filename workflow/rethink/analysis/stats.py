@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+LEVEL = 0.95  # the confidence level of every interval and test of the study
+
 SUMMARY_COLUMNS = ["mean", "std", "lo", "hi", "n"]
 
 
@@ -39,7 +41,7 @@ def _half_width(std, n, level: float):
     return np.where(n >= 2, half, np.nan)
 
 
-def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
+def mean_ci(values: Iterable[float], level: float = LEVEL) -> dict:
     """Mean, std (ddof=1) and the ``level`` t-interval of the finite values.
 
     Returns ``dict(mean, std, lo, hi, n)``; ``n`` counts the finite values.
@@ -60,7 +62,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
     return {"mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "n": n}
 
 
-def detectable_difference(std: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
+def detectable_difference(std: float, n: int, level: float = LEVEL, power: float = 0.8) -> float:
     """The smallest true mean difference a paired t-test on `n` seeds with this spread
     would find (its `level` two-sided interval excluding 0) with probability `power`:
     (t((1 + level) / 2, n - 1) + t(power, n - 1)) * std / sqrt(n). NaN below 2 seeds."""
@@ -72,7 +74,7 @@ def detectable_difference(std: float, n: int, level: float = 0.95, power: float 
 
 
 def aggregate_seeds(df: pd.DataFrame, by: Sequence[str], value: str = "value",
-                    level: float = 0.95) -> pd.DataFrame:
+                    level: float = LEVEL) -> pd.DataFrame:
     """Collapse the rows of each ``by`` group (normally: the seeds) to one summary row.
 
     Returns the ``by`` columns followed by ``mean, std, lo, hi, n`` (the same
@@ -152,7 +154,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def power_to_hold(std: float, n: int, side: str, bound: float, true: float,
-                  level: float = 0.95) -> float:
+                  level: float = LEVEL) -> float:
     """Probability that :func:`three_way` reads "holds" when the per-seed values are normal
     with mean `true` and SD `std`, over `n` seeds: the noncentral t's probability that the
     `level` interval lies wholly on the claim's side of `bound`. NaN below 2 seeds."""

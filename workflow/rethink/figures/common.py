@@ -31,22 +31,21 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from rethink.analysis.results import (  # noqa: E402
-    TRUNK,
     MetricsError,
     check_against_study,
     load_study,
     read_metrics_csv,
     variant_frame,
 )
-from rethink.analysis.stats import aggregate_seeds, mean_ci  # noqa: E402
+from rethink.analysis.stats import LEVEL, aggregate_seeds, mean_ci  # noqa: E402
 from rethink.core.atomic import atomic_write  # noqa: E402
+from rethink.core.schedule import TRUNK  # noqa: E402
 
 INIT_LABELS = {"scratch": "random init (scratch)", "pretrained": "ImageNet pre-trained"}
 TASK_LABELS = {"bbox": "bbox AP", "segm": "mask AP"}
 LINESTYLES = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
 MARKERS = ["o", "s", "D", "^", "v", "P"]
 BAND_ALPHA = 0.18
-LEVEL = 0.95
 SYNCBN_NOTE = ("SyncBN synchronises batch statistics across processes; in a single "
                "(CPU) process it is plain BatchNorm.")
 

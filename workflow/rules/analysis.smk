@@ -58,6 +58,7 @@ rule claims:
         script=f"{PACKAGE_DIR}/rethink/analysis/claims.py",
         tests_module=f"{PACKAGE_DIR}/rethink/analysis/claim_tests.py",
         results_module=f"{PACKAGE_DIR}/rethink/analysis/results.py",
+        inputs_module=f"{PACKAGE_DIR}/rethink/analysis/inputs.py",
         stats_module=f"{PACKAGE_DIR}/rethink/analysis/stats.py",
         study=STUDY,
         metrics=METRICS,

@@ -481,6 +481,7 @@ def figure_inputs(script):
     """A figure's inputs: its script and the modules it reads through, then the data."""
     return {"script": f"{FIG_SRC}/{script}.py", "common": f"{FIG_SRC}/common.py",
             "results_module": f"{PACKAGE_DIR}/rethink/analysis/results.py",
+            "inputs_module": f"{PACKAGE_DIR}/rethink/analysis/inputs.py",
             "stats_module": f"{PACKAGE_DIR}/rethink/analysis/stats.py",
             "study": STUDY, "metrics": METRICS, "reference": REFERENCE}
 

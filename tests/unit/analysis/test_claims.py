@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT
 from rethink.analysis.claim_tests import NOTHING_LEARNT, UNTESTED
 from rethink.analysis.claims import PAPER, evaluate, paper_evidence, to_markdown
-from rethink.analysis.results import load_study, read_metrics_csv
+from rethink.analysis.inputs import load_study
+from rethink.analysis.results import read_metrics_csv
 from rethink.analysis.stats import HOLDS, INCONCLUSIVE, REFUTED, holm, power_to_hold, three_way, two_sided_p
 
 WORKFLOW = ROOT / "workflow"

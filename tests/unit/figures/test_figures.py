@@ -12,17 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from rethink.analysis.results import (
-    KEYPOINT_METRICS,
-    METRICS,
-    MetricsError,
-    final_metrics,
-    load_metrics,
-    load_study,
-    read_metrics_csv,
-    schedule_curves,
-    variant_finals,
-)
+from rethink.analysis.inputs import KEYPOINT_METRICS, METRICS, MetricsError, load_study
+from rethink.analysis.results import final_metrics, load_metrics, read_metrics_csv, schedule_curves, variant_finals
 from rethink.analysis.stats import aggregate_seeds, mean_ci
 
 WORKFLOW = ROOT / "workflow"

@@ -69,11 +69,8 @@ from typing import Mapping
 
 import pandas as pd
 
-from rethink.analysis.results import (
-    MetricsError,
-    ordered_schedules,
-    variant_finals,
-)
+from rethink.analysis.inputs import MetricsError, ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.analysis.stats import (
     HOLDS,
     INCONCLUSIVE,

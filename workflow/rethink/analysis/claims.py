@@ -40,13 +40,8 @@ from rethink.analysis.claim_tests import (
     true_for_power,
     verdict,
 )
-from rethink.analysis.results import (
-    MetricsError,
-    check_against_study,
-    load_reference,
-    load_study,
-    read_metrics_csv,
-)
+from rethink.analysis.inputs import MetricsError, load_reference, load_study
+from rethink.analysis.results import check_against_study, read_metrics_csv
 from rethink.analysis.stats import (
     LEVEL,
     detectable_difference,
@@ -81,7 +76,7 @@ COLUMNS = ["claim", "metric", "statement", "paper", "this_run", "verdict", "reas
 MATCHED, DIFFERS, NO_REFERENCE = "matched", "differs", "no paper number for these cells"
 
 # The paper's R50-FPN GN bbox AP (random init vs ImageNet pre-trained) and its less-data
-# regimes; the same shape as the figures' --reference file (rethink.analysis.results.load_reference).
+# regimes; the same shape as the figures' --reference file (rethink.analysis.inputs.load_reference).
 PAPER = {
     "metric": "bbox_AP", "task": "bbox",
     "schedules": {"scratch": {"2x": 36.8, "3x": 39.5, "4x": 40.6, "5x": 40.7, "6x": 41.3},

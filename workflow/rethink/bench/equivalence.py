@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from rethink.analysis import claims
-from rethink.analysis.results import MetricsError, load_metrics, load_study, variant_finals
+from rethink.analysis.inputs import MetricsError, load_study
+from rethink.analysis.results import load_metrics, variant_finals
 from rethink.analysis.stats import mean_ci
 from rethink.core.atomic import write_text
 

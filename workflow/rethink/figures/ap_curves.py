@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from rethink.analysis.results import TASKS, load_pretrain, ordered_schedules, pretrain_offset
+from rethink.analysis.inputs import TASKS, load_pretrain, ordered_schedules, pretrain_offset
 from rethink.figures.common import (
     MARKERS,
     TASK_LABELS,

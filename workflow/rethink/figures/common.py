@@ -30,13 +30,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from rethink.analysis.results import (  # noqa: E402
-    MetricsError,
-    check_against_study,
-    load_study,
-    read_metrics_csv,
-    variant_frame,
-)
+from rethink.analysis.inputs import MetricsError, load_study  # noqa: E402
+from rethink.analysis.results import check_against_study, read_metrics_csv, variant_frame  # noqa: E402
 from rethink.analysis.stats import LEVEL, aggregate_seeds, mean_ci  # noqa: E402
 from rethink.core.atomic import atomic_write  # noqa: E402
 from rethink.core.schedule import TRUNK  # noqa: E402
@@ -235,7 +230,7 @@ def variant_panels(df: pd.DataFrame, study: Mapping, names: Sequence[str],
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-    from rethink.analysis.results import ordered_schedules
+    from rethink.analysis.inputs import ordered_schedules
 
     inits = list(study["inits"])
     colors = init_colors(inits, args.palette)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from rethink.analysis.results import MetricsError
+from rethink.analysis.inputs import MetricsError
 from rethink.figures.common import add_figure_args, init_colors, init_label, run_cli, save_figure, setup_theme
 
 KINDS = ("images", "instances", "pixels")

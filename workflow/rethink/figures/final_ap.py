@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from rethink.analysis.results import TASKS, load_reference, ordered_schedules, variant_finals
+from rethink.analysis.inputs import TASKS, load_reference, ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.analysis.stats import aggregate_seeds
 from rethink.figures.common import (
     TASK_LABELS,

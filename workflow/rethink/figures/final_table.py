@@ -19,7 +19,8 @@ import sys
 
 import pandas as pd
 
-from rethink.analysis.results import ordered_schedules, variant_finals
+from rethink.analysis.inputs import ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.analysis.stats import aggregate_seeds
 from rethink.core.atomic import write_text
 from rethink.figures.common import LEVEL, base_parser, init_label, load_inputs, run_cli

@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from rethink.analysis.results import TASKS, MetricsError, ordered_schedules, variant_finals
+from rethink.analysis.inputs import TASKS, MetricsError, ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.figures.common import (
     TASK_LABELS,
     add_figure_args,

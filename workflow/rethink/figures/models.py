@@ -19,7 +19,8 @@ import sys
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from rethink.analysis.results import MetricsError, load_reference, ordered_schedules, variant_finals
+from rethink.analysis.inputs import MetricsError, load_reference, ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.figures.common import (
     add_figure_args,
     add_reference_arg,

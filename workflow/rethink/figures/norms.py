@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from rethink.analysis.results import load_reference
+from rethink.analysis.inputs import load_reference
 from rethink.figures.common import (
     SYNCBN_NOTE,
     add_figure_args,

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from rethink.analysis.results import MetricsError
+from rethink.analysis.inputs import MetricsError
 from rethink.analysis.stats import last_quarter_gain
 from rethink.figures.common import add_figure_args, plt, run_cli, save_figure, setup_theme
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from rethink.analysis.results import MetricsError, load_reference, ordered_schedules, variant_finals
+from rethink.analysis.inputs import MetricsError, load_reference, ordered_schedules
+from rethink.analysis.results import variant_finals
 from rethink.core.atomic import write_text
 from rethink.figures.common import (
     add_figure_args,

@@ -35,15 +35,15 @@ DATA="$OUT/data"
 $PY - "$DATA" "$IMG" <<'PYEOF'
 import sys, yaml
 from pathlib import Path
-from rethink.data import world as synth
+from rethink.data import writers
 root, img = Path(sys.argv[1]), int(sys.argv[2])
 base = {"classes": 4, "detection_classes": 2, "cls_image_size": img, "cls_train_per_class": 16,
         "cls_val_per_class": 4, "det_train_images": 8, "det_val_images": 4, "det_min_size": 480,
         "det_max_size": 640, "det_max_objects": 6, "clutter": 1.0, "jpeg_quality": 90}
 if not (root / "imagenet").exists():
-    synth.generate_imagenet(root / "imagenet", base, seed=0)
+    writers.generate_imagenet(root / "imagenet", base, seed=0)
 if not (root / "coco").exists():
-    synth.generate_coco(root / "coco", base, seed=0)
+    writers.generate_coco(root / "coco", base, seed=0)
 PYEOF
 MODEL="{\"depth\": $DEPTH, \"width\": $WIDTH, \"norm\": \"GN\", \"gn_groups\": 32, \"stride_in_1x1\": false}"
 PRE="{\"image_size\": $IMG, \"epochs\": 1, \"batch_size\": $((NPROC * 8)), \"lr\": 0.1, \"warmup_epochs\": 0, \"momentum\": 0.9, \"weight_decay\": 0.0001, \"label_smoothing\": 0.0, \"seed\": 0, \"bf16\": true, \"channels_last\": true}"

@@ -30,10 +30,9 @@ def tiny():
     return copy.deepcopy(TINY_SYNTH), copy.deepcopy(TINY_MODEL), copy.deepcopy(TINY_TRAIN)
 
 
-def eval_settings(path, extra, batch_size=4, curve_images=None, backend="faster") -> list[str]:
-    """train's --eval-settings arguments, the file written as the workflow's job_settings rule
-    writes it (rethink.core.config.training_eval_settings)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"in_training": True, "extra": extra, "extra_by_variant": {},
-                                "batch_size": batch_size, "backend": backend, "curve_images": curve_images}))
-    return ["--eval-settings", str(path)]
+def eval_settings(extra, batch_size=4, curve_images=None, backend="faster") -> list[str]:
+    """train's --eval-settings arguments, as the train rule passes them
+    (rethink.core.config.training_eval_settings)."""
+    return ["--eval-settings", json.dumps({"in_training": True, "extra": extra, "extra_by_variant": {},
+                                           "batch_size": batch_size, "backend": backend,
+                                           "curve_images": curve_images})]

@@ -28,7 +28,7 @@ def planned_jobs(*args, cwd=ROOT) -> dict:
 def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs("--config", f"results={tmp_path}/results")
     assert set(jobs) == {"synthesize_imagenet", "synthesize_coco", "check_imagenet", "check_coco",
-                         "pretrain", "subset", "study", "job_settings", "train", "evaluate", "collect_metrics",
+                         "pretrain", "subset", "study", "train", "evaluate", "collect_metrics",
                          "fig_ap_curves", "fig_final_ap", "fig_lead", "fig_less_data", "fig_norms", "compute_seen",
                          "world_stats", "fig_compute_seen", "fig_pretrain_curve", "claims", "table_final_metrics",
                          "table_job_costs", "share_scratch", "fig_pretrain_strength", "all"}

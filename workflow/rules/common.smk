@@ -158,19 +158,23 @@ except conventions.BackboneError as e:
     raise WorkflowError(str(e))
 
 
-# Settings a training job reads that must not be its rerun triggers, each in a file of its own
-# (written by the job_settings rule), which training reads as an ancient() input; the file is rewritten
-# when its settings change, and training does not rerun for it. training_eval: how a training
-# job scores its checkpoints (evaluation keys are rerun triggers of the evaluate rule alone;
-# every metrics file records the settings used). given_backbone: a scratch branch does not
-# read the given backbone, so a new one leaves scratch as it is, but its first job checks the
-# file as import_backbone does, so that no training starts on a bad one.
+# Settings a training job reads that must not be its rerun triggers. training_eval: how a
+# training job scores its checkpoints (evaluation keys are rerun triggers of the evaluate rule
+# alone; every metrics file records the settings used). given_backbone: a scratch branch does
+# not read the given backbone, so a new one leaves scratch as it is, but its first job checks
+# the file as import_backbone does, so that no training starts on a bad one. The train rule
+# passes them as params whose function takes `input`: Snakemake counts such a param as derived
+# from the inputs and leaves it out of the params rerun trigger (an ancient() settings file
+# would not do: a job that rewrites it masks the train jobs' own triggers in Snakemake's DAG).
 JOB_SETTINGS = {"training_eval": study_config.training_eval_settings(config),
                 "given_backbone": study_config.given_backbone_settings(config)}
 
 
-def job_settings_file(name):
-    return f"{R}/settings/{name}.json"
+def job_settings(name):
+    """A param of training outside its rerun triggers: JOB_SETTINGS[name] as JSON."""
+    def settings(wildcards, input):
+        return as_json(JOB_SETTINGS[name])
+    return settings
 
 
 def input_conventions(norm):
@@ -521,11 +525,12 @@ def evaluate_outputs(wildcards, input, output):
 def figure_options(fig):
     """A figure's optional arguments, from its FIGURE_TABLE row: the paper's reference numbers
     (if it draws them and the study has them), pre-training's metrics (if it reads them), the
-    claims' margin (if it draws it)."""
-    def options(wildcards, input):
-        args = [f"--reference {shlex.quote(input.reference)}"] if fig.reference and input.reference else []
-        if input.get("pretrain"):
-            args.append(f"--pretrain {shlex.quote(input.pretrain)}")
+    claims' margin (if it draws it). A function of the wildcards alone, so that a change of
+    any of them reruns the figure (a param function taking `input` would be no rerun trigger)."""
+    def options(wildcards):
+        args = [f"--reference {shlex.quote(REFERENCE)}"] if fig.reference and REFERENCE else []
+        if fig.pretrain and RUNS_PRETRAINING and PRETRAIN_METRICS:
+            args.append(f"--pretrain {shlex.quote(PRETRAIN_METRICS)}")
         if fig.margin:
             args.append(f"--margin {config['claims']['margin']}")
         return " ".join(args)

@@ -5,27 +5,9 @@
 # before them, and writes and evaluates a checkpoint at the end of each.
 
 
-rule job_settings:
-    output:
-        job_settings_file("{name}"),
-    params:
-        settings=lambda wildcards: as_json(JOB_SETTINGS[wildcards.name]),
-    wildcard_constraints:
-        name="|".join(JOB_SETTINGS),
-    log:
-        f"{R}/logs/settings/{{name}}.log",
-    localrule: True
-    conda:
-        "../../envs/plot.yaml"
-    shell:
-        "echo {params.settings:q} > {output:q} 2> {log:q}"
-
-
 rule train:
     input:
         unpack(job_inputs),
-        eval_settings=ancient(job_settings_file("training_eval")),
-        given_backbone=ancient(job_settings_file("given_backbone")),
     output:
         checkpoint=CKPT,
         phases=f"{R}/benchmarks/train/{CELL}.phases.json",
@@ -39,6 +21,8 @@ rule train:
         workers=config["detection"]["workers"],
         log_every=config["detection"]["log_every"],
         device=config["device"],
+        eval_settings=job_settings("training_eval"),
+        given_backbone=job_settings("given_backbone"),
     log:
         f"{R}/logs/detection/{CELL}.log",
     benchmark:
@@ -52,8 +36,8 @@ rule train:
         "python -m rethink.core.gpus --count {resources.gpu} -- {params.launcher} --coco {params.root:q} --model {params.model:q} "
         "--train {params.train:q} --init {wildcards.init} {params.job} --out {output.checkpoint:q} "
         "--layout-stats {input.checked:q} --variant {wildcards.variant} --seed {wildcards.seed} "
-        "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} --eval-settings {input.eval_settings:q} "
-        "--given-backbone {input.given_backbone:q} "
+        "--branch {wildcards.branch} --eval-dir {params.eval_dir:q} --eval-settings {params.eval_settings:q} "
+        "--given-backbone {params.given_backbone:q} "
         "--phases-out {output.phases:q} "
         "--threads {threads} --workers {params.workers} --log-every {params.log_every} "
         "--device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"

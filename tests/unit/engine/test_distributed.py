@@ -78,7 +78,7 @@ def test_several_processes_leave_scoring_to_the_evaluate_jobs(setup_run, tmp_pat
     root, model, train_cfg = setup_run
     eval_dir = tmp_path / "eval"
     log = train(root, model, train_cfg, tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt", processes=2,
-                extra=[*eval_settings(tmp_path / "eval.json", {}), "--eval-dir", str(eval_dir)])
+                extra=[*eval_settings({}), "--eval-dir", str(eval_dir)])
     assert "2 training processes: checkpoints are scored by the evaluate jobs" in log
     assert (tmp_path / "ckpt" / f"iter_{ITERS:06d}.pt").exists() and not eval_dir.exists()
 

@@ -31,7 +31,7 @@ def test_the_presets_model_trains_and_scores_at_800x1333(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rethink.engine.train", "--coco", str(tmp_path / "coco"),
                            "--model", json.dumps(train_model), "--train", json.dumps(train), "--init", "scratch",
                            "--start-iter", "0", "--end-iter", "2", "--out", str(out), "--log-every", "1",
-                           "--threads", "2", *eval_settings(tmp_path / "eval.json", eval_extra, batch_size=1),
+                           "--threads", "2", *eval_settings(eval_extra, batch_size=1),
                            "--eval-dir", str(tmp_path / "eval"),
                            "--phases-out", str(tmp_path / "phases.json")],
                           env=ENV, capture_output=True, text=True, timeout=900)

@@ -154,7 +154,7 @@ def test_training_jobs_evaluation_equals_the_cli_and_is_adopted(coco, tmp_path):
     base = ["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
             "--init", "scratch", "--start-iter", "0", "--end-iter", "4", "--checkpoints", "2",
             "--out", str(tmp_path / "ckpt/iter_000004.pt"), "--log-every", "100",
-            *eval_settings(tmp_path / "eval.json", eval_extra, batch_size=2), "--eval-dir", str(tmp_path / "eval"),
+            *eval_settings(eval_extra, batch_size=2), "--eval-dir", str(tmp_path / "eval"),
             "--phases-out", str(tmp_path / "phases.json")]
     train_main(base)
     phases = json.loads((tmp_path / "phases.json").read_text())
@@ -209,7 +209,7 @@ def test_curve_checkpoints_are_scored_on_the_first_val_images_and_the_schedule_e
     train_main(["--coco", str(coco), "--model", json.dumps(model), "--train", json.dumps(train),
                 "--init", "scratch", "--start-iter", "0", "--end-iter", "4", "--schedule-iters", "4",
                 "--checkpoints", "2", "--out", str(tmp_path / "ckpt/iter_000004.pt"), "--log-every", "100",
-                *eval_settings(tmp_path / "eval.json", eval_extra, batch_size=2, curve_images=1),
+                *eval_settings(eval_extra, batch_size=2, curve_images=1),
                 "--eval-dir", str(tmp_path / "eval")])
     n_val = len(json.loads((coco / "annotations/instances_val2017.json").read_text())["images"])
     assert n_val > 1
@@ -323,7 +323,7 @@ def test_a_keypoint_model_trains_on_person_keypoints_flips_them_and_its_evaluati
                 "--init", "scratch", "--start-iter", "0", "--end-iter", "2", "--out", str(out),
                 "--train-annotations", str(ann / "person_keypoints_train2017.json"),
                 "--val-annotations", str(ann / "person_keypoints_val2017.json"), "--log-every", "100",
-                *eval_settings(tmp_path / "eval.json", extra, batch_size=2), "--eval-dir", str(tmp_path / "eval")])
+                *eval_settings(extra, batch_size=2), "--eval-dir", str(tmp_path / "eval")])
     assert "roi_heads.keypoint_predictor.kps_score_lowres.weight" in weights(out)
     eval_dir = tmp_path / "eval/iter_000002"
 

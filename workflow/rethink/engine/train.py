@@ -11,7 +11,7 @@ segments chained in any way give the same weights as one uninterrupted run.
         --start-iter 0 --end-iter 30 --schedule-iters 90 --out DIR/iter_000030.pt \
         [--checkpoints 10 20] [--eval-settings FILE --eval-dir EVAL_DIR]
 
-With --eval-settings (core.config.training_eval_settings, as JSON), checkpoint iter_N.pt is
+With --eval-settings (core.config.training_eval_settings as JSON), checkpoint iter_N.pt is
 scored on val2017 as `rethink.evaluation.evaluate` would and the result left in
 EVAL_DIR/iter_N/from_training/ for the evaluate job to adopt.
 """
@@ -341,12 +341,9 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     world.barrier()
 
 
-def read_settings(path: str, p: argparse.ArgumentParser):
-    """A settings file the workflow wrote (rule job_settings); a parser error naming it if unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        p.error(f"cannot read the settings file {path}: {e}")
+def settings_arg(text: str, name: str) -> dict | None:
+    """A JSON object (or null) the workflow passes outside the job's rerun triggers."""
+    return None if text.strip() == "null" else json_arg(text, name)
 
 
 def main(argv=None):
@@ -376,14 +373,14 @@ def main(argv=None):
                    "instances_val2017.json (a keypoint model: its person_keypoints file)")
     p.add_argument("--checkpoints", type=int, nargs="*", default=[],
                    help="further checkpoints to write on the way, inside (start, end), next to --out")
-    p.add_argument("--eval-settings", metavar="FILE",
-                   help="JSON file: how to score every checkpoint written, in this process "
+    p.add_argument("--eval-settings", metavar="JSON",
+                   help="how to score every checkpoint written, in this process "
                         "(rethink.core.config.training_eval_settings: in_training, the inference-only "
                         "model keys, extra_by_variant, batch_size, backend, curve_images)")
     p.add_argument("--eval-dir", help="the branch's eval folder: results go to EVAL_DIR/iter_N/from_training/")
-    p.add_argument("--given-backbone", metavar="FILE",
-                   help="JSON file: the study's given backbone (rethink.core.config.given_backbone_settings), "
-                        "checked by a scratch branch's first job")
+    p.add_argument("--given-backbone", metavar="JSON",
+                   help="the study's given backbone (rethink.core.config.given_backbone_settings; null: "
+                        "none), checked by a scratch branch's first job")
     p.add_argument("--variant", default="main", help="recorded with the evaluations")
     p.add_argument("--seed", type=int, default=0, help="recorded with the evaluations")
     p.add_argument("--branch", default="", help="recorded with the evaluations")
@@ -395,8 +392,8 @@ def main(argv=None):
         p.error(f"need 0 <= --start-iter < --end-iter, got {args.start_iter}, {args.end_iter}")
     model_cfg, train_cfg = json_arg(args.model, "model"), json_arg(args.train, "train")
     if args.init == "scratch" and args.start_iter == 0 and args.given_backbone:
-        check_given_for_scratch(model_cfg, read_settings(args.given_backbone, p))
-    scoring = read_settings(args.eval_settings, p) if args.eval_settings else {"in_training": False}
+        check_given_for_scratch(model_cfg, settings_arg(args.given_backbone, "given-backbone"))
+    scoring = settings_arg(args.eval_settings, "eval-settings") if args.eval_settings else {"in_training": False}
     world, device = distributed.init(setup(args.threads, args.device, gpus=args.gpus,
                                            resource_key="resources.train.gpu"))
     total = args.schedule_iters or None

@@ -1,15 +1,13 @@
-"""Deterministic synthetic "world" in the real ImageNet, COCO-2017 and PASCAL VOC on-disk formats.
+"""The synthetic world's pictures: object-centric classification images and detection scenes
+with their COCO-style annotations, drawn from a numpy Generator the caller seeds.
 
 The world is made of flat objects whose *category* is a (shape, texture) pair,
 e.g. ``striped_triangle``, with a characteristic colour (each class has its own
 hue, jittered; saturation and brightness vary), as real categories tend to have.
-Everything else is nuisance: pattern colour, scale,
-rotation, position, texture phase/orientation/period, lighting and a cluttered
-background (smooth noise, random lines, irregular non-category blobs, sensor
-noise).
+Everything else is nuisance: pattern colour, scale, rotation, position, texture
+phase/orientation/period, lighting and a cluttered background (smooth noise, random
+lines, irregular non-category blobs, sensor noise).
 
-Rendering only: the vocabulary and config are rethink.core.synthetic, the writers of the
-ImageNet, COCO and VOC layouts rethink.data.writers.
 Annotations follow COCO's conventions: every object (``iscrowd: 0``) has the polygons of
 its visible region (later objects are drawn over earlier ones; an object split by an
 occluder gets one polygon per part), ``area`` is the polygons' area and ``bbox`` the box
@@ -17,20 +15,12 @@ around them; about 1% of instances are crowd regions (``iscrowd: 1``, a cluster 
 objects) with an uncompressed RLE (``counts`` a list) of their visible pixels. Objects are
 rasterised with pycocotools from the (rounded) polygons, so an unoccluded object's
 ``COCO.annToMask`` reproduces its rendered pixels exactly, and an occluded one's up to the
-pixels its polygon boundary cuts.
+pixels its polygon boundary cuts. Every object also has five keypoints from its full
+polygon (KEYPOINT_NAMES: extreme points and area centroid, visible or hidden by a
+later-drawn object), pure geometry that draws no random numbers.
 
-Keypoints: ``generate_coco`` also writes ``annotations/person_keypoints_{train,val}2017.json``
-in COCO's person-keypoints format (the same images and annotations, plus ``keypoints`` and
-``num_keypoints``; categories name KEYPOINT_NAMES and KEYPOINT_SKELETON), so keypoint heads
-can be trained on the same world; ``generate_coco_keypoints`` writes only those two files.
-Every object has five keypoints from its full (unoccluded) polygon: its extreme points
-(top, right, bottom, left) and its area centroid, visible (v=2) or hidden by a later-drawn
-object (v=1); crowd regions have none (all zeros). They are pure geometry and use no
-randomness, so the images and instances files are the same with or without them.
-
-Determinism: every image has its own ``numpy.random.Generator`` seeded from
-``(seed, dataset, split, index)``; no global RNG is touched, and no timestamps
-are written, so the same seed gives byte-identical files.
+The vocabulary and the config are rethink.core.synthetic; the files in the ImageNet, COCO
+and VOC layouts, and the seeding that makes them byte-identical, rethink.data.writers.
 """
 from __future__ import annotations
 

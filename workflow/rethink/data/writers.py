@@ -16,11 +16,8 @@
 Keypoints: ``generate_coco`` also writes ``annotations/person_keypoints_{train,val}2017.json``
 in COCO's person-keypoints format (the same images and annotations, plus ``keypoints`` and
 ``num_keypoints``; categories name KEYPOINT_NAMES and KEYPOINT_SKELETON), so keypoint heads
-can be trained on the same world; ``generate_coco_keypoints`` writes only those two files.
-Every object has five keypoints from its full (unoccluded) polygon: its extreme points
-(top, right, bottom, left) and its area centroid, visible (v=2) or hidden by a later-drawn
-object (v=1); crowd regions have none (all zeros). They are pure geometry and use no
-randomness, so the images and instances files are the same with or without them.
+can be trained on the same world; ``generate_coco_keypoints`` writes only those two files,
+byte-identical, without encoding an image.
 
 Determinism: every image has its own ``numpy.random.Generator`` seeded from
 ``(seed, dataset, split, index)``; no global RNG is touched, and no timestamps

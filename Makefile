@@ -1,4 +1,4 @@
-# make run   - set up .venv and run the default study end to end (snakemake --cores all)
+# make run   - set up .venv and run the default study end to end: seed 0 of every cell first, then all seeds
 # make test  - set up .venv (and Debian's chromium for the report test) and run the test suite
 # make test-fast - set up .venv and run the unit tests that run no Snakemake and are not slow (a few minutes)
 # make bench - set up .venv and run the benchmark suite (~20 min): results/benchmarks/suite.{json,md}
@@ -15,7 +15,9 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# First the first seed of every cell (a complete report at n = 1, early), then all seeds.
 run: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all --configfile workflow/presets/first_seed.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all
 
 # The report test drives headless Chromium: Debian's package (root, as on the dev and CI machines).

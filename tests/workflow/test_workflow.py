@@ -286,6 +286,17 @@ def test_second_run_has_nothing_to_do(smoke):
     assert jobs == {}
 
 
+def test_the_first_seed_pass_of_make_run_is_part_of_the_full_run(smoke):
+    """`make run` runs the study at one seed first (workflow/presets/first_seed.yaml), then at
+    all: the seed count must not be a rerun trigger of any data, training or evaluation job,
+    or the second pass would redo the first (here the other way round: after the full run,
+    the one-seed pass has only the study file, tables and figures to redo)."""
+    first_seed = ROOT / "workflow/presets/first_seed.yaml"
+    jobs = planned_jobs("--configfile", str(SMOKE), str(first_seed), cwd=smoke)
+    assert jobs and "claims" in jobs
+    assert not {"train", "evaluate", "pretrain", "subset", "synthesize_coco", "check_coco"} & set(jobs), jobs
+
+
 def test_figure_only_config_key_reruns_only_figures(smoke, tmp_path):
     override = tmp_path / "dpi.yaml"
     override.write_text("figures: {dpi: 72}\n")

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from rethink.core import config as study_config
 from rethink.core import conventions, names
+from rethink.core.kinds import on_subset
 from rethink.core.schedule import TRUNK
 
 # --use-conda without conda: say how to run without it, before Snakemake fails obscurely.
@@ -124,13 +125,13 @@ def pretrain_metrics(norm):
 # Pretraining variants (study.pretrainings) pre-train main's norm again with their own
 # pretrain.* keys, model variants (study.models) pre-train their own backbone
 # with main's: each into pretrain/NORM_NAME/, one pre-training per key of PRETRAININGS.
-PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].kind == "pretraining"]
+PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].shares_scratch]
 OWN_PRETRAINING_VARIANTS = [v for v in VARIANTS if VARIANTS[v].own_pretraining] if PRETRAINED else []
 if workflow.is_main_process and config["study"].get("pretrainings") and not PRETRAINING_VARIANTS:
     print("note: study.pretrainings left out: they vary this pipeline's own pre-training, and this "
           "study " + ("starts from pretrain.checkpoint" if GIVEN_BACKBONE else "has no scratch-vs-pretrained "
           "comparison (detection.inits)"), file=sys.stderr)
-if workflow.is_main_process and config["study"].get("models") and not any(v.kind == "model" for v in VARIANTS.values()):
+if workflow.is_main_process and config["study"].get("models") and not study_config.models_run(config):
     print("note: study.models left out: pretrain.checkpoint is a backbone of model.*'s shape, so a "
           "model of another backbone has none to start from", file=sys.stderr)
 PRETRAININGS = sorted({n for n in PRETRAIN_NORMS if pretrain_metrics(n)} |
@@ -320,7 +321,7 @@ def subset_input(variant):
     needs no file it has not been given."""
     if VARIANTS[variant].dataset:
         return VOC_CONVERTED.format(split="train")
-    return SUBSET.format(variant=variant) if VARIANTS[variant].kind == "regime" else None
+    return SUBSET.format(variant=variant) if on_subset(VARIANTS[variant].kind) else None
 
 
 def job_inputs(wildcards):
@@ -401,7 +402,7 @@ def study_variants():
     out = {}
     for name, v in VARIANTS.items():
         det = v.detection
-        out[name] = {"kind": v.kind, "norm": v.norm, "regime": name if v.kind == "regime" else "full",
+        out[name] = {"kind": v.kind, "norm": v.norm, "regime": name if on_subset(v.kind) else "full",
                      "fraction": v.fraction, "one_x": det["one_x"], "schedules": det["schedules"],
                      "checkpoint_every": det["checkpoint_every"], "batch_size": det["batch_size"],
                      "min_size": model["min_size"], "max_size": model["max_size"],

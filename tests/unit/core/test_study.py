@@ -293,7 +293,7 @@ def test_a_recipe_variant_changes_training_keys_and_tta_only_scores():
     ({"recipes": [{"name": "r"}]}, r"study.recipes\[r\]: sets no training key"),
     ({"recipes": [{"name": "r", "tta": {"flip": True}}]}, r"study.recipes\[r\]: sets no training key"),
     ({"tasks": [{"name": "kp", "task": "keypoints", "tta": {"flip": True}}]},
-     r"study.tasks\[kp\]: test-time augmentation .* not supported for keypoint models"),
+     r"study.tasks\[kp\]: test-time augmentation .* not supported for task variants"),
 ])
 def test_bad_dataset_and_recipe_variants_name_the_entry(study, message):
     with pytest.raises(study_config.ConfigError, match=message):

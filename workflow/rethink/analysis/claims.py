@@ -50,6 +50,7 @@ from rethink.analysis.stats import (
     two_sided_p,
 )
 from rethink.core.atomic import write_text
+from rethink.core.kinds import on_subset
 
 PER_VARIANT_HEADINGS = {
     "regime": ("Regime", "By regime (`study.regimes` entries with two or more schedules): claims 1, "
@@ -152,7 +153,7 @@ def paper_value(ref: Mapping, study: Mapping, variant: str, init: str, schedule:
     schedules are the reference's "schedules"; a regime's (best) is its "regimes" entry."""
     if variant == study["main"]:
         return (ref.get("schedules") or {}).get(init, {}).get(schedule)
-    if study["variants"][variant].get("kind") == "regime":
+    if on_subset(study["variants"][variant].get("kind")):
         return (ref.get("regimes") or {}).get(variant, {}).get(init)
     return (ref.get("variants") or {}).get(variant, {}).get(init, {}).get(schedule)
 
@@ -190,7 +191,7 @@ def reproduction(df: pd.DataFrame, study: Mapping, ref: Mapping, cells, toleranc
 def runs_of(study: Mapping) -> list[tuple[int, str]]:
     """(claim, variant) pairs: main's claims (4 once per regime), then each variant's."""
     main, variants = study["main"], study["variants"]
-    regimes = [n for n, v in variants.items() if v.get("kind") == "regime"]
+    regimes = [n for n, v in variants.items() if on_subset(v.get("kind"))]
     runs = []
     for k in MAIN_CLAIMS:
         if k == 4:
@@ -203,7 +204,7 @@ def runs_of(study: Mapping) -> list[tuple[int, str]]:
         kind = v.get("kind")
         if n == main or kind not in PER_VARIANT:
             continue
-        if kind == "regime" and len(v.get("schedules") or []) < 2:
+        if on_subset(kind) and len(v.get("schedules") or []) < 2:
             continue  # one schedule: no schedule axis; claim 4 alone uses it
         runs += [(k, n) for k in PER_VARIANT[kind]]
     return runs
@@ -242,7 +243,7 @@ def _evaluate(study, df, margin, reference, tolerance, prereg) -> list[dict]:
                    "reproduced": "", "variant": variant, "kind": kind, "holm_p": "", "preregistered": "",
                    "this_run": "", "interval": "", "bound": "", "sd": "", "power": "", "underpowered": "",
                    "detectable": ""}
-            if kind == "regime" and k != 4:
+            if on_subset(kind) and k != 4:
                 row["paper"] = ""
             try:
                 if k == 4 and variant == main:
@@ -399,7 +400,7 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int], tolerance: fl
         head.insert(5, f"Reproduced (this run vs the paper, tolerance {tolerance:.1f})")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     main = rows[0]["variant"] if rows else None
-    for r in (r for r in rows if r["variant"] == main or (r["claim"] == 4 and r["kind"] == "regime")):
+    for r in (r for r in rows if r["variant"] == main or (r["claim"] == 4 and on_subset(r["kind"]))):
         cells = [r["claim"], r["statement"], r["metric"], r["paper"], r["this_run"] or "--",
                  _verdict_cell(r), r["power"] if r["power"] != "" else "--", r["method"]]
         if prereg:

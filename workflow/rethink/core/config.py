@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from rethink.core import synthetic
 from rethink.core.errors import ConfigError
-from rethink.core.kinds import KINDS
+from rethink.core.kinds import DATASETS, KINDS
 from rethink.core.schedule import Plan, make_plan
 
 MAIN = "main"
@@ -34,13 +34,6 @@ MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
 # the depths each model.arch builds (rethink.models.detector.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
 ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
-# tasks a task variant may train besides main's boxes and masks (keypoints: on COCO's
-# person_keypoints files, rethink.core.names.KEYPOINT_FILE); its model adds the task's head, all else is main's
-TASKS = ("keypoints",)
-# datasets a dataset variant trains and is scored on instead of main's COCO-format data (voc: a
-# VOCdevkit, data.voc, converted to COCO format; box-only, the paper's Faster R-CNN, scored by
-# VOC mAP too); its model is main's but for the mask head, its pretrained init main's pre-training
-DATASETS = ("voc",)
 # evaluation-only keys any variant (but a pretraining one, scored as main) may set: scored
 # with test-time augmentation too (evaluate.tta's shape); never a training key
 EVAL_OVERRIDE_KEYS = ("tta",)
@@ -142,75 +135,64 @@ def _plan(det: dict, where: str) -> Plan:
 def variants(config: dict) -> dict[str, Variant]:
     """The study's variants in display order: main, then norms, regimes by size, pretrainings,
     models, tasks, datasets and recipes."""
-    det, study = config["detection"], config["study"]
+    det = config["detection"]
     main_norm = config["model"]["norm"]
     main_tta = config["evaluate"].get("tta")
     out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"), tta=main_tta)}
-    regimes = sorted(study["regimes"], key=lambda r: -r["fraction"])
-    entries = [("norm", dict(n), n["norm"]) for n in study["norms"]]
-    entries += [("regime", dict(r), r["name"]) for r in regimes]
-    entries += [("pretraining", dict(p), p["name"]) for p in pretrainings_run(config)]
-    entries += [("model", dict(m), m["name"]) for m in models_run(config)]
-    entries += [("task", dict(t), t["name"]) for t in study.get("tasks") or []]
-    entries += [("dataset", dict(d), d["name"]) for d in study.get("datasets") or []]
-    entries += [("recipe", dict(r), r["name"]) for r in study.get("recipes") or []]
-    for kind, overrides, name in entries:
-        overrides.pop("name", None)
-        if kind == "norm":
-            overrides.pop("norm")
+    entries = [(k.name, dict(e)) for k in KINDS.values() if k.section for e in entries_run(config, k)]
+    for kind, overrides in entries:
+        k = KINDS[kind]
+        name = overrides.pop("name", None) or overrides[k.keys[0]]  # a norm entry is named by its norm
         where = f"study.{kind}s[{name}]"
         if not VARIANT_NAME.match(name) or name == MAIN or name in out:
             raise ConfigError(f"{where}: variant names must be unique, not {MAIN!r}, and use "
                               f"letters, digits, '_' or '.'")
-        if kind == "norm" and name == main_norm:
-            raise ConfigError(f"{where}: {name} is model.norm already (the main variant)")
-        if kind == "pretraining":
+        if k.shares_scratch:  # main's scratch runs: only its pre-training may differ
             out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
             continue
-        model, norm, pretrain = None, name if kind == "norm" else main_norm, None
+        # the kind's own keys (Kind.keys): what it varies, kept on the Variant under their names
+        varied = {key: overrides.pop(key) for key in k.keys if key in overrides}
+        if k.choices and varied.get(k.keys[0]) not in k.choices:
+            raise ConfigError(f"{where}.{k.keys[0]}: must be one of {list(k.choices)}, got {varied.get(k.keys[0])!r}")
+        if varied.get("norm") == main_norm:
+            raise ConfigError(f"{where}: {main_norm} is model.norm already (the main variant)")
         tta = overrides.pop("tta", main_tta)
-        task = overrides.pop("task", None) if kind == "task" else None
-        if kind == "task" and task not in TASKS:
-            raise ConfigError(f"{where}.task: must be one of {list(TASKS)}, got {task!r}")
-        if kind == "task" and tta:
+        if tta and not k.tta:
             raise ConfigError(f"{where}: test-time augmentation (tta, evaluate.tta) is not supported "
-                              f"for keypoint models; set tta: null here")
-        dataset = overrides.pop("dataset", None) if kind == "dataset" else None
-        if kind == "dataset" and dataset not in DATASETS:
-            raise ConfigError(f"{where}.dataset: must be one of {list(DATASETS)}, got {dataset!r}")
-        if kind == "recipe" and not overrides:
+                              f"for {kind} variants; set tta: null here")
+        if k.must_set == "training" and not overrides:
             raise ConfigError(f"{where}: sets no training key ({', '.join(OVERRIDE_KEYS)}), so it "
                               f"would repeat the main variant")
-        if KINDS[kind].own_backbone:
+        model, pretrain, norm = None, None, varied.get("norm", main_norm)
+        if k.own_backbone:
             pretrain = overrides.pop("pretrain", None)
             bad = sorted(set(pretrain or {}) - set(PRETRAIN_OVERRIDE_KEYS))
             if bad:
                 raise ConfigError(f"{where}.pretrain: unknown key(s) {bad}; allowed: {list(PRETRAIN_OVERRIDE_KEYS)}")
-            model = {k: overrides.pop(k) for k in MODEL_OVERRIDE_KEYS if k in overrides}
-            same = {k: v for k, v in model.items() if config["model"].get(k, "resnet" if k == "arch" else None) == v}
-            if kind == "model" and (not model or len(same) == len(model)):
+            model = {key: overrides.pop(key) for key in MODEL_OVERRIDE_KEYS if key in overrides}
+            same = {key: v for key, v in model.items() if config["model"].get(key, "resnet" if key == "arch" else None) == v}
+            if k.must_set == "model" and (not model or len(same) == len(model)):
                 raise ConfigError(f"{where}: sets no model key ({', '.join(MODEL_OVERRIDE_KEYS)}) other "
                                   f"than model.*'s, so it would repeat the main variant")
-            if kind != "model" and pretrain and not model:
+            if k.must_set != "model" and pretrain and not model:
                 raise ConfigError(f"{where}.pretrain: only with a backbone of its own ({', '.join(MODEL_OVERRIDE_KEYS)}); "
                                   f"another pre-training of main's backbone is a study.pretrainings entry")
-            if kind != "model" and model and config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
+            if k.must_set != "model" and model and config["pretrain"]["checkpoint"] and "pretrained" in config["detection"]["inits"]:
                 raise ConfigError(f"{where}: sets {sorted(model)}, a backbone of its own, which needs a pre-training "
                                   f"of its own; pretrain.checkpoint is main's backbone. Drop one of them")
-            if kind != "model":  # a key at main's value keeps main's backbone (and its pre-training)
-                model = {k: v for k, v in model.items() if k not in same}
+            if k.must_set != "model":  # a key at main's value keeps main's backbone (and its pre-training)
+                model = {key: v for key, v in model.items() if key not in same}
             model = model or None
             norm = (model or {}).get("norm", main_norm)
-        allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if KINDS[kind].own_backbone else [])
-        allowed += [k for k in KINDS[kind].keys if k != "norm"] + list(EVAL_OVERRIDE_KEYS)
-        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS) - set(KINDS[kind].keys))
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
         if unknown:
+            allowed = list(OVERRIDE_KEYS) + (list(MODEL_OVERRIDE_KEYS) + ["pretrain"] if k.own_backbone else [])
+            allowed += [key for key in k.keys if key != "norm"] + list(EVAL_OVERRIDE_KEYS)
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}")
-        merged = {**det, **{k: v for k, v in overrides.items() if k != "fraction"}}
-        fraction = overrides.get("fraction", 1.0) if kind == "regime" else 1.0
-        out[name] = Variant(name, kind, norm, float(fraction), merged, _plan(merged, where),
-                            pretrain=dict(pretrain) if pretrain else None, model=model, task=task,
-                            dataset=dataset, tta=dict(tta) if tta else None)
+        merged = {**det, **overrides}
+        out[name] = Variant(name, kind, norm, float(varied.get("fraction", 1.0)), merged, _plan(merged, where),
+                            pretrain=dict(pretrain) if pretrain else None, model=model, task=varied.get("task"),
+                            dataset=varied.get("dataset"), tta=dict(tta) if tta else None)
     return _share_pretrainings(config, out)
 
 
@@ -232,6 +214,14 @@ def _share_pretrainings(config: dict, variants: dict[str, Variant]) -> dict[str,
                 first[same] = name
         out[name] = v
     return out
+
+
+def entries_run(config: dict, kind) -> list[dict]:
+    """The study.<section> entries of `kind` (a rethink.core.kinds.Kind) that run, in display
+    order: regimes largest first; pretrainings and models only where they can run."""
+    run = {"pretrainings": pretrainings_run, "models": models_run}.get(kind.section)
+    entries = run(config) if run else config["study"].get(kind.section) or []
+    return sorted(entries, key=lambda e: -e["fraction"]) if kind.subset else entries
 
 
 def pretrainings_run(config: dict) -> list[dict]:
@@ -334,12 +324,11 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
     model = {k: v for k, v in config["model"].items() if for_eval or k not in EVAL_ONLY_MODEL_KEYS}
     if variant is not None:
         model.update({"norm": variant.norm, **(variant.model or {})})
-        if variant.task == "keypoints":  # the keypoint head; its OKS sigmas only score it
+        if variant.task:  # the task's head (keypoints, the one task); its OKS sigmas only score it
             model["keypoints"] = {"num": len(config["keypoints"]["sigmas"]), "head": dict(config["keypoints"]["head"])}
             if for_eval:
                 model["oks_sigmas"] = list(config["keypoints"]["sigmas"])
-        if variant.dataset == "voc":  # VOC has boxes only: the paper's Faster R-CNN
-            model["masks"] = False
+        model.update(DATASETS.get(variant.dataset, {}))  # the dataset's model keys: VOC's boxes only
         if for_eval and variant.tta:
             model["tta"] = tta_settings(config, variant.tta)
     if norm is not None:
@@ -366,7 +355,7 @@ def eval_only_model_settings(config: dict) -> dict:
     evaluate the checkpoints it writes as the evaluate rule would (a keypoint model also
     its OKS sigmas, which rethink.engine.train drops for the others)."""
     extra = {k: config["model"][k] for k in EVAL_ONLY_MODEL_KEYS}
-    if any(v.task == "keypoints" for v in variants(config).values()):
+    if any(v.task for v in variants(config).values()):
         extra["oks_sigmas"] = list(config["keypoints"]["sigmas"])
     return extra
 

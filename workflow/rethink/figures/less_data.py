@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 
 from rethink.analysis.inputs import load_reference
+from rethink.core.kinds import on_subset
 from rethink.figures.common import (
     SYNCBN_NOTE,
     add_figure_args,
@@ -39,10 +40,10 @@ def panel_title(name: str, plan) -> str:
     n = plan.get("train_images")
     size = f"{n:,} train images" if isinstance(n, int) else ""
     frac = plan.get("fraction")
-    if isinstance(frac, (int, float)) and plan.get("kind") == "regime":
+    if isinstance(frac, (int, float)) and on_subset(plan.get("kind")):
         size += f" ({frac:.1%})" if size else f"{frac:.1%} of the train set"
-    head = "full data" if plan.get("kind") != "regime" else f"{name} regime"
-    if plan.get("kind") != "regime" and name != "main":
+    head = f"{name} regime" if on_subset(plan.get("kind")) else "full data"
+    if not on_subset(plan.get("kind")) and name != "main":
         head += f" ({name})"
     return f"{head}\n{size}" if size else head
 

@@ -92,3 +92,47 @@ def test_scancel_of_a_training_job_resumes_from_the_last_checkpoint(cluster, tmp
     assert (work / target).exists()
     assert first.stat().st_mtime_ns == kept  # the finished segment was not redone
     assert "resumed from results/detection/main/seed0/scratch/trunk/iter_000060.pt" in log.read_text()
+
+
+def test_sbatch_flags_of_gpu_and_cpu_rules(tmp_path):
+    """What the SLURM plugin asks sbatch for, per rule, through profiles/slurm and the config's
+    `threads` and `resources` (no cluster: an `sbatch` on PATH records its flags and refuses):
+    a GPU training job gets its GPUs, CPUs for its ranks and their loader workers, and the GPU
+    partition; a CPU rule ready beside it (pre-training at gpu 0) none of these."""
+    work = copy_workflow(tmp_path / "flags")
+    override = work / "gpu.yaml"
+    override.write_text(yaml.safe_dump({
+        "study": {"seeds": 1, "norms": [], "regimes": [], "pretrainings": [], "models": [], "tasks": [],
+                  "datasets": [], "recipes": []},
+        "threads": {"train": 12, "pretrain": 3},
+        "resources": {"train": {"mem_mb": 64000, "runtime": 240, "gpu": 4, "partition": "gpunodes"},
+                      "pretrain": {"mem_mb": 5000, "runtime": 90, "gpu": 0}}}))
+    config = ["--configfile", str(SMOKE), str(override)]
+    # the data and its checks locally, so that training and pre-training are the ready jobs
+    subprocess.run([*SNAKEMAKE, "--cores", "2", *config, "--omit-from", "pretrain", "train"], cwd=work,
+                   check=True, capture_output=True, timeout=600)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "sbatch_calls.txt"
+    (fake / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\ncat > /dev/null\n'
+                                 'echo "sbatch: error: no cluster here" >&2\nexit 1\n')
+    (fake / "sinfo").write_text("#!/bin/sh\nexit 0\n")
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([*SNAKEMAKE, *config, "--profile", "profiles/slurm", *LOCAL, "--keep-going"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0  # every submission refused
+    lines = calls.read_text().splitlines()
+    train = [line for line in lines if "rule_train_" in line]
+    pretrain = [line for line in lines if "rule_pretrain" in line]
+    assert train and pretrain, lines
+    for line in train:
+        flags = line.split()
+        assert "--gpus=4" in flags and "--cpus-per-task=12" in flags, line
+        assert ("-p" in flags and "gpunodes" in flags[flags.index("-p") + 1]) or "--partition=gpunodes" in flags, line
+        assert flags[flags.index("--mem") + 1] == "64000" and flags[flags.index("-t") + 1] == "240", line
+    for line in pretrain:
+        flags = line.split()
+        assert not any(f.startswith(("--gpus", "--gres")) for f in flags), line
+        assert "--cpus-per-task=3" in flags and "gpunodes" not in line, line

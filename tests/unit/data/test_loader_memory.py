@@ -108,5 +108,8 @@ def test_workers_do_not_copy_the_index(tmp_path):
     for w in arrays["workers"]:
         assert w["touch_growth_mb"] < 0.25 * coco["touch_growth_mb"], e
     assert e["ratio_uss_pycocotools_vs_arrays"] > 1
+    frozen = e["kinds"]["arrays_frozen"]  # the parent's objects frozen before the fork: a
+    for w in frozen["workers"]:           # collection in the worker copies none of them
+        assert w["collection_growth_mb"] < 0.5 * arrays["collection_growth_mb"], e
     assert e["command"].endswith("--only loader_memory --out " + str(tmp_path / "suite.json"))
     assert "| pycocotools |" in suite.markdown(results)

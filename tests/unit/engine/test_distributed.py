@@ -169,6 +169,20 @@ def test_processes_of_one_job_share_its_threads(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_objects_alive_before_the_loader_workers_fork_are_frozen_out_of_the_collector():
+    import gc
+    from rethink.engine.runtime import freeze_before_fork
+    before = gc.get_freeze_count()
+    try:
+        freeze_before_fork(0)  # no workers: nothing forks, nothing to freeze
+        assert gc.get_freeze_count() == before
+        index = [{"id": i, "bbox": [0, 0, 1, 1]} for i in range(1000)]  # containers a worker would collect
+        freeze_before_fork(2)
+        assert gc.get_freeze_count() >= before + len(index)
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.workflow  # a dry run of the DAG
 def test_partition_goes_to_the_gpu_kinds_only(tmp_path):
     from conftest import snakemake

@@ -1,7 +1,9 @@
 """Loader memory: the private (unshared) memory of each DataLoader worker once it has built the
 training target of every image, with the annotation index as CocoInstances holds it now (numpy
 arrays, rethink.data.coco.AnnotationIndex) and as pycocotools' COCO object it held before issue 34
-(`PycocotoolsTargets`), each measured in its own process, side by side in one run.
+(`PycocotoolsTargets`), and the arrays again with the parent's objects frozen out of the
+garbage collector before the fork (`arrays_frozen`: gc.freeze(), as training does), each
+measured in its own process, side by side in one run.
 
 A forked worker shares its parent's memory until it writes to a page; reading a Python object
 writes its reference count (and the garbage collector writes every container's header), so a
@@ -38,7 +40,7 @@ from rethink.bench.common import rnd, run_timed, shown
 from rethink.data import world
 from rethink.data.coco import CocoInstances, load_coco
 
-KINDS = ("arrays", "pycocotools")
+KINDS = ("arrays", "arrays_frozen", "pycocotools")  # arrays_frozen: the parent gc.freeze()s before the fork, as training does
 IMAGE_SIZE = (48, 64)  # height, width of every image record
 
 
@@ -180,7 +182,7 @@ def measure(kind: str, ann_file: Path, workers: int) -> dict:
     """Build the `kind` index of `ann_file` in this process, then fork `workers` DataLoader
     workers that each build every target; their memory, and the index's build time."""
     t0 = time.perf_counter()
-    if kind == "arrays":
+    if kind.startswith("arrays"):
         index = CocoInstances(ann_file.parent, "train", ann_file=ann_file)
         nbytes = sum(v.nbytes for v in vars(index.ann_index).values() if isinstance(v, np.ndarray))
     else:
@@ -188,6 +190,8 @@ def measure(kind: str, ann_file: Path, workers: int) -> dict:
         nbytes = None
     build_s = time.perf_counter() - t0
     gc.collect()  # the build's garbage gone before the workers fork
+    if kind == "arrays_frozen":
+        gc.freeze()
     loader = torch.utils.data.DataLoader(_EveryTarget(index, workers), batch_size=None,
                                          num_workers=workers, multiprocessing_context="fork")
     t0 = time.perf_counter()
@@ -218,10 +222,13 @@ def run(work: Path, images: int = 118_000, instances: int = 860_000, workers: in
                "--ann-file", str(ann_file), "--workers", str(workers)]
         _, proc = run_timed(cmd, work, timeout=1800)
         kinds[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
-    a, p = kinds["arrays"], kinds["pycocotools"]
+    a, f, p = kinds["arrays"], kinds["arrays_frozen"], kinds["pycocotools"]
     ann_file.unlink()
     return {"data": data, "workers": workers, "kinds": kinds,
             "ratio_uss_pycocotools_vs_arrays": rnd(p["end_mb"] / a["end_mb"], 2),
+            "ratio_uss_arrays_vs_frozen": rnd(a["end_mb"] / f["end_mb"], 2),
+            "ratio_collection_growth_arrays_vs_frozen": rnd(
+                a["collection_growth_mb"] / max(f["collection_growth_mb"], 0.1), 1),
             "ratio_touch_growth_pycocotools_vs_arrays": rnd(
                 p["touch_growth_mb"] / max(a["touch_growth_mb"], 0.1), 1),
             "module_command": "PYTHONPATH=workflow " + shown([

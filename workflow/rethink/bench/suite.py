@@ -301,7 +301,9 @@ def markdown(r: dict) -> str:
                    f"{k['touch_growth_mb']} |" for kind, k in e["kinds"].items()]
             md += ["", f"Per worker, pycocotools' COCO object vs the arrays: "
                    f"**{e['ratio_uss_pycocotools_vs_arrays']}x** the memory, "
-                   f"{e['ratio_touch_growth_pycocotools_vs_arrays']}x the growth from reading the index "
+                   f"{e['ratio_touch_growth_pycocotools_vs_arrays']}x the growth from reading the index; "
+                   f"the arrays without vs with gc.freeze() before the fork (as training does): "
+                   f"**{e['ratio_uss_arrays_vs_frozen']}x** the memory "
                    f"(`{e['module_command']}`).", ""]
         elif name == "evaluation":
             md += [f"{e['images']} synthetic val images, {e['gt_annotations']} objects, "

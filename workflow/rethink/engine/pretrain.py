@@ -29,7 +29,7 @@ from rethink.core.conventions import IMAGENET_RGB
 from rethink.data.imagenet import val_dataset
 from rethink.engine import checkpoint, distributed, faults
 from rethink.engine.distributed import World
-from rethink.engine.runtime import setup
+from rethink.engine.runtime import freeze_before_fork, setup
 from rethink.models.detector import backbone_state, build_classifier
 
 MEAN, STD = IMAGENET_RGB["mean"], IMAGENET_RGB["std"]  # as torchvision's detection transform
@@ -175,6 +175,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         print(f"resumed from {path} at epoch {start} (written by an earlier run of this job)", flush=True)
     print(f"pre-training on {len(train_set)} images, {len(train_set.classes)} classes, "
           f"{cfg['epochs']} epochs = {total} iterations of {bs}, on {device}", flush=True)
+    freeze_before_fork(workers)  # each epoch's workers fork from here on
     t0 = time.perf_counter()
     for epoch in range(start, cfg["epochs"]):
         running, it = 0.0, epoch * per_epoch

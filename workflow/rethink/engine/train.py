@@ -37,7 +37,7 @@ from rethink.core.order import mix_seed
 from rethink.data.coco import CocoInstances, IterationBatches, collate, keypoint_flip_index, train_transforms
 from rethink.engine import checkpoint, distributed, faults
 from rethink.engine.distributed import World
-from rethink.engine.runtime import Progress, process_age_s, rss_mb, setup
+from rethink.engine.runtime import Progress, freeze_before_fork, process_age_s, rss_mb, setup
 from rethink.models.backbones import check_given_for_scratch
 from rethink.models.detector import build_mask_rcnn, load_backbone
 
@@ -334,6 +334,7 @@ def train_segment(coco_root, model_cfg, train_cfg, init, start, end, total, out,
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers, pin_memory=device.type == "cuda",
                                          timeout=WORKER_TIMEOUT_S if num_workers else 0)
+    freeze_before_fork(num_workers)
     phases["setup_s"] = time.perf_counter() - t_setup
     loop(net, model, optimizer, loader, train_cfg, start, end, total, saves, meta, device, world,
          fast["bf16"], log_every, after_checkpoint, phases)

@@ -33,7 +33,7 @@ MODEL_OVERRIDE_KEYS = ("arch", "depth", "width", "norm")
 # (pretrain/NORM_NAME)
 # the depths each model.arch builds (rethink.models.detector.ARCH_DEPTHS; kept here so the workflow
 # checks a config without importing torch)
-ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16)}
+ARCH_DEPTHS = {"resnet": (10, 18, 34, 50, 101), "vgg": (11, 16), "vit": tuple(range(1, 33))}
 # evaluation-only keys any variant (but a pretraining one, scored as main) may set: scored
 # with test-time augmentation too (evaluate.tta's shape); never a training key
 EVAL_OVERRIDE_KEYS = ("tta",)
@@ -111,6 +111,14 @@ def check(config: dict) -> None:
         if shape["depth"] not in ARCH_DEPTHS[arch]:
             raise ConfigError(f"{prefix}.depth: {shape['depth']} is no depth of arch {arch} "
                               f"(one of {list(ARCH_DEPTHS[arch])})")
+        vit = model.get("vit") or {}
+        if arch == "vit" and not vit:
+            raise ConfigError(f"{prefix}.arch: vit needs model.vit (patch_size, heads, mlp_ratio, pos_size)")
+        if arch == "vit" and shape["width"] % vit["heads"]:
+            raise ConfigError(f"{prefix}.width: {shape['width']} is no multiple of model.vit.heads ({vit['heads']})")
+        if arch == "vit" and vit["pos_size"] % vit["patch_size"]:
+            raise ConfigError(f"model.vit.pos_size: {vit['pos_size']} is no multiple of model.vit.patch_size "
+                              f"({vit['patch_size']})")
         if shape["norm"] == "none" and arch != "vgg":
             raise ConfigError(f"{prefix}.norm: none needs arch: vgg (a ResNet here always normalises)")
         # every schedule must train at full LR before its first drop (the paper warms up 500
@@ -335,6 +343,8 @@ def model_settings(config: dict, for_eval: bool, norm: str | None = None,
         model["norm"] = norm
     if model.get("arch") == "resnet":  # the default: left out, so the jobs' settings (their rerun
         del model["arch"]              # triggers and checkpoint lineage) are those before the key existed
+    if model.get("arch") != "vit":     # the ViT's own keys: a ViT's alone, likewise
+        model.pop("vit", None)
     return model
 
 

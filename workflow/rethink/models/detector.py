@@ -9,6 +9,8 @@ backbone, FPN or heads: the paper's VGG-16 experiment. A model config with `keyp
 (the keypoint task) adds a keypoint head, normalised as the others, to the same Mask R-CNN:
 the multi-task "keypoint & mask" model of the Mask R-CNN paper (its Table 4). One with
 `masks: false` (a dataset of boxes only, VOC) has no mask head: the paper's Faster R-CNN.
+`model.arch: vit` is a plain ViT with ViTDet's simple feature pyramid (rethink.models.vit)
+under the same heads.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from torchvision.ops import misc as misc_ops
 
 from rethink.core.conventions import model_input
 from rethink.models.roi_align import FastMultiScaleRoIAlign
+from rethink.models.vit import SimpleFeaturePyramid, ViT, build_vit
 
 DEPTHS = {
     10: (BasicBlock, [1, 1, 1, 1]),
@@ -41,7 +44,8 @@ DEPTHS = {
 # VGG: 3x3 convs per stage, each stage ending in a 2x2 max pool (VGG-11 is the paper's
 # configuration A, VGG-16 its D); stages have width x (1, 2, 4, 8, 8) channels
 VGG_DEPTHS = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}
-ARCH_DEPTHS = {"resnet": DEPTHS, "vgg": VGG_DEPTHS}
+VIT_DEPTHS = tuple(range(1, 33))  # transformer blocks (ViT-B: 12)
+ARCH_DEPTHS = {"resnet": DEPTHS, "vgg": VGG_DEPTHS, "vit": VIT_DEPTHS}
 NORMS = ("GN", "BN", "SyncBN", "FrozenBN", "none")
 
 
@@ -165,9 +169,11 @@ class VGG(nn.Module):
 
 
 def build_body(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
-    """The backbone of `model_cfg` (model.arch: resnet, the default, or vgg), with a
+    """The backbone of `model_cfg` (model.arch: resnet, the default, vgg or vit), with a
     classifier head when `num_classes` is given."""
     arch = model_cfg.get("arch", "resnet")
+    if arch == "vit":
+        return build_vit(model_cfg, num_classes)
     if arch == "vgg":
         return VGG(model_cfg["depth"], model_cfg["width"], model_cfg["norm"], model_cfg["gn_groups"],
                    num_classes=num_classes)
@@ -255,7 +261,8 @@ class KeypointHead(nn.Sequential):
 
 
 def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = True) -> MaskRCNN:
-    """Mask R-CNN, FPN on the config's ResNet (or VGG); num_classes excludes background.
+    """Mask R-CNN, FPN on the config's ResNet (or VGG; a ViT: its simple feature pyramid);
+    num_classes excludes background.
     With `keypoints` ({"num": K, "head": {"convs", "channels"}}) it also predicts K keypoints
     per detection (56x56 heatmaps from 14x14 RoI features, as Keypoint R-CNN).
 
@@ -268,13 +275,16 @@ def build_mask_rcnn(model_cfg: dict, num_classes: int, fast_roi_align: bool = Tr
     norm_layer = norm_factory(model_cfg["norm"], model_cfg["gn_groups"])
     body = build_body(model_cfg)
     fpn_ch = model_cfg["fpn_channels"]
-    backbone = BackboneWithFPN(
-        body,
-        return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
-        in_channels_list=body.stage_channels,
-        out_channels=fpn_ch,
-        norm_layer=norm_layer,
-    )
+    if isinstance(body, ViT):  # one map: ViTDet's simple pyramid instead of an FPN
+        backbone = SimpleFeaturePyramid(body, fpn_ch, norm_layer)
+    else:
+        backbone = BackboneWithFPN(
+            body,
+            return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+            in_channels_list=body.stage_channels,
+            out_channels=fpn_ch,
+            norm_layer=norm_layer,
+        )
     box = model_cfg["box_head"]
     box_head = FastRCNNConvFCHead((fpn_ch, 7, 7), [box["conv_channels"]] * box["convs"],
                                   [box["fc"]], norm_layer=norm_layer)

@@ -182,6 +182,29 @@ def test_a_model_variants_checkpoints_are_of_its_own_model_for_both_inits(smoke)
     assert "By model (`study.models`)" in (results / "tables/claims.md").read_text()
 
 
+def test_a_vit_model_variant_pre_trains_trains_and_scores_both_inits(tmp_path):
+    """A `study.models` entry with arch: vit (issue 35): its own classification pre-training,
+    then both inits of a ViT Mask R-CNN (ViTDet's simple feature pyramid) trained and scored
+    as any model variant's, through the rules alone."""
+    import torch
+    work = copy_workflow(tmp_path / "vit")
+    override = work / "vit.yaml"
+    override.write_text(yaml.safe_dump({
+        "model": {"vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 2.0, "pos_size": 32}},
+        "study": {"seeds": 1, "norms": [], "regimes": [], "pretrainings": [], "tasks": [], "datasets": [],
+                  "recipes": [], "models": [{"name": "vit", "arch": "vit", "depth": 2, "width": 32,
+                                             "schedules": [1]}]}}))
+    targets = [f"results/eval/vit/seed0/{init}/1x/iter_000006/metrics.json" for init in ("scratch", "pretrained")]
+    snakemake("--cores", "2", *targets, "--configfile", str(SMOKE), str(override), cwd=work)
+    backbone = torch.load(work / "results/pretrain/GN_vit/backbone.pt", weights_only=False)
+    assert backbone["meta"]["model"]["arch"] == "vit" and "pos_embed" in backbone["model"]
+    for init in ("scratch", "pretrained"):
+        state = torch.load(work / f"results/detection/vit/seed0/{init}/1x/iter_000006.pt", weights_only=False)["model"]
+        assert "backbone.body.pos_embed" in state and "backbone.levels.0.0.weight" in state
+        metrics = json.loads((work / f"results/eval/vit/seed0/{init}/1x/iter_000006/metrics.json").read_text())
+        assert metrics["evaluation"]["model"]["arch"] == "vit" and 0 <= metrics["bbox"]["AP"] <= 1
+
+
 def test_a_keypoint_variant_trains_and_scores_keypoints_for_both_inits(smoke, tmp_path):
     """The smoke study's `kp` task variant: main's model plus a keypoint head, trained on the
     synthetic world's person_keypoints files and scored with COCOeval's keypoint AP."""

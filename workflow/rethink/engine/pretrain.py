@@ -79,7 +79,7 @@ NOT_LINEAGE = ("checkpoint", "input", "workers", "checkpoint_every")
 
 
 # The modules whose code decides the weights pre-training produces (its lineage).
-LINEAGE_MODULES = ("rethink.engine.pretrain", "rethink.models.detector")
+LINEAGE_MODULES = ("rethink.engine.pretrain", "rethink.models.detector", "rethink.models.vit")
 
 
 def lineage_of(model_cfg: dict, cfg: dict, train_set, processes: int) -> str:

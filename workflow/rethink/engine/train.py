@@ -118,7 +118,7 @@ def load_resume(path, job_output=None):
 
 
 # The modules whose code decides the weights training produces (a checkpoint's lineage).
-LINEAGE_MODULES = ("rethink.engine.train", "rethink.models.detector", "rethink.models.backbones",
+LINEAGE_MODULES = ("rethink.engine.train", "rethink.models.detector", "rethink.models.vit", "rethink.models.backbones",
                    "rethink.models.roi_align", "rethink.data.coco", "rethink.data.layout", "rethink.core.order",
                    "rethink.core.conventions", "rethink.core.schedule", "rethink.engine.checkpoint",
                    "rethink.engine.distributed", "rethink.engine.runtime")

@@ -173,9 +173,9 @@ def test_a_backbone_the_models_cannot_build_names_the_entry(study, message):
         study_config.check(default_config(study=study))
 
 
-def test_a_given_backbone_must_be_a_resnet():
+def test_a_given_backbone_must_be_a_resnet_or_a_vit():
     cfg = default_config(model={"arch": "vgg", "depth": 11, "norm": "none"}, pretrain={"checkpoint": "/x/r50.pth"})
-    with pytest.raises(study_config.ConfigError, match="pretrain.checkpoint: given backbones are ResNets"):
+    with pytest.raises(study_config.ConfigError, match="pretrain.checkpoint: given backbones are ResNets or ViTs"):
         study_config.check(cfg)
 
 

@@ -315,3 +315,73 @@ def test_bad_backbone_is_one_clear_line(case, tmp_path):
         convert(path, model_cfg, override[0] if override else None)
     text = str(e.value)
     assert "\n" not in text and str(path) in text, text
+
+
+# --------------------------------------------------------------------------- ViT (issue 35)
+VIT_MODEL = {**yaml.safe_load((ROOT / "config.yaml").read_text())["model"], "arch": "vit", "depth": 2,
+             "width": 32, "vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 2.0, "pos_size": 32}}
+
+
+def timm_vit(**kwargs):
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                              num_classes=10, **kwargs)
+    for p in model.parameters():  # random, and far from timm's init so that nothing cancels
+        torch.nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_timm_vit_gives_the_source_models_features(tmp_path, suffix):
+    """A timm VisionTransformer without a class token (ViTDet's detector has none), random
+    weights saved in timm's own formats: this pipeline's ViT gives its features."""
+    from rethink.models.vit import build_vit
+    source = timm_vit(class_token=False, global_pool="avg", fc_norm=False)
+    path = tmp_path / f"vit{suffix}"
+    save_file(source.state_dict(), str(path)) if suffix == ".safetensors" else torch.save(source.state_dict(), path)
+    state, conv, _ = convert(path, VIT_MODEL)
+    assert conv == IMAGENET_RGB
+    ours = build_vit(VIT_MODEL).eval()
+    ours.load_state_dict(state)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = source.forward_features(x)
+        got = ours(x).flatten(2).transpose(1, 2)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+
+def test_a_timm_vit_with_a_class_token_loads_without_it_into_the_detector(tmp_path):
+    """MAE's and supervised timm ViTs have a class token: it and its position are dropped,
+    the grid's positions kept in order, and the detector starts from the rest."""
+    source = timm_vit()
+    path = tmp_path / "mae.pth"
+    torch.save({"model": source.state_dict()}, path)  # MAE's own checkpoints wrap it so
+    state, _, _ = convert(path, VIT_MODEL)
+    assert "cls_token" not in state and torch.equal(state["pos_embed"], source.pos_embed[:, 1:])
+    det = build_mask_rcnn(VIT_MODEL, num_classes=2)
+    det.backbone.body.load_state_dict(state)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"depth": 3}, r"the file is a ViT of depth 2, width 32, patch 8, .*: set model.depth: 2"),
+    ({"vit": {"patch_size": 4, "heads": 2, "mlp_ratio": 2.0, "pos_size": 32}}, r"set model.vit.patch_size: 8"),
+    ({"vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 2.0, "pos_size": 64}},
+     r"its position embedding has 17 positions \(a 4x4 grid: images of 32 px\).*set model.vit.pos_size: 32"),
+    ({"vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 4.0, "pos_size": 32}},
+     r"blocks.0.fc1.weight is \(64, 32\) in the file, \(128, 32\) in the model \(model.vit.mlp_ratio"),
+    ({"arch": "resnet", "depth": 10}, r"a ViT backbone, but model.arch is resnet: set model.arch: vit"),
+])
+def test_a_vit_file_that_does_not_fit_is_one_line_naming_the_file_and_the_key(tmp_path, change, message):
+    path = tmp_path / "vit.pth"
+    torch.save(timm_vit().state_dict(), path)
+    with pytest.raises(BackboneError, match=message) as err:
+        convert(path, {**VIT_MODEL, **change})
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_vit_with_layer_scale_is_refused_naming_the_key(tmp_path):
+    path = tmp_path / "ls.pth"
+    torch.save(timm_vit(init_values=1e-5).state_dict(), path)
+    with pytest.raises(BackboneError, match=r"first key the model lacks: blocks.0.ls1.gamma"):
+        convert(path, VIT_MODEL)

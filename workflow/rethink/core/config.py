@@ -101,8 +101,8 @@ def check(config: dict) -> None:
     model = config["model"]
     if model["min_size"] > model["max_size"]:
         raise ConfigError(f"model.min_size ({model['min_size']}) exceeds model.max_size ({model['max_size']})")
-    if config["pretrain"]["checkpoint"] and model.get("arch", "resnet") != "resnet":
-        raise ConfigError(f"pretrain.checkpoint: given backbones are ResNets (rethink.models.backbones), "
+    if config["pretrain"]["checkpoint"] and model.get("arch", "resnet") not in ("resnet", "vit"):
+        raise ConfigError(f"pretrain.checkpoint: given backbones are ResNets or ViTs (rethink.models.backbones), "
                           f"but model.arch is {model['arch']}")
     for v in variants(config).values():
         where = "detection" if v.kind == MAIN else f"study.{v.kind}s[{v.name}]"

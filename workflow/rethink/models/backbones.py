@@ -1,6 +1,7 @@
 """Backbones that already exist: this project's `.pt`, torchvision and timm ResNet state
-dicts (`.pth`, `.safetensors`) and Detectron's (Caffe2) `.pkl`, read without running code
-from the file, checked against `model.*` and converted to this project's `.pt`.
+dicts (`.pth`, `.safetensors`), Detectron's (Caffe2) `.pkl`, and timm's VisionTransformer
+state dicts (supervised or MAE; `model.arch: vit`), read without running code from the file,
+checked against `model.*` and converted to this project's `.pt`.
 
 Every backbone carries the input conventions it was trained with (channel order, value
 range, pixel mean and std), and the detector normalises its input that way
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pickle
 import re
 import sys
@@ -31,10 +33,11 @@ from rethink.core.config import json_arg, pretrain_norm
 from rethink.core.conventions import BackboneError, check_input, declared_input, sniff
 from rethink.engine import checkpoint
 from rethink.models.detector import DEPTHS, ResNet
+from rethink.models.vit import build_vit
 
 OURS = "this project's .pt"
-STATE_DICT = "torchvision-layout ResNet state dict (torchvision or timm)"
-SAFETENSORS = "safetensors ResNet state dict (timm)"
+STATE_DICT = "torchvision- or timm-layout state dict"
+SAFETENSORS = "safetensors state dict (timm)"
 DETECTRON = "Detectron (Caffe2) .pkl"
 GN_GROUPS_IF_UNRECORDED = 32  # timm's resnet*_gn and Detectron's GN models: 32 groups
 PICKLE_SAFE = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -186,6 +189,12 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
     if "input" in model_cfg and model_cfg["input"] != conventions:
         raise BackboneError(f"{where}: conflicting conventions: the file's are {conventions}, the "
                             f"model config's (model.input) {model_cfg['input']}")
+    vit_file = any(k.startswith(("patch_embed.", "blocks.")) for k in state)
+    if (model_cfg.get("arch") == "vit") != vit_file:
+        raise BackboneError(f"{where}: a {'ViT' if vit_file else 'ResNet'} backbone, but model.arch is "
+                            f"{model_cfg.get('arch', 'resnet')}: set model.arch: {'vit' if vit_file else 'resnet'}")
+    if vit_file:
+        return _vit_state(state, model_cfg, where), conventions, fmt
     norm = model_cfg["norm"]
     has_stats = "bn1.running_mean" in state
     file_norm = "GN" if not has_stats else ("FrozenBN" if recorded.get("norm_kind") == "affine" else "BN")
@@ -235,6 +244,67 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
     return {k: body[k].to(t.dtype).contiguous() for k, t in target.items()}, conventions, fmt
 
 
+# timm's VisionTransformer block names -> rethink.models.vit's; cls/register tokens and the
+# classifier are dropped, as ViTDet drops them (the detector has no class token)
+_TIMM_VIT = (("patch_embed.proj.", "patch_embed."), (".attn.qkv.", ".qkv."), (".attn.proj.", ".proj."),
+             (".mlp.fc1.", ".fc1."), (".mlp.fc2.", ".fc2."))
+_TIMM_VIT_DROPPED = ("cls_token", "reg_token", "head.", "fc_norm.", "head_drop.")
+
+
+def _vit_state(state: dict, model_cfg: dict, where: str) -> dict:
+    """The state for rethink.models.vit.ViT(model_cfg) of a timm VisionTransformer (or this
+    project's) ViT state dict, or BackboneError naming the first mismatch: depth, width, patch
+    size, position-embedding grid, MLP width, or a key the plain ViT lacks (layer scale, q/k
+    norms, ...). A position embedding that also covers prefix tokens (class, registers) loses
+    them; a file without a final norm (timm's average-pooling models) gets the identity one."""
+    vit = model_cfg["vit"]
+    body = {}
+    for key, value in state.items():
+        if key.startswith(_TIMM_VIT_DROPPED):
+            continue
+        for old, new in _TIMM_VIT:
+            key = key.replace(old, new)
+        body[key] = value
+    width = body["patch_embed.weight"].shape[0] if "patch_embed.weight" in body else None
+    depth = len({k.split(".")[1] for k in body if k.startswith("blocks.")})
+    patch = body["patch_embed.weight"].shape[-1] if "patch_embed.weight" in body else None
+    fix = [f"model.{k}: {v}" for k, v in (("depth", depth), ("width", width)) if v and v != model_cfg[k]]
+    fix += [f"model.vit.patch_size: {patch}"] if patch and patch != vit["patch_size"] else []
+    if fix:
+        raise BackboneError(f"{where}: does not fit model.*: the file is a ViT of depth {depth}, width {width}, "
+                            f"patch {patch}, the model config depth {model_cfg['depth']}, width "
+                            f"{model_cfg['width']}, patch {vit['patch_size']}: set {', '.join(fix)}")
+    with torch.device("meta"):  # shapes only
+        target = build_vit(model_cfg).state_dict()
+    grid = vit["pos_size"] // vit["patch_size"]
+    if "pos_embed" in body:
+        tokens = body["pos_embed"].shape[1]
+        prefix = tokens - grid * grid
+        if prefix < 0 or prefix > 8:  # at most a class token and registers
+            side = math.isqrt(tokens - (1 if "cls_token" in state else 0))
+            raise BackboneError(f"{where}: its position embedding has {tokens} positions (a {side}x{side} "
+                                f"grid: images of {side * patch} px), model.vit.pos_size "
+                                f"{vit['pos_size']} gives {grid}x{grid}: set model.vit.pos_size: {side * patch}")
+        body["pos_embed"] = body["pos_embed"][:, prefix:]
+    if "norm.weight" not in body:  # timm's global-average models end with fc_norm, after pooling
+        body["norm.weight"], body["norm.bias"] = torch.ones(width), torch.zeros(width)
+    for key, t in target.items():
+        if key.endswith(".qkv.bias") and key not in body:  # qkv_bias=False: a zero bias is the same
+            body[key] = torch.zeros(t.shape)
+        if key not in body:
+            raise BackboneError(f"{where}: does not fit model.*: first key missing from the file: {key}")
+        if tuple(body[key].shape) != tuple(t.shape):
+            hint = (f" (model.vit.mlp_ratio: the file's MLP is {body[key].shape[0]} wide)"
+                    if key.endswith(".fc1.weight") else "")
+            raise BackboneError(f"{where}: does not fit model.*: first key of another shape: {key} is "
+                                f"{tuple(body[key].shape)} in the file, {tuple(t.shape)} in the model{hint}")
+    extra = [k for k in body if k not in target]
+    if extra:
+        raise BackboneError(f"{where}: does not fit model.*: first key the model lacks: {extra[0]} (this "
+                            f"pipeline builds a plain ViT: no layer scale, q/k norms or pre-norm)")
+    return {k: body[k].to(t.dtype).contiguous() for k, t in target.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="the backbone file (pretrain.checkpoint)")
@@ -248,8 +318,10 @@ def main(argv=None):
             state, conventions, fmt = convert(args.checkpoint, model_cfg, json.loads(args.input))
         except BackboneError as e:
             raise SystemExit(f"error: {e}")
-        print(f"{args.checkpoint}: {fmt}; {describe(state)}; input {conventions}", flush=True)
-        meta = {"input": conventions, "model": {k: model_cfg[k] for k in ("depth", "width", "norm", "gn_groups")},
+        vit = model_cfg.get("arch") == "vit"
+        print(f"{args.checkpoint}: {fmt}; {'ViT' if vit else describe(state)}; input {conventions}", flush=True)
+        keys = ("arch", "depth", "width", "norm", "gn_groups", "vit") if vit else ("depth", "width", "norm", "gn_groups")
+        meta = {"input": conventions, "model": {k: model_cfg[k] for k in keys},
                 "source": {"path": str(args.checkpoint), "format": fmt, "sha1": sha1_file(args.checkpoint)}}
         checkpoint.save({"model": state, "meta": meta}, args.out)
         print(f"wrote {args.out}", flush=True)

@@ -22,6 +22,17 @@ from torch import nn
 STRIDES = (4, 8, 16, 32)  # the pyramid's levels: a ResNet-FPN's "0".."3"
 
 
+def resize_positions(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """A (1, g*g, D) position embedding of a square grid on an h x w grid (bicubic, as ViTDet
+    and timm resize it); itself on its own grid."""
+    grid = math.isqrt(pos.shape[1])
+    if (h, w) == (grid, grid):
+        return pos
+    pos = pos.reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
+    pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
+    return pos.permute(0, 2, 3, 1).reshape(1, h * w, -1)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
 
@@ -70,14 +81,8 @@ class ViT(nn.Module):
         nn.init.zeros_(self.patch_embed.bias)
 
     def position(self, h: int, w: int) -> torch.Tensor:
-        """The position embedding on an h x w grid (bicubic, as ViTDet and timm resize it)."""
-        grid = int(math.isqrt(self.pos_embed.shape[1]))
-        pos = self.pos_embed
-        if (h, w) != (grid, grid):
-            pos = pos.reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
-            pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
-            pos = pos.permute(0, 2, 3, 1).reshape(1, h * w, -1)
-        return pos
+        """The position embedding on an h x w grid."""
+        return resize_positions(self.pos_embed, h, w)
 
     def forward(self, x):
         x = self.patch_embed(x)

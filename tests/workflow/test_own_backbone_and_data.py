@@ -1,5 +1,5 @@
 """The smoke study from a backbone the user already has (torchvision-layout .pth, timm's
-.safetensors, Detectron's .pkl) and on a COCO-format set with COCO's id habits (docs/real-data.md:
+.safetensors, Detectron's .pkl, a timm ViT) and on a COCO-format set with COCO's id habits (docs/real-data.md:
 "Does pre-training help on my data?")."""
 import json
 import pickle
@@ -123,3 +123,39 @@ def test_smoke_study_from_torchvision_timm_and_detectron_files_on_a_set_with_coc
     assert (results / "tables/claims.md").stat().st_mtime_ns > 0 and len(metrics(results)) == 8
 
 
+
+
+def test_a_studys_vit_from_a_timm_vit_file_and_a_vit_file_that_does_not_fit(tmp_path):
+    """Issue 35: `model.arch: vit` with `pretrain.checkpoint` a timm VisionTransformer
+    (.safetensors, with a class token, as MAE's and supervised ones have): imported, checked
+    against model.*, and both inits of the ViT Mask R-CNN trained and scored from it; a file
+    of another depth stops the run at the import, naming the file and the key to set."""
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    source = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                               num_classes=0)
+    file = tmp_path / "vit_mae.safetensors"
+    save_file(source.state_dict(), str(file))
+    vit = {"arch": "vit", "depth": 2, "width": 32,
+           "vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 2.0, "pos_size": 32}}
+    work = copy_workflow(tmp_path / "vit")
+    (work / "mine.yaml").write_text(yaml.safe_dump({**MAIN_ONLY, "model": vit, "pretrain": {"checkpoint": str(file)},
+                                                    "detection": {"schedules": [1]}}))
+    targets = [f"results/eval/main/seed0/{init}/1x/iter_000006/metrics.json" for init in ("scratch", "pretrained")]
+    snakemake("--cores", "2", *targets, "--configfile", str(SMOKE), "mine.yaml", cwd=work)
+    log = (work / "results/logs/pretrain/import_backbone.log").read_text()
+    assert "safetensors state dict (timm)" in log and "ViT" in log, log
+    imported = torch.load(work / "results/pretrain/given/backbone.pt", weights_only=False)
+    assert imported["meta"]["model"]["arch"] == "vit" and "cls_token" not in imported["model"]
+    assert torch.equal(imported["model"]["pos_embed"], source.pos_embed[:, 1:])  # the class token's dropped
+    for init in ("scratch", "pretrained"):
+        m = json.loads((work / targets[init == "pretrained"]).read_text())
+        assert m["evaluation"]["model"]["arch"] == "vit"
+    # another depth: the import stops the run, naming the file and what to set
+    bad = {**vit, "depth": 3}
+    (work / "bad.yaml").write_text(yaml.safe_dump({**MAIN_ONLY, "model": bad, "pretrain": {"checkpoint": str(file)},
+                                                   "detection": {"schedules": [1]}, "results": "results_bad"}))
+    proc = snakemake("--cores", "2", "--configfile", str(SMOKE), "bad.yaml", cwd=work, check=False)
+    out = proc.stdout + proc.stderr + "".join(p.read_text() for p in (work / "results_bad/logs").rglob("*.log"))
+    assert proc.returncode != 0 and str(file) in out and "set model.depth: 2" in out
+    assert not list((work / "results_bad").rglob("iter_*.pt"))

@@ -227,21 +227,31 @@ def convert(path: str | Path, model_cfg: dict, input_override: dict | None = Non
     fix = [f"model.{k}: {shape[k]}" for k in ("depth", "width") if shape[k] and shape[k] != model_cfg[k]]
     need = (f"the file is {describe(state)}, the model config depth {model_cfg['depth']}, width "
             f"{model_cfg['width']}" + (f": set {', '.join(fix)}" if fix else ""))
+    stem = (" (the file has a deep stem; this pipeline builds torchvision's 7x7 one)"
+            if "conv1.weight" not in body and any(k.startswith("conv1.") for k in body) else "")
+    state = _fit(body, target, where, missing={"conv1.weight": stem}, suffix=f"; {need}",
+                 lacks="this pipeline builds torchvision's ResNet: 7x7 stem, 1x1 projection shortcuts")
+    return state, conventions, fmt
+
+
+def _fit(body: dict, target: dict, where: str, lacks: str, missing: dict | None = None,
+         shape: dict | None = None, suffix: str = "") -> dict:
+    """`body` as the model's state `target` (its dtypes), or BackboneError at the first key
+    missing from the file, of another shape, or the model lacks; `missing` and `shape` map a
+    key to a hint for that case, `lacks` says what the model builds."""
     for key, t in target.items():
         if key not in body:
-            stem = " (the file has a deep stem; this pipeline builds torchvision's 7x7 one)" if (
-                key == "conv1.weight" and any(k.startswith("conv1.") for k in body)) else ""
             raise BackboneError(f"{where}: does not fit model.*: first key missing from the file: "
-                                f"{key}{stem}; {need}")
+                                f"{key}{(missing or {}).get(key, '')}{suffix}")
         if tuple(body[key].shape) != tuple(t.shape):
             raise BackboneError(f"{where}: does not fit model.*: first key of another shape: {key} is "
-                                f"{tuple(body[key].shape)} in the file, {tuple(t.shape)} in the model; {need}")
+                                f"{tuple(body[key].shape)} in the file, {tuple(t.shape)} in the model"
+                                f"{(shape or {}).get(key, '')}{suffix}")
     extra = [k for k in body if k not in target]
     if extra:
         raise BackboneError(f"{where}: does not fit model.*: first key the model lacks: {extra[0]} "
-                            f"(this pipeline builds torchvision's ResNet: 7x7 stem, 1x1 projection "
-                            f"shortcuts); {need}")
-    return {k: body[k].to(t.dtype).contiguous() for k, t in target.items()}, conventions, fmt
+                            f"({lacks}){suffix}")
+    return {k: body[k].to(t.dtype).contiguous() for k, t in target.items()}
 
 
 # timm's VisionTransformer block names -> rethink.models.vit's; cls/register tokens and the
@@ -291,18 +301,10 @@ def _vit_state(state: dict, model_cfg: dict, where: str) -> dict:
     for key, t in target.items():
         if key.endswith(".qkv.bias") and key not in body:  # qkv_bias=False: a zero bias is the same
             body[key] = torch.zeros(t.shape)
-        if key not in body:
-            raise BackboneError(f"{where}: does not fit model.*: first key missing from the file: {key}")
-        if tuple(body[key].shape) != tuple(t.shape):
-            hint = (f" (model.vit.mlp_ratio: the file's MLP is {body[key].shape[0]} wide)"
-                    if key.endswith(".fc1.weight") else "")
-            raise BackboneError(f"{where}: does not fit model.*: first key of another shape: {key} is "
-                                f"{tuple(body[key].shape)} in the file, {tuple(t.shape)} in the model{hint}")
-    extra = [k for k in body if k not in target]
-    if extra:
-        raise BackboneError(f"{where}: does not fit model.*: first key the model lacks: {extra[0]} (this "
-                            f"pipeline builds a plain ViT: no layer scale, q/k norms or pre-norm)")
-    return {k: body[k].to(t.dtype).contiguous() for k, t in target.items()}
+    mlp = {k: f" (model.vit.mlp_ratio: the file's MLP is {body[k].shape[0]} wide)"
+           for k in target if k.endswith(".fc1.weight") and k in body}
+    return _fit(body, target, where, shape=mlp,
+                lacks="this pipeline builds a plain ViT: no layer scale, q/k norms or pre-norm")
 
 
 def main(argv=None):

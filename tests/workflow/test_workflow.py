@@ -205,6 +205,48 @@ def test_a_vit_model_variant_pre_trains_trains_and_scores_both_inits(tmp_path):
         assert metrics["evaluation"]["model"]["arch"] == "vit" and 0 <= metrics["bbox"]["AP"] <= 1
 
 
+def test_self_supervised_pretrainings_are_a_third_init_of_main_and_of_a_vit(tmp_path):
+    """Issue 35: `study.pretrainings` entries with `method: simsiam` (on main's ResNet) and
+    `method: mae` with `base: vit` (on a study.models ViT): each pre-trains without labels, its
+    pretrained runs train from that backbone, its scratch runs are its base's (shared, not
+    trained again), and the claims table asks claim 9 (ahead of supervised) of each beside
+    claims 1-3; the pre-training figure draws a row per base."""
+    work = copy_workflow(tmp_path / "ssl")
+    override = work / "ssl.yaml"
+    override.write_text(yaml.safe_dump({
+        "model": {"vit": {"patch_size": 8, "heads": 2, "mlp_ratio": 2.0, "pos_size": 32}},
+        "study": {"seeds": 2, "norms": [], "regimes": [], "tasks": [], "datasets": [], "recipes": [],
+                  "models": [{"name": "vit", "arch": "vit", "depth": 2, "width": 32,
+                              "pretrain": {"optimizer": "adamw", "lr": 0.004, "weight_decay": 0.05}}],
+                  "pretrainings": [{"name": "simsiam", "method": "simsiam", "lr": 0.05, "crop_scale": [0.2, 1.0]},
+                                   {"name": "vit_mae", "base": "vit", "method": "mae", "crop_scale": [0.2, 1.0]}]}}))
+    snakemake("--cores", "2", "results/tables/claims.csv", "results/figures/pretrain_strength.png",
+              "--configfile", str(SMOKE), str(override), cwd=work)
+    results = work / "results"
+    for key, method in (("GN_simsiam", "simsiam"), ("GN_vit_mae", "mae"), ("GN_vit", "supervised")):
+        m = json.loads((results / f"pretrain/{key}/metrics.json").read_text())
+        assert m["method"] == method and m["monitor"] == ("val top-1" if method == "supervised" else "kNN top-1")
+    study = json.loads((results / "detection/study.json").read_text())
+    assert study["variants"]["vit_mae"]["scratch_from"] == "vit"
+    assert study["variants"]["vit_mae"]["pretrain_overrides"] == {"optimizer": "adamw", "lr": 0.004,
+                                                                   "weight_decay": 0.05, "method": "mae",
+                                                                   "crop_scale": [0.2, 1.0]}
+    shared = json.loads((results / "eval/vit_mae/seed1/scratch/2x/iter_000012/metrics.json").read_text())
+    assert shared["shared_from"] == "vit" and shared["evaluation"]["model"]["arch"] == "vit"
+    assert not (results / "detection/vit_mae/seed0/scratch").exists()  # not trained again
+    mae_run = json.loads((results / "eval/vit_mae/seed0/pretrained/2x/iter_000012/metrics.json").read_text())
+    assert mae_run["evaluation"]["model"]["arch"] == "vit"
+    claims = pd.read_csv(results / "tables/claims.csv")
+    for name, label in (("simsiam", "SimSiam"), ("vit_mae", "MAE")):
+        rows = claims[claims["variant"] == name]
+        assert list(rows["claim"]) == [1, 1, 2, 2, 3, 3, 9, 9]
+        nine = rows[rows["claim"] == 9]
+        assert set(nine["verdict"]) <= {"holds", "refuted", "inconclusive"}
+        assert all(f"{label} " in t and "vs supervised" in t for t in nine["this_run"]), list(nine["this_run"])
+    assert 9 not in set(claims[claims["variant"] == "vit"]["claim"])  # supervised: no claim 9
+    assert "claim 9" in (results / "tables/claims.md").read_text()
+
+
 def test_a_keypoint_variant_trains_and_scores_keypoints_for_both_inits(smoke, tmp_path):
     """The smoke study's `kp` task variant: main's model plus a keypoint head, trained on the
     synthetic world's person_keypoints files and scored with COCOeval's keypoint AP."""

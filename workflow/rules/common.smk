@@ -410,7 +410,7 @@ def study_variants():
                      "group_by_aspect": det["group_by_aspect"],
                      "backbone": {k: (v.model or {}).get(k, model[k]) for k in study_config.MODEL_OVERRIDE_KEYS}}
         if v.shares_scratch:
-            out[name].update(scratch_from=study_config.MAIN, pretrain_overrides=v.pretrain)
+            out[name].update(scratch_from=v.base, pretrain_overrides=v.pretrain)
         if v.model is not None:
             out[name].update(model_overrides=v.model, **({"pretrain_overrides": v.pretrain} if v.pretrain else {}))
         if v.task:

@@ -41,15 +41,15 @@ rule evaluate:
         "--device {params.device} --gpus {resources.gpu} > {log:q} 2>&1"
 
 
-# A pretraining variant's scratch cells are main's (rethink.analysis.shared_runs): recorded under its
-# name, not trained or evaluated again.
+# A pretraining variant's scratch cells are its base's (main's or a model variant's;
+# rethink.analysis.shared_runs): recorded under its name, not trained or evaluated again.
 if PRETRAINING_VARIANTS:
 
     ruleorder: share_scratch > evaluate
 
     rule share_scratch:
         input:
-            main=lambda wildcards: cell_path(f"{EVAL_DIR}/metrics.json", study_config.MAIN, wildcards.seed,
+            base=lambda wildcards: cell_path(f"{EVAL_DIR}/metrics.json", VARIANTS[wildcards.variant].base, wildcards.seed,
                                              "scratch", wildcards.branch, int(wildcards.iteration)),
         output:
             f"{R}/eval/{{variant}}/seed{{seed}}/scratch/{{branch}}/iter_{{iteration}}/metrics.json",
@@ -63,7 +63,7 @@ if PRETRAINING_VARIANTS:
         conda:
             "../../envs/plot.yaml"
         shell:
-            "python -m rethink.analysis.shared_runs --metrics {input.main:q} --variant {wildcards.variant} "
+            "python -m rethink.analysis.shared_runs --metrics {input.base:q} --variant {wildcards.variant} "
             "--out {output:q} > {log:q} 2>&1"
 
 

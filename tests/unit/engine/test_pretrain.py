@@ -17,8 +17,9 @@ from rethink.data import imagenet as imagenet_layouts
 from rethink.data import writers
 from rethink.data.imagenet import check_imagenet
 from rethink.data.layout import DatasetError
-from rethink.engine.pretrain import lr_at, transforms
-from rethink.models.detector import build_classifier
+from rethink.engine.methods import transforms
+from rethink.engine.pretrain import lr_at
+from rethink.models.detector import build_body, build_classifier, build_mask_rcnn, load_backbone
 from tiny import tiny
 
 PRETRAIN = {"image_size": 32, "epochs": 3, "batch_size": 8, "lr": 0.4, "warmup_epochs": 1,
@@ -33,13 +34,13 @@ def imagenet(tmp_path_factory):
     return root
 
 
-def run(imagenet, out, fault=None, pretrain=PRETRAIN, processes=1):
+def run(imagenet, out, fault=None, pretrain=PRETRAIN, processes=1, model=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
     env.pop("RETHINK_FAULT", None)
     if fault:
         env["RETHINK_FAULT"] = fault
-    _, model, _ = tiny()
-    model = {k: model[k] for k in ("depth", "width", "norm", "gn_groups", "stride_in_1x1")}
+    if model is None:
+        model = {k: tiny()[1][k] for k in ("depth", "width", "norm", "gn_groups", "stride_in_1x1")}
     launcher = [sys.executable, "-m", "rethink.engine.pretrain"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
         str(processes), "-m", "rethink.engine.pretrain"]
@@ -185,3 +186,31 @@ def test_pretrain_curve_figure_draws_and_reports_the_last_quarters_gain(tmp_path
     assert out.stat().st_size > 1000 and (tmp_path / "c.pdf").exists()
     assert pretrain_curve.run_cli(pretrain_curve.main, ["--metrics", f"GN={tmp_path}/none.json", "--out-png",
                                                         str(out), "--out-pdf", str(out)]) == 2
+
+
+@pytest.mark.parametrize("method", ["simsiam", "mae"])
+def test_self_supervised_pretraining_writes_a_backbone_the_detector_loads(imagenet, tmp_path, method):
+    """pretrain.method: simsiam on the ResNet, mae on a ViT (with AdamW, as MAE trains): the
+    job monitors each epoch by a kNN classifier on the frozen features, and writes the
+    encoder's weights alone (no decoder, projector or predictor), which the detector loads."""
+    model = tiny()[1]
+    if method == "mae":
+        model = {**model, "arch": "vit", "depth": 2, "width": 32, "vit": {**model["vit"], "pos_size": 32}}
+    else:
+        model.pop("vit")
+    pretrain = {**PRETRAIN, "method": method, "epochs": 2, "lr_schedule": "cosine", "lr_steps": None,
+                "crop_scale": [0.2, 1.0], **({"optimizer": "adamw", "lr": 0.0015, "weight_decay": 0.05}
+                                             if method == "mae" else {"lr": 0.05})}
+    out = tmp_path / "backbone.pt"
+    proc = run(imagenet, out, pretrain=pretrain, model=model)
+    assert proc.returncode == 0, proc.stderr
+    assert "kNN top-1=" in proc.stdout
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    assert metrics["method"] == method and metrics["monitor"] == "kNN top-1"
+    assert [c["epoch"] for c in metrics["curve"]] == [1, 2]
+    assert all(0.0 <= c["top1"] <= 1.0 and np.isfinite(c["loss"]) for c in metrics["curve"])
+    state = torch.load(out, weights_only=True)["model"]
+    assert set(state) == set(build_body(model).state_dict())  # the encoder alone
+    detector = build_mask_rcnn(model, num_classes=3)
+    load_backbone(detector, state)
+    assert torch.equal(detector.backbone.body.state_dict()[next(iter(state))], state[next(iter(state))])

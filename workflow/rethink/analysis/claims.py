@@ -27,6 +27,7 @@ from rethink.analysis.claim_tests import (
     MAIN_CLAIMS,
     PER_VARIANT,
     POWER,
+    applies,
     UNTESTED,
     NotTested,
     cached_finals,
@@ -40,7 +41,7 @@ from rethink.analysis.claim_tests import (
     true_for_power,
     verdict,
 )
-from rethink.analysis.inputs import MetricsError, load_reference, load_study
+from rethink.analysis.inputs import MetricsError, describe_pretraining, load_reference, load_study
 from rethink.analysis.results import check_against_study, read_metrics_csv
 from rethink.analysis.stats import (
     LEVEL,
@@ -56,7 +57,9 @@ PER_VARIANT_HEADINGS = {
     "regime": ("Regime", "By regime (`study.regimes` entries with two or more schedules): claims 1, "
                "2 and 3 on that train subset, both inits under the entry's recipe."),
     "pretraining": ("Pre-training", "By pre-training (`study.pretrainings`): the same tests on each other "
-                    "pre-training's runs, against the same scratch runs."),
+                    "pre-training's runs, against the same scratch runs (its base's: main's, or a model "
+                    "variant's); for a self-supervised one (MAE, SimSiam: a third init) also claim 9, "
+                    "that it is ahead of its base's supervised pre-training at the longest schedule."),
     "model": ("Model", "By model (`study.models`): the same tests on each other backbone, "
               "both inits trained with it, the pretrained one from its own pre-training."),
     "task": ("Task", "By task (`study.tasks`): main's model plus the task's head, both inits trained on the "
@@ -100,7 +103,13 @@ STATEMENTS = {
        "clearly behind even with the longest schedule",
     8: "With the enhanced recipe scored with test-time augmentation, training from scratch reaches "
        "the pretrained model",
+    9: "Self-supervised pre-training (MAE for a ViT, SimSiam for a ResNet) is ahead of supervised "
+       "pre-training at the longest schedule",
 }
+
+# ViTDet (Li, Mao, Girshick, He, ECCV 2022, Table 4): Mask R-CNN, plain ViT backbones on COCO
+SSL_EVIDENCE = ("ViTDet, Mask R-CNN box AP, random / supervised IN-1k / MAE: ViT-B 48.1 / 47.6 / 51.2, "
+                "ViT-L 50.0 / 49.6 / 54.6 (Li et al. 2022, Table 4)")
 
 # the paper's Fig. 6 (Mask R-CNN keypoints, R50-FPN GN, keypoint AP on COCO val)
 KEYPOINT_EVIDENCE = "keypoint AP at 2x: random 65.6 vs pre-trained 65.5 (R50-FPN GN, Fig. 6)"
@@ -131,6 +140,7 @@ def paper_evidence(ref: Mapping) -> dict[int, str]:
     common = [s for s in scr if s in pre]
     out = dict.fromkeys(CLAIMS, "")
     out[5], out[6], out[7], out[8] = LOCALISATION_EVIDENCE, KEYPOINT_EVIDENCE, VOC_EVIDENCE, ENHANCED_EVIDENCE
+    out[9] = SSL_EVIDENCE
     if common:
         span = f"{common[0]}-{common[-1]}" if len(common) > 1 else common[0]
         lead = f"R50-FPN GN {metric}, random vs pre-trained at {span}: " \
@@ -206,7 +216,7 @@ def runs_of(study: Mapping) -> list[tuple[int, str]]:
             continue
         if on_subset(kind) and len(v.get("schedules") or []) < 2:
             continue  # one schedule: no schedule axis; claim 4 alone uses it
-        runs += [(k, n) for k in PER_VARIANT[kind]]
+        runs += [(k, n) for k in PER_VARIANT[kind] if applies(k, v)]
     return runs
 
 
@@ -340,12 +350,6 @@ def variant_prefix(study: Mapping, variant: str) -> str:
     if shape:
         return f"{shape} ({pre}): " if pre else f"{shape}: "
     return f"{pre}: " if pre else ""
-
-
-def describe_pretraining(pre: Mapping) -> str:
-    """'32 epochs, 82.5% top-1' from a study.json pretrain summary."""
-    epochs = pre.get("epochs", "?")
-    return f"{epochs} epoch{'' if epochs == 1 else 's'}, {100 * pre['top1']:.1f}% top-1"
 
 
 def pretraining_note(pretrain: Mapping | None) -> str:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from rethink.core.kinds import KINDS
+from rethink.core.kinds import KINDS, PRETRAIN_METHODS
 from rethink.core.schedule import TRUNK
 
 TASKS = ("bbox", "segm")  # every checkpoint's (segm: all but a box-only model's, study.datasets)
@@ -246,3 +246,20 @@ def pretrain_offset(pretrain: Mapping | None, plan: Mapping) -> float:
     if pretrain is None:
         return 0.0
     return float(pretrain["images_seen"]) / float(plan["batch_size"])
+
+
+def pretrain_method(variant: Mapping) -> str:
+    """The kind of pre-training a study.json variant's pretrained runs start from (supervised,
+    mae, simsiam): what its pre-training's metrics say, else what its config set."""
+    return ((variant.get("pretrain") or {}).get("method")
+            or (variant.get("pretrain_overrides") or {}).get("method") or "supervised")
+
+
+def describe_pretraining(pre: Mapping) -> str:
+    """'32 epochs, 82.5% top-1' (self-supervised: 'MAE, 32 epochs, 40.1% kNN top-1') from a
+    study.json pretrain summary."""
+    epochs = pre.get("epochs", "?")
+    method = pre.get("method", "supervised")
+    label = "" if method == "supervised" else f"{PRETRAIN_METHODS.get(method, method)}, "
+    monitor = pre.get("monitor", "top-1").removeprefix("val ")
+    return f"{label}{epochs} epoch{'' if epochs == 1 else 's'}, {100 * pre['top1']:.1f}% {monitor}"

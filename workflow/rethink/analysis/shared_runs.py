@@ -1,6 +1,6 @@
-"""A pretraining variant's scratch cells are main's: scratch reads no backbone, and the
-variant changes nothing else, so its scratch runs would be main's bit for bit. Instead of
-training them again, each scratch cell's metrics are main's, recorded under the variant's
+"""A pretraining variant's scratch cells are its base's (main's, or a model variant's):
+scratch reads no backbone, and the variant changes nothing else, so its scratch runs would be
+the base's bit for bit. Instead of training them again, each scratch cell's metrics are the base's, recorded under the variant's
 name with where they came from; the figures and claims then pair the variant's pretrained
 runs with these by seed, as with any variant.
 
@@ -18,7 +18,7 @@ from rethink.core.atomic import write_json
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--metrics", required=True, help="the main variant's metrics.json of the cell")
+    p.add_argument("--metrics", required=True, help="the base variant's metrics.json of the cell")
     p.add_argument("--variant", required=True, help="the variant that shares it")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from rethink.bench.common import rnd
 from rethink.data import writers
 from rethink.data.coco import CocoInstances, train_transforms
-from rethink.engine.pretrain import transforms as pretrain_transforms
+from rethink.engine.methods import transforms as pretrain_transforms
 
 # Per-GPU rates the loaders must sustain: the detection goal of the GPU check (bf16 Mask
 # R-CNN at 800x1333 on one H200) and an ImageNet ResNet-50 rate of a current GPU in bf16

@@ -21,8 +21,11 @@ OVERRIDE_KEYS = ("one_x", "schedules", "checkpoint_every", "base_lr", "weight_de
 LR_DECAY = 0.1  # detection.lr_decay's default: the paper's x0.1 at each LR drop
 # pre-training keys a pretraining variant may override (its pre-training strength); its
 # detection runs keep main's settings and may only run fewer of main's schedules
-PRETRAIN_OVERRIDE_KEYS = ("epochs", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
-                          "crop_scale", "lr_schedule", "lr_steps", "seed")
+PRETRAIN_OVERRIDE_KEYS = ("method", "optimizer", "epochs", "lr", "warmup_epochs", "weight_decay",
+                          "label_smoothing", "crop_scale", "lr_schedule", "lr_steps", "seed")
+# pre-training keys whose default is left out of a pre-training's settings, so that the jobs of
+# studies from before the key keep their settings (rerun triggers, lineage)
+PRETRAIN_DEFAULTS = {"method": "supervised", "optimizer": "sgd"}
 # model keys a model variant may override: the backbone (deeper or wider, the paper's R101;
 # or another architecture and normalisation, its VGG-16 without any); the rest (FPN, heads,
 # input size) stays main's, so only the backbone (and with `norm`, every norm) differs
@@ -56,6 +59,8 @@ class Variant:
     tta: dict | None = None       # scored with test-time augmentation too ({scales, flip})
     shares_pretraining_of: str | None = None  # an earlier variant whose own pre-training is this one's
                                   # to the key (same backbone, norm and pretrain overrides): trained once
+    base: str = MAIN              # pretraining variants: whose runs they repeat from another pre-training
+                                  # (main, or a model variant); their scratch runs are the base's
 
     @property
     def own_pretraining(self) -> bool:
@@ -65,8 +70,9 @@ class Variant:
 
     @property
     def shares_scratch(self) -> bool:
-        """A pretraining variant's scratch runs are main's: the same settings, and scratch
-        reads no backbone, so they are not trained again but shared (rethink.analysis.shared_runs)."""
+        """A pretraining variant's scratch runs are its base's (main's, or a model variant's): the
+        same settings, and scratch reads no backbone, so they are not trained again but shared
+        (rethink.analysis.shared_runs)."""
         return KINDS[self.kind].shares_scratch
 
 
@@ -119,6 +125,12 @@ def check(config: dict) -> None:
         if arch == "vit" and vit["pos_size"] % vit["patch_size"]:
             raise ConfigError(f"model.vit.pos_size: {vit['pos_size']} is no multiple of model.vit.patch_size "
                               f"({vit['patch_size']})")
+        method = {**config["pretrain"], **(v.pretrain or {})}["method"]
+        if method == "mae" and arch != "vit" and (v.kind == MAIN or v.own_pretraining):
+            key = "pretrain.method" if v.kind == MAIN or "method" not in (v.pretrain or {}) else (
+                f"{where}.method" if v.kind == "pretraining" else f"{where}.pretrain.method")
+            raise ConfigError(f"{key}: mae (masked autoencoding) pre-trains a ViT, but this backbone's "
+                              f"arch is {arch} (simsiam pre-trains any backbone)")
         if shape["norm"] == "none" and arch != "vgg":
             raise ConfigError(f"{prefix}.norm: none needs arch: vgg (a ResNet here always normalises)")
         # every schedule must train at full LR before its first drop (the paper warms up 500
@@ -148,6 +160,7 @@ def variants(config: dict) -> dict[str, Variant]:
     main_tta = config["evaluate"].get("tta")
     out = {MAIN: Variant(MAIN, "main", main_norm, 1.0, dict(det), _plan(det, "detection"), tta=main_tta)}
     entries = [(k.name, dict(e)) for k in KINDS.values() if k.section for e in entries_run(config, k)]
+    later = []
     for kind, overrides in entries:
         k = KINDS[kind]
         name = overrides.pop("name", None) or overrides[k.keys[0]]  # a norm entry is named by its norm
@@ -155,8 +168,9 @@ def variants(config: dict) -> dict[str, Variant]:
         if not VARIANT_NAME.match(name) or name == MAIN or name in out:
             raise ConfigError(f"{where}: variant names must be unique, not {MAIN!r}, and use "
                               f"letters, digits, '_' or '.'")
-        if k.shares_scratch:  # main's scratch runs: only its pre-training may differ
-            out[name] = _pretraining_variant(name, overrides, out[MAIN], where)
+        if k.shares_scratch:  # its base's scratch runs: only its pre-training may differ
+            later.append((name, overrides, where))  # a base may be a model variant, built below
+            out[name] = None  # its place in the display order
             continue
         # the kind's own keys (Kind.keys): what it varies, kept on the Variant under their names
         varied = {key: overrides.pop(key) for key in k.keys if key in overrides}
@@ -201,6 +215,13 @@ def variants(config: dict) -> dict[str, Variant]:
         out[name] = Variant(name, kind, norm, float(varied.get("fraction", 1.0)), merged, _plan(merged, where),
                             pretrain=dict(pretrain) if pretrain else None, model=model, task=varied.get("task"),
                             dataset=varied.get("dataset"), tta=dict(tta) if tta else None)
+    for name, overrides, where in later:
+        base = overrides.pop("base", MAIN)
+        if out.get(base) is None or out[base].kind not in ("main", "model"):
+            models = [n for n, v in out.items() if v is not None and v.kind == "model"]
+            raise ConfigError(f"{where}.base: {base!r} is neither {MAIN!r} nor a study.models entry "
+                              f"(those here: {models})")
+        out[name] = _pretraining_variant(name, overrides, out[base], where)
     return _share_pretrainings(config, out)
 
 
@@ -249,27 +270,28 @@ def models_run(config: dict) -> list[dict]:
     return config["study"].get("models") or []
 
 
-def _pretraining_variant(name: str, overrides: dict, main: Variant, where: str) -> Variant:
-    """Main's detection runs from another pre-training: its pretrain.* overrides, and at most
-    a subset of main's schedules. A subset has a subset of main's checkpoints (the same trunk
-    spacing and forks, each tail as main's), so the scratch runs it is compared with are
-    main's own."""
+def _pretraining_variant(name: str, overrides: dict, base: Variant, where: str) -> Variant:
+    """`base`'s detection runs (main's or a model variant's) from another pre-training: its
+    pretrain.* overrides over the base's own, and at most a subset of the base's schedules. A
+    subset has a subset of the base's checkpoints (the same trunk spacing and forks, each tail
+    as the base's), so the scratch runs it is compared with are the base's own."""
     schedules = overrides.pop("schedules", None)
     unknown = sorted(set(overrides) - set(PRETRAIN_OVERRIDE_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: schedules (a subset of "
-                          f"detection.schedules) and the pretrain keys {list(PRETRAIN_OVERRIDE_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: base, schedules (a subset of "
+                          f"the base's schedules) and the pretrain keys {list(PRETRAIN_OVERRIDE_KEYS)}")
     if not overrides:
-        raise ConfigError(f"{where}: sets no pretrain key, so it would repeat the main variant")
-    det = dict(main.detection)
+        raise ConfigError(f"{where}: sets no pretrain key, so it would repeat {base.name}'s pretrained runs")
+    det = dict(base.detection)
     if schedules is not None:
         extra = sorted(set(float(s) for s in schedules) - set(float(s) for s in det["schedules"]))
         if extra:
-            raise ConfigError(f"{where}.schedules: {extra} not in detection.schedules "
-                              f"{det['schedules']} (its scratch runs are the main variant's)")
+            theirs = "detection.schedules" if base.name == MAIN else f"study.models[{base.name}]'s schedules"
+            raise ConfigError(f"{where}.schedules: {extra} not in {theirs} {det['schedules']} "
+                              f"(its scratch runs are {base.name}'s)")
         det["schedules"] = list(schedules)
-    return Variant(name, "pretraining", main.norm, 1.0, det, _plan(det, where), pretrain=dict(overrides),
-                   tta=main.tta)
+    return Variant(name, "pretraining", base.norm, 1.0, det, _plan(det, where),
+                   pretrain={**(base.pretrain or {}), **overrides}, model=base.model, tta=base.tta, base=base.name)
 
 
 def pretraining_key(variant: Variant) -> str:
@@ -292,7 +314,7 @@ def pretrain_settings(config: dict, key: str) -> dict:
     _, name = split_pretraining_key(key)
     if name:
         settings.update(variants(config)[name].pretrain or {})
-    return settings
+    return {k: v for k, v in settings.items() if PRETRAIN_DEFAULTS.get(k, ...) != v}
 
 
 def pretrain_model_settings(config: dict, key: str) -> dict:

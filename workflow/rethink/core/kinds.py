@@ -34,13 +34,17 @@ TASKS = ("keypoints",)
 # main's model, its pretrained init main's pre-training
 DATASETS = {"voc": {"masks": False}}
 
+# kinds of pre-training (pretrain.method, rethink.engine.methods) and their names in tables:
+# supervised reads the labels; the others are self-supervised, a third init (claim 9)
+PRETRAIN_METHODS = {"supervised": "supervised", "mae": "MAE", "simsiam": "SimSiam"}
+
 # In the study's display order: main, then norms, regimes, pretrainings, models, tasks,
 # datasets and recipes.
 KINDS = {k.name: k for k in (
     Kind("main", "", (), False, False, ()),
     Kind("norm", "norms", ("norm",), False, False, ()),
     Kind("regime", "regimes", ("fraction",), False, False, (1, 2, 3), subset=True),
-    Kind("pretraining", "pretrainings", ("schedules",), False, True, (1, 2, 3)),
+    Kind("pretraining", "pretrainings", ("schedules",), False, True, (1, 2, 3, 9)),
     Kind("model", "models", (), True, False, (1, 2, 3), must_set="model"),
     Kind("task", "tasks", ("task",), True, False, (6,), choices=TASKS, tta=False),
     Kind("dataset", "datasets", ("dataset",), True, False, (7,), choices=tuple(DATASETS)),

@@ -16,7 +16,7 @@ from rethink.core.config import json_arg
 from rethink.core.schedule import make_plan
 
 PRETRAIN_KEYS = ("images_seen", "pixels_seen", "epochs", "train_images", "image_size", "top1",
-                 "last_quarter_gain", "levelled_off")
+                 "last_quarter_gain", "levelled_off", "method", "monitor")
 
 
 def subset_size(n_images: int, fraction: float) -> int:

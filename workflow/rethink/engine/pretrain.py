@@ -1,7 +1,10 @@
-"""ImageNet-style pre-training of the ResNet backbone (classification, cross-entropy).
+"""ImageNet-style pre-training of the backbone: classification (cross-entropy), or
+self-supervised (pretrain.method: mae, simsiam; rethink.engine.methods) on the same images
+without their labels.
 
-Writes the backbone weights (no fc head) and a metrics JSON with val top-1 and the
-compute seen (iterations, images), which the figures use to show pre-training's cost.
+Writes the backbone weights (no fc head, decoder or projector) and a metrics JSON with val
+top-1 (self-supervised: of a kNN classifier on the frozen features) and the compute seen
+(iterations, images), which the figures use to show pre-training's cost.
 
     python -m rethink.engine.pretrain --imagenet DIR --model JSON --pretrain JSON \
         --out backbone.pt --out-metrics metrics.json
@@ -20,32 +23,17 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision import datasets
-from torchvision.transforms import v2
 
 from rethink.analysis.stats import LEVELLED_OFF_POINTS, last_quarter_gain
 from rethink.core.atomic import run_job, sha1_file, write_json
 from rethink.core.config import json_arg
 from rethink.core.conventions import IMAGENET_RGB
+from rethink.core.kinds import PRETRAIN_METHODS
 from rethink.data.imagenet import val_dataset
-from rethink.engine import checkpoint, distributed, faults
+from rethink.engine import checkpoint, distributed, faults, methods
 from rethink.engine.distributed import World
 from rethink.engine.runtime import freeze_before_fork, setup
-from rethink.models.detector import backbone_state, build_classifier
-
-MEAN, STD = IMAGENET_RGB["mean"], IMAGENET_RGB["std"]  # as torchvision's detection transform
-
-
-def transforms(size: int, train: bool, crop_scale=(0.5, 1.0), val_resize: float = 1.0,
-               flip_prob: float = 0.5) -> v2.Compose:
-    """Train: a random-resized crop of `crop_scale` of the image (the standard recipe:
-    0.08-1) and a flip. Val: short side to `val_resize` x size (standard: 256/224), centre crop."""
-    ops = [v2.ToImage()]
-    if train:
-        ops += [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip(flip_prob)]
-    else:
-        ops += [v2.Resize(round(size * val_resize), antialias=True), v2.CenterCrop(size)]
-    return v2.Compose(ops + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-
+from rethink.models.detector import backbone_state
 
 def cosine_lr(it: int, total: int, base: float, warmup: int) -> float:
     if it < warmup:
@@ -63,23 +51,13 @@ def lr_at(it: int, total: int, base: float, warmup: int, cfg: dict, per_epoch: i
     return cosine_lr(it, total, base, warmup)
 
 
-@torch.no_grad()
-def top1(model, loader, device) -> float:
-    model.eval()
-    correct = seen = 0
-    for x, y in loader:
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-        seen += len(y)
-    model.train()
-    return correct / max(1, seen)
-
-
 # Settings that only decide how often state is saved, or how fast data loads.
 NOT_LINEAGE = ("checkpoint", "input", "workers", "checkpoint_every")
 
 
 # The modules whose code decides the weights pre-training produces (its lineage).
-LINEAGE_MODULES = ("rethink.engine.pretrain", "rethink.models.detector", "rethink.models.vit")
+LINEAGE_MODULES = ("rethink.engine.pretrain", "rethink.engine.methods", "rethink.models.detector",
+                   "rethink.models.vit", "rethink.models.mae", "rethink.models.simsiam")
 
 
 def lineage_of(model_cfg: dict, cfg: dict, train_set, processes: int) -> str:
@@ -90,6 +68,11 @@ def lineage_of(model_cfg: dict, cfg: dict, train_set, processes: int) -> str:
             "code": {m: sha1_file(importlib.import_module(m).__file__) for m in LINEAGE_MODULES},
             "torch": torch.__version__}
     return hashlib.sha1(json.dumps(root, sort_keys=True).encode()).hexdigest()
+
+
+def _to(x: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def state_dir(out) -> Path:
@@ -124,11 +107,11 @@ class ShardedBatches:
 
 
 def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, world: World = World()):
-    size = cfg["image_size"]
+    size, method = cfg["image_size"], cfg.get("method", "supervised")
     crop, val_resize = cfg.get("crop_scale", [0.5, 1.0]), cfg.get("val_resize", 1.0)
-    train_set = datasets.ImageFolder(f"{imagenet}/train",
-                                     transforms(size, True, crop, flip_prob=cfg.get("flip_prob", 0.5)))
-    val_set = val_dataset(imagenet, train_set.class_to_idx, transforms(size, False, val_resize=val_resize))
+    train_set = datasets.ImageFolder(f"{imagenet}/train", methods.train_transform(
+        method, size, crop, cfg.get("flip_prob", 0.5)))
+    val_set = val_dataset(imagenet, train_set.class_to_idx, methods.transforms(size, False, val_resize=val_resize))
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     bs = cfg["batch_size"]
@@ -140,7 +123,10 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                                                generator=gen, num_workers=workers,
                                                pin_memory=device.type == "cuda")
     val_loader = torch.utils.data.DataLoader(val_set, 256, num_workers=workers)
-    model = build_classifier(model_cfg, len(train_set.classes)).to(device)
+    bank_loader = None if method == "supervised" else torch.utils.data.DataLoader(
+        methods.knn_bank(train_set, size, val_resize), 256, num_workers=workers)
+    model, encoder = methods.build(method, model_cfg, len(train_set.classes))
+    model = model.to(device)
     if cfg.get("bf16") and device.type != "cuda":
         print(f"bf16 autocast on {device}: numbers differ from fp32 runs, and on CPU it is usually "
               f"slower (see make bench, 'bf16 on CPU')", flush=True)
@@ -155,8 +141,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         print(f"rank {world.rank}/{world.size}: global batch {bs} = {world.size} x {bs // world.size} "
               f"images, LR for the global batch", flush=True)
     base_lr = cfg["lr"] * bs / 256  # linear scaling from the usual ImageNet reference batch
-    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=cfg["momentum"],
-                                weight_decay=cfg["weight_decay"], nesterov=True)
+    optimizer = methods.optimizer(cfg, model, base_lr)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
     per_epoch = len(train_loader)
     total = cfg["epochs"] * per_epoch
@@ -173,9 +158,10 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         gen.set_state(state["loader_rng"])
         start, curve, seconds_before = state["epoch"], state["curve"], state["seconds"]
         print(f"resumed from {path} at epoch {start} (written by an earlier run of this job)", flush=True)
-    print(f"pre-training on {len(train_set)} images, {len(train_set.classes)} classes, "
+    print(f"{PRETRAIN_METHODS[method]} pre-training on {len(train_set)} images, {len(train_set.classes)} classes, "
           f"{cfg['epochs']} epochs = {total} iterations of {bs}, on {device}", flush=True)
     freeze_before_fork(workers)  # each epoch's workers fork from here on
+    monitor = methods.MONITORS[method]
     t0 = time.perf_counter()
     for epoch in range(start, cfg["epochs"]):
         running, it = 0.0, epoch * per_epoch
@@ -184,10 +170,8 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
-                x = x.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                loss = loss_fn(net(x), y.to(device, non_blocking=True))
+                x = [_to(v, device, channels_last) for v in x] if isinstance(x, list) else _to(x, device, channels_last)
+                loss = methods.loss(method, net, x, y.to(device, non_blocking=True), loss_fn)
             summed = world.all_sum(loss.item())  # one sync and one all-reduce per step
             if not math.isfinite(summed):  # every rank stops together
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
@@ -197,11 +181,12 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
             optimizer.step()
             running += summed / world.size
             it += 1
-        acc = top1(model, val_loader, device)
+        acc = (methods.top1(model, val_loader, device) if bank_loader is None else
+               methods.knn_top1(encoder, bank_loader, val_loader, len(train_set.classes), device))
         curve.append({"epoch": epoch + 1, "top1": acc, "loss": running / per_epoch})
         elapsed = time.perf_counter() - t0
         print(f"epoch {epoch + 1}/{cfg['epochs']} loss={running / per_epoch:.3f} "
-              f"val top-1={acc:.4f} | {(epoch + 1 - start) * per_epoch * bs / elapsed:.0f} img/s, "
+              f"{monitor}={acc:.4f} | {(epoch + 1 - start) * per_epoch * bs / elapsed:.0f} img/s, "
               f"{elapsed / (epoch + 1 - start) * (cfg['epochs'] - epoch - 1):.0f}s left", flush=True)
         if every and (epoch + 1) % every == 0 and epoch + 1 < cfg["epochs"] and world.main:
             path = states / f"epoch_{epoch + 1:04d}.pt"
@@ -214,7 +199,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                     older.unlink()
     seconds = seconds_before + time.perf_counter() - t0
     acc = curve[-1]["top1"]
-    metrics = {"top1": acc, "epochs": cfg["epochs"], "iterations": total, "batch_size": bs,
+    metrics = {"top1": acc, "method": method, "monitor": monitor, "epochs": cfg["epochs"], "iterations": total, "batch_size": bs,
                "images_seen": total * bs, "image_size": size,
                "pixels_seen": total * bs * size * size, "classes": len(train_set.classes),
                "train_images": len(train_set), "val_images": len(val_set),
@@ -223,11 +208,11 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
     metrics.update(last_quarter_gain=round(gain, 2), levelled_off=gain < LEVELLED_OFF_POINTS)
     if world.main:  # ranks hold identical weights
         meta = {"model": model_cfg, "input": dict(IMAGENET_RGB), **metrics, "processes": world.size}
-        checkpoint.save({"model": backbone_state(model), "meta": meta}, out)
+        checkpoint.save({"model": backbone_state(encoder), "meta": meta}, out)
         write_json(out_metrics, {**metrics, "processes": world.size})
         shutil.rmtree(states, ignore_errors=True)  # done: nothing left to resume
-        print(f"val top-1 {acc:.4f}; wrote {out}", flush=True)
-        quarter = f"the last quarter of its epochs added {gain:+.2f} top-1 points"
+        print(f"{monitor} {acc:.4f}; wrote {out}", flush=True)
+        quarter = f"the last quarter of its epochs added {gain:+.2f} {monitor} points"
         print(f"levelled off: {quarter}" if gain < LEVELLED_OFF_POINTS else
               f"warning: pre-training has not levelled off: {quarter} (>= {LEVELLED_OFF_POINTS}); "
               f"the pretrained branches start from a backbone more epochs would improve "

@@ -1,9 +1,10 @@
-"""Figure: how the verdict depends on pre-training strength.
+"""Figure: how the verdict depends on the pre-training: its strength, and its kind.
 
-The main variant's pre-training and every pretraining variant's (study.pretrainings: the
-same detection runs from a shorter or otherwise different pre-training), each labelled with
-its epochs and val top-1. Left: final bbox AP per schedule, scratch (shared by all) and
-each pre-training, mean over seeds with the 95% t-interval. Right: pretrained - scratch per
+One row per base (main, and each model variant a study.pretrainings entry names as its
+`base`): its scratch runs, its own pre-training's and every pretraining variant's on it (a
+shorter or otherwise different pre-training, or a self-supervised one: MAE, SimSiam, the
+third init), each labelled with its method, epochs and val (or kNN) top-1. Left: final bbox
+AP per schedule, mean over seeds with the 95% t-interval. Right: pretrained - scratch per
 schedule, paired by seed (the difference the claims test), with its interval and a zero
 line: a weaker pre-training's lead should shrink sooner.
 
@@ -17,7 +18,7 @@ import sys
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from rethink.analysis.inputs import MetricsError, ordered_schedules
+from rethink.analysis.inputs import MetricsError, describe_pretraining, ordered_schedules
 from rethink.analysis.results import variant_finals
 from rethink.figures.common import (
     add_figure_args,
@@ -38,8 +39,7 @@ def pretraining_label(name: str, study) -> str:
     pre = study["variants"][name].get("pretrain") or (study.get("pretrain") if name == study["main"] else None)
     if not pre:
         return f"pretrained ({name})"
-    epochs = pre.get("epochs", "?")
-    return f"pretrained ({name}: {epochs} epoch{'' if epochs == 1 else 's'}, {100 * pre['top1']:.1f}% top-1)"
+    return f"pretrained ({name}: {describe_pretraining(pre)})"
 
 
 def main(argv=None) -> int:
@@ -48,41 +48,42 @@ def main(argv=None) -> int:
     add_figure_args(p)
     args = p.parse_args(argv)
     study, df = load_inputs(args)
-    names = variants_of_kind(study, "pretraining")
-    if len(names) < 2:
-        raise MetricsError(f"{args.study}: no pretraining variant (study.pretrainings) to compare")
     main_name = study["main"]
-    scratch = variant_finals(df, study, main_name)
+    others = variants_of_kind(study, "pretraining")[1:]
+    if not others:
+        raise MetricsError(f"{args.study}: no pretraining variant (study.pretrainings) to compare")
+    bases = list(dict.fromkeys(study["variants"][n].get("scratch_from") or main_name for n in others))
     setup_theme(args)
-    colors = sns.color_palette(args.palette, len(names) + 1)
-    fig, (ap, gap) = plt.subplots(1, 2, figsize=(11.0, 4.6))
-    main_scheds = ordered_schedules(study["variants"][main_name])
-    draw_band_series(ap, final_series(scratch, "scratch", main_scheds), colors[0], "scratch (random init)", "o")
-    ns = []
-    for k, name in enumerate(names, start=1):
-        fin = scratch if name == main_name else variant_finals(df, study, name)
-        scheds = ordered_schedules(study["variants"][name])
-        label = pretraining_label(name, study)
-        pts = final_series(fin, "pretrained", scheds)
-        draw_band_series(ap, pts, colors[k], label, "s")
-        diff = final_series(fin, "pretrained", scheds, minus=scratch)
-        draw_band_series(gap, diff, colors[k], label, "s")
-        ns += [pt[4] for pt in pts]
-    gap.axhline(0.0, color="0.3", lw=1.0)
-    ticks = [s["multiple"] for s in main_scheds]
-    for ax in (ap, gap):
-        ax.set_xticks(ticks, [s["name"] for s in main_scheds])
-        ax.set_xlabel("schedule")
-    ap.set_ylabel("final bbox AP (%)")
-    gap.set_ylabel("pretrained - scratch (AP points, paired by seed)")
-    ap.set_title("Final AP per schedule")
-    gap.set_title("Pre-training's lead")
-    fig.suptitle("Pre-training strength: the same detection runs from each pre-training")
-    handles, _ = ap.get_legend_handles_labels()
-    legend_and_note(fig, handles, seeds_note(ns, what="Lines") + " Scratch is the same runs throughout.",
+    colors = sns.color_palette(args.palette, len(others) + 2)  # enough for the fullest row
+    fig, axes = plt.subplots(len(bases), 2, figsize=(11.0, 4.6 * len(bases)), squeeze=False)
+    ns, handles = [], []
+    for (ap, gap), base in zip(axes, bases):
+        names = [base] + [n for n in others if (study["variants"][n].get("scratch_from") or main_name) == base]
+        scratch = variant_finals(df, study, base)
+        base_scheds = ordered_schedules(study["variants"][base])
+        draw_band_series(ap, final_series(scratch, "scratch", base_scheds), colors[0], f"scratch of {base} (random init)", "o")
+        for k, name in enumerate(names, start=1):
+            fin = scratch if name == base else variant_finals(df, study, name)
+            scheds = ordered_schedules(study["variants"][name])
+            label = pretraining_label(name, study)
+            pts = final_series(fin, "pretrained", scheds)
+            draw_band_series(ap, pts, colors[k], label, "s")
+            draw_band_series(gap, final_series(fin, "pretrained", scheds, minus=scratch), colors[k], label, "s")
+            ns += [pt[4] for pt in pts]
+        gap.axhline(0.0, color="0.3", lw=1.0)
+        for ax in (ap, gap):
+            ax.set_xticks([s["multiple"] for s in base_scheds], [s["name"] for s in base_scheds])
+            ax.set_xlabel("schedule")
+        ap.set_ylabel("final bbox AP (%)")
+        gap.set_ylabel("pretrained - scratch (AP points, paired by seed)")
+        ap.set_title(f"{base}: final AP per schedule")
+        gap.set_title(f"{base}: pre-training's lead")
+        handles += ap.get_legend_handles_labels()[0]
+    fig.suptitle("Pre-training strength and kind: the same detection runs from each pre-training")
+    legend_and_note(fig, handles, seeds_note(ns, what="Lines") + " Each row's scratch is the same runs throughout.",
                     ncol=2)
     save_figure(fig, args.out_png, args.out_pdf, args.dpi)
-    print(f"wrote {args.out_png} and {args.out_pdf} ({len(names)} pre-trainings)")
+    print(f"wrote {args.out_png} and {args.out_pdf} ({len(others)} pre-trainings on {len(bases)} base(s))")
     return 0
 
 

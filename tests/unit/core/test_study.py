@@ -111,6 +111,45 @@ def test_bad_pretraining_variants_name_the_entry(entry, message):
         study_config.variants(default_config(study={"pretrainings": [entry]}))
 
 
+VIT_MODEL = {"name": "vit", "arch": "vit", "depth": 4, "width": 64, "schedules": [1, 2, 6],
+             "pretrain": {"optimizer": "adamw", "lr": 0.004, "weight_decay": 0.05}}
+
+
+def test_a_self_supervised_pretraining_of_a_model_variant_shares_that_variant_s_scratch():
+    """Issue 35: `base: vit` repeats the ViT model variant's pretrained runs from an MAE
+    pre-training of the same ViT (its pretrain keys under the entry's); its scratch runs are
+    the ViT's. The default's pre-training settings carry no method or optimizer key, so no
+    job of a study from before them reruns."""
+    cfg = default_config(study={"models": [VIT_MODEL], "pretrainings": [
+        {"name": "vit_mae", "base": "vit", "method": "mae", "schedules": [1, 6]}]})
+    variants = study_config.variants(cfg)
+    mae, vit = variants["vit_mae"], variants["vit"]
+    assert list(variants)[-2:] == ["vit_mae", "vit"]  # display order: pretrainings, then models
+    assert mae.shares_scratch and mae.base == "vit" and mae.model == vit.model and mae.norm == vit.norm
+    assert study_config.train_settings(mae, 0) == study_config.train_settings(vit, 0)
+    assert study_config.model_settings(cfg, False, variant=mae) == study_config.model_settings(cfg, False, variant=vit)
+    assert study_config.pretraining_key(mae) == "GN_vit_mae"
+    assert study_config.pretrain_model_settings(cfg, "GN_vit_mae")["arch"] == "vit"
+    own = study_config.pretrain_settings(cfg, "GN_vit_mae")
+    assert own == {**study_config.pretrain_settings(cfg, "GN_vit"), "method": "mae"} and own["optimizer"] == "adamw"
+    assert not {"method", "optimizer"} & set(study_config.pretrain_settings(cfg, "GN"))
+    for branch in ["trunk", "1x", "6x"]:
+        assert set(mae.plan.checkpoints(branch)) <= set(vit.plan.checkpoints(branch))
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([{"name": "p", "base": "R18", "method": "simsiam"}],
+     r"study.pretrainings\[p\].base: 'R18' is neither 'main' nor a study.models entry \(those here: \['vit'\]\)"),
+    ([{"name": "p", "method": "mae"}], r"study.pretrainings\[p\].method: mae \(masked autoencoding\) pre-trains a ViT, "
+                                       r"but this backbone's arch is resnet"),
+    ([{"name": "p", "base": "vit", "method": "mae", "schedules": [3]}],
+     r"study.pretrainings\[p\].schedules: \[3.0\] not in study.models\[vit\]'s schedules \[1, 2, 6\]"),
+])
+def test_bad_self_supervised_pretrainings_name_the_entry_and_key(entries, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study_config.check(default_config(study={"models": [VIT_MODEL], "pretrainings": entries}))
+
+
 def test_a_model_variant_trains_both_inits_of_its_own_backbone_from_its_own_pre_training():
     cfg = default_config(study={"models": [{"name": "R18", "depth": 18, "schedules": [1, 6]}]})
     variants = study_config.variants(cfg)

@@ -417,3 +417,17 @@ def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
     assert shared_runs.main(["--metrics", str(src), "--variant", "pre6ep", "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == {"variant": "pre6ep", "init": "scratch", "bbox": {"AP": 0.1},
                                            "shared_from": "main"}
+
+
+def test_cost_plan_prices_a_self_supervised_pre_training_by_its_method():
+    """SimSiam's two views cost two supervised epochs; MAE's quarter of the patches a third."""
+    from rethink.core import cost_plan
+    hours = {}
+    for method in ("supervised", "simsiam"):
+        cfg = default_config(study={"pretrainings": [{"name": "p", "method": method, "seed": 1}]})
+        hours[method] = cost_plan.estimate(cfg)["stages"]["pretrain"]
+    syn = cfg["data"]["synthetic"]
+    one = cfg["pretrain"]["epochs"] * syn["classes"] * syn["cls_train_per_class"]  # images p sees
+    extra = cost_plan.ANCHORS["pretrain"] * one / 3600  # a second supervised pre-training's worth
+    assert hours["simsiam"]["images_seen"] == hours["supervised"]["images_seen"]
+    assert hours["simsiam"]["gpu_hours"] - hours["supervised"]["gpu_hours"] == pytest.approx(extra, abs=0.1)

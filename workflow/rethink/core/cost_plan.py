@@ -28,6 +28,10 @@ ANCHORS = {"detection_train": 0.338 * 8 / 16, "pretrain": 8 * 29 * 3600 / (90 * 
            "inference": 0.043}
 ANCHOR_SOURCES = {"detection_train": "detectron2 scratch GN 3x, 8 V100",
                   "pretrain": "Goyal et al. 2017, 8 P100", "inference": "detectron2 model zoo, V100"}
+# a pre-training epoch's cost relative to a supervised one, per pretrain.method: SimSiam runs the
+# encoder on two views of each image (its paper: about 2x a supervised epoch); MAE's encoder sees a
+# quarter of the patches and its decoder is light (its paper: 3x or more faster than the encoder on all)
+METHOD_COST = {"supervised": 1.0, "simsiam": 2.0, "mae": 1 / 3}
 COCO_TRAIN, COCO_VAL, IMAGENET_TRAIN, IMAGENET_VAL = 118_287, 5_000, 1_281_167, 50_000
 VOC_TRAIN, VOC_VAL = 5_011 + 5_717, 5_823  # trainval2007 + train2012, val2012 (the paper's VOC sets)
 ROOT = Path(__file__).resolve().parents[3]  # the repository
@@ -86,18 +90,21 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     pre = cfg["pretrain"]
     norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values() if not v.own_pretraining})
     given = 1 if pre["checkpoint"] and "pretrained" in inits else 0
-    epochs = [pre["epochs"]] * (len(norms) - given) if "pretrained" in inits else []
+    epochs = [(pre["epochs"], pre.get("method", "supervised"))] * (len(norms) - given) if "pretrained" in inits else []
     # pretraining and model variants (and task or dataset ones with a backbone of their own)
     # pre-train their own backbones, each once (at the published R50 rate, like their detection
     # runs: a deeper, wider or VGG one costs more)
     own = sorted({study_config.pretraining_key(v) for v in variants.values() if v.own_pretraining})
-    epochs += [study_config.pretrain_settings(cfg, key)["epochs"] for key in own if "pretrained" in inits]
+    for key in own if "pretrained" in inits else []:
+        settings = study_config.pretrain_settings(cfg, key)
+        epochs.append((settings["epochs"], settings.get("method", "supervised")))
     pretrain_jobs = len(epochs)
-    pretrain_images = sum(epochs) * imagenet_train
+    pretrain_images = sum(e for e, _ in epochs) * imagenet_train
+    pretrain_cost = sum(e * METHOD_COST[m] for e, m in epochs) * imagenet_train  # supervised-image equivalents
     evaluation_images = detection["evaluation_images"]
     stages = {
         "pretrain": {"jobs": pretrain_jobs, "epochs": pre["epochs"], "images_seen": pretrain_images,
-                     "gpu_hours": round(pretrain_images * seconds["pretrain"] / 3600, 1)},
+                     "gpu_hours": round(pretrain_cost * seconds["pretrain"] / 3600, 1)},
         "train": {"jobs": detection["jobs"], "iterations": detection["iterations"],
                   "images_seen": detection["images"],
                   "gpu_hours": round(detection["images"] * seconds["detection_train"] / 3600, 1)},

@@ -66,7 +66,8 @@ def test_preset_is_the_papers_setup():
 
 def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_run):
     counts, shell, results = preset_dry_run
-    assert counts["pretrain"] == 4  # GN for main and regimes, BN for SyncBN, GN_R101, none_VGG16
+    # GN for main and regimes, BN for SyncBN, GN_R101, none_VGG16, GN_vitb, GN_vitb_mae
+    assert counts["pretrain"] == 6
     assert counts["subset"] == 4
     # main: trunk to 6x - (60/90)x = 480k, checkpoints every 10k plus the forks at
     # 2x..6x - 60k; tails of 60k each with checkpoints at +10k..: per init and seed
@@ -92,8 +93,14 @@ def test_preset_plans_every_variant_with_the_papers_iteration_counts(preset_dry_
     en_branches = ["trunk"] + [s.name for s in enhanced.schedules]
     per_init += sum(len(enhanced.checkpoints(b)) for b in en_branches)
     jobs_per_init += sum(len(enhanced.jobs(b, 10000)) for b in en_branches)
-    assert counts["evaluate"] == 2 * (per_init + kp_evals)
-    assert counts["train"] == 2 * (jobs_per_init + kp_jobs) < counts["evaluate"]
+    # ViT-B/16 at 2x, 4x, 6x for both inits; its MAE pre-training's runs: the pretrained init alone
+    vit = make_plan(90000, [2, 4, 6], 10000)
+    vit_branches = ["trunk"] + [s.name for s in vit.schedules]
+    vit_evals = sum(len(vit.checkpoints(b)) for b in vit_branches)
+    vit_jobs = sum(len(vit.jobs(b, 10000)) for b in vit_branches)
+    assert counts["evaluate"] == 2 * (per_init + kp_evals + vit_evals) + vit_evals
+    assert counts["train"] == 2 * (jobs_per_init + kp_jobs + vit_jobs) + vit_jobs < counts["evaluate"]
+    assert counts["share_scratch"] == vit_evals  # vitb_mae's scratch cells are vitb's
     # the paper's longest runs end where they should, with its LR and batch
     for init in ("scratch", "pretrained"):
         assert f"detection/main/seed0/{init}/6x/iter_540000.pt" in shell
@@ -115,6 +122,8 @@ def test_preset_runs_r101_from_its_own_pre_training_against_the_papers_numbers(p
     _, shell, _ = preset_dry_run
     assert "pretrain/GN_R101/backbone.pt" in shell and '"depth":101' in shell
     assert "pretrain/none_VGG16/backbone.pt" in shell and '"arch":"vgg","depth":16' in shell
+    assert "pretrain/GN_vitb_mae/backbone.pt" in shell and '"method":"mae"' in shell
+    assert '"arch":"vit","depth":12' in shell and '"patch_size":16' in shell
     ref = yaml.safe_load(PRESET.read_text())["figures"]["reference"]["variants"]["R101"]
     assert ref["scratch"]["6x"] == 42.7 and ref["pretrained"]["2x"] == 41.8
 
@@ -141,8 +150,11 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
     default, paper = counts(), counts("--configfile", str(miniature))
     models = yaml.safe_load(miniature.read_text())["study"]["models"]
     seeds = yaml.safe_load((ROOT / "config.yaml").read_text())["study"]["seeds"]
-    assert {m["name"] for m in models} == {"R18", "wide", "VGG"}
-    assert paper["pretrain"] == default["pretrain"] + 3 and paper["fig_models"] == 1
+    assert {m["name"] for m in models} == {"R18", "wide", "VGG", "vit"}
+    ssl = [p for p in yaml.safe_load(miniature.read_text())["study"]["pretrainings"] if p.get("method")]
+    assert [(p["name"], p["method"], p.get("base", "main")) for p in ssl] == [("simsiam", "simsiam", "main"),
+                                                                               ("vit_mae", "mae", "vit")]
+    assert paper["pretrain"] == default["pretrain"] + len(models) + len(ssl) and paper["fig_models"] == 1
     # per model (and the keypoint task), seed and init: the trunk and the 1x, 2x and 6x tails
     tasks = yaml.safe_load(miniature.read_text())["study"]["tasks"]
     assert [t["task"] for t in tasks] == ["keypoints"] and paper["fig_keypoints"] == 1
@@ -156,7 +168,7 @@ def test_paper_miniature_adds_the_model_task_dataset_and_recipe_variants_to_the_
     assert regimes["ep12"]["one_x"] * 8 / 200 == 12  # 1x = 12 epochs of its 200 images at batch 8
     assert paper["subset"] == default["subset"] + 2
     assert paper["train"] == (default["train"] + (len(models) + 1 + len(datasets) + 1) * seeds * 2 * 4
-                              + seeds * 2 * 3 + seeds * 2 * 5)
+                              + seeds * 2 * 3 + seeds * 2 * 5 + len(ssl) * seeds * 4)  # SSL: pretrained alone
     assert paper["convert_voc"] == paper["synthesize_voc"] == 1 and "convert_voc" not in default
     assert paper["synthesize_keypoints"] == paper["check_keypoints"] == 1 and "check_keypoints" not in default
 
@@ -172,6 +184,6 @@ def test_voc_preset_runs_the_papers_r101_from_the_r101_pre_training_the_coco_pre
     voc = variants["voc"]
     assert voc.dataset == "voc" and voc.model == {"depth": 101} and voc.shares_pretraining_of == "R101"
     assert study_config.pretraining_key(voc) == study_config.pretraining_key(variants["R101"]) == "GN_R101"
-    # R50-GN, R50-BN (SyncBN), R101-GN and VGG-16: four pre-trainings with VOC as without it
+    # R50-GN, R50-BN (SyncBN), R101-GN, VGG-16, ViT-B and its MAE: six pre-trainings with VOC as without it
     with_voc, without = estimate(cfg)["stages"]["pretrain"], estimate(merged_config([str(PRESET)]))["stages"]["pretrain"]
-    assert with_voc["jobs"] == without["jobs"] == 4 and with_voc["images_seen"] == without["images_seen"]
+    assert with_voc["jobs"] == without["jobs"] == 6 and with_voc["images_seen"] == without["images_seen"]

@@ -498,3 +498,63 @@ def test_bad_input_exits_2_naming_it(tmp_path, case, expect):
     if case.startswith("missing"):
         assert str(tmp_path) in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "c.csv").exists()
+
+
+# --------------------------------------------------------------------------
+# claim 9: a self-supervised pre-training against its base's supervised one
+# --------------------------------------------------------------------------
+def ssl_study(method="simsiam"):
+    ssl = {**plan("pretraining"), "scratch_from": "main", "pretrain_overrides": {"method": method}}
+    return study({"ssl": ssl})
+
+
+def ssl_values(lead):
+    """main (catches up) and `ssl`: main's scratch runs, its pretrained `lead` (per seed) above main's."""
+    ssl_pre = {s: [v + d for d in lead] for s, v in (("1x", 0.35), ("2x", 0.40), ("3x", 0.40), ("4x", 0.40))}
+    shared = {k: v for k, v in CATCH_UP.items() if k[1] == "scratch"}
+    return {**CATCH_UP, **{("ssl",) + k[1:]: v for k, v in shared.items()},
+            **{("ssl", "pretrained", s): v for s, v in ssl_pre.items()}}
+
+
+@pytest.mark.parametrize("lead, verdict", [
+    ((0.03, 0.032, 0.028, 0.031, 0.029), HOLDS),       # 3 points ahead at 4x, every seed
+    ((-0.03, -0.032, -0.028, -0.031, -0.029), REFUTED),  # 3 points behind
+    ((0.01, -0.01, 0.012, -0.012, 0.0), INCONCLUSIVE),   # straddles 0
+])
+def test_claim9_compares_the_ssl_init_with_the_supervised_one_at_the_longest_schedule(lead, verdict):
+    res = run_claims(ssl_values(lead), ssl_study())
+    r = rows_of(res, 9, variant="ssl")
+    assert r["verdict"] == verdict, r
+    assert r["this_run"].startswith("pre-trained") is False and "4x: SimSiam " in r["this_run"]
+    assert "vs supervised (main)" in r["this_run"] and r["bound"] == "> 0.0"
+    assert [x["claim"] for x in res if x["variant"] == "ssl" and x["metric"] == "box"] == [1, 2, 3, 9]
+
+
+def test_claim9_is_asked_of_self_supervised_pre_trainings_alone():
+    st = ssl_study(method="supervised")  # another supervised pre-training (pre6ep): claims 1-3
+    res = run_claims(ssl_values((0.0,) * 5), st)
+    assert [x["claim"] for x in res if x["variant"] == "ssl" and x["metric"] == "box"] == [1, 2, 3]
+
+
+def test_a_pre_registration_by_variant_marks_the_variant_rows():
+    pre = {"claims": [1, 2, 3, 4, 5], "seeds": list(SEEDS), "margin": MARGIN, "variants": {"ssl": [1, 2, 3, 9]}}
+    res = run_claims(ssl_values((0.03,) * 5), ssl_study(), prereg=pre)
+    assert rows_of(res, 9, variant="ssl")["preregistered"] == "yes"
+    res = run_claims(ssl_values((0.03,) * 5), ssl_study(), prereg={**pre, "variants": {"ssl": [9]}})
+    assert rows_of(res, 2, variant="ssl")["preregistered"] == "no: claim 2 of ssl not in the pre-registration"
+    md = to_markdown(res, MARGIN, list(SEEDS), prereg=pre, prereg_path="ssl.yaml")
+    assert "(by variant: ssl: [1, 2, 3, 9])" in md and "| Pre-registered |" in md.split("By pre-training")[1]
+    without = run_claims(ssl_values((0.03,) * 5), ssl_study(), prereg={k: v for k, v in pre.items() if k != "variants"})
+    assert rows_of(without, 9, variant="ssl")["preregistered"] == ""  # as before: variant rows unmarked
+
+
+def test_the_committed_pre_registrations_load_and_a_bad_variants_key_is_named(tmp_path):
+    from rethink.analysis.claims import load_preregistration
+    from rethink.analysis.inputs import MetricsError
+    ssl = load_preregistration(str(ROOT / "docs/preregistration/ssl.yaml"))
+    assert ssl["variants"] == {"vit": [1, 2, 3], "simsiam": [1, 2, 3, 9], "vit_mae": [1, 2, 3, 9]}
+    assert load_preregistration(str(ROOT / "docs/preregistration/default.yaml"))["claims"] == [1, 2, 3, 4, 5]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("claims: [1]\nseeds: [0]\nmargin: 3.0\nvariants: {ssl: 9}\n")
+    with pytest.raises(MetricsError, match="bad.yaml: key 'variants' is not a mapping of variant names to lists"):
+        load_preregistration(str(bad))

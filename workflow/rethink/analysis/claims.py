@@ -220,10 +220,19 @@ def runs_of(study: Mapping) -> list[tuple[int, str]]:
     return runs
 
 
-def preregistered(prereg: Mapping | None, claim: int, seeds: list, margin: float) -> str:
+def preregistered(prereg: Mapping | None, claim: int, seeds: list, margin: float, variant: str | None = None) -> str:
+    """Whether a row's test is the one the pre-registration fixed: its claim (for a
+    per-variant row, listed under `variants` for that variant), seeds and margin. "" for a
+    per-variant row of a pre-registration that lists no variants."""
     if not prereg:
         return ""
-    if claim not in (prereg.get("claims") or []):
+    if variant is not None:
+        listed = prereg.get("variants")
+        if listed is None:
+            return ""
+        if claim not in (listed.get(variant) or []):
+            return f"no: claim {claim} of {variant} not in the pre-registration"
+    elif claim not in (prereg.get("claims") or []):
         return "no: claim not in the pre-registration"
     if list(prereg.get("seeds") or []) != list(seeds):
         return f"no: run's seeds {list(seeds)} are not the registered {prereg.get('seeds')}"
@@ -273,8 +282,8 @@ def _evaluate(study, df, margin, reference, tolerance, prereg) -> list[dict]:
                        power="" if not math.isfinite(power) else round(power, 3),
                        underpowered="" if not math.isfinite(power) else bool(power < POWER),
                        detectable="" if not math.isfinite(mde) else round(100 * mde, 2),
-                       preregistered=preregistered(prereg, k, study["seeds"], margin) if variant == main
-                       or k == 4 else "")
+                       preregistered=preregistered(prereg, k, study["seeds"], margin,
+                                                   None if variant == main or k == 4 else variant))
             if tolerance is not None and task == "bbox":
                 row["reproduced"] = reproduction(df, study, ref, t.cells, tolerance, f"{task}_AP")
             rows.append(row)
@@ -429,7 +438,9 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int], tolerance: fl
     lines[-1] += noise_note(rows, margin / 100.0, val_noise)
     lines[-1] += pretraining_note(pretrain)
     if prereg:
-        lines[-1] += (f" Pre-registered: `{prereg_path}` fixed claims {prereg.get('claims')}, seeds "
+        per_variant = "; ".join(f"{v}: {c}" for v, c in (prereg.get("variants") or {}).items())
+        lines[-1] += (f" Pre-registered: `{prereg_path}` fixed claims {prereg.get('claims')}"
+                      + (f" (by variant: {per_variant})" if per_variant else "") + f", seeds "
                       f"{prereg.get('seeds')} and margin {prereg.get('margin')} before the run; a row reads "
                       "\"yes\" where this run matches it.")
     if tolerance is not None:
@@ -442,11 +453,14 @@ def to_markdown(rows: list[dict], margin: float, seeds: list[int], tolerance: fl
             continue
         head = [label, "#", "Metric", "This run (AP %, 95% interval)", "Verdict", "Power"]
         head += ["Reproduced"] if tolerance is not None else []
+        marked = any(r["preregistered"] for r in part)
+        head += ["Pre-registered"] if marked else []
         lines += ["", heading, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in part:
             cells = [r["variant"], r["claim"], r["metric"], r["this_run"] or "--", _verdict_cell(r),
                      r["power"] if r["power"] != "" else "--"]
             cells += [r["reproduced"] or "--"] if tolerance is not None else []
+            cells += [r["preregistered"] or "--"] if marked else []
             lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
         if (notes or {}).get(kind):
             lines += ["", notes[kind]]
@@ -466,6 +480,10 @@ def load_preregistration(path: str | None) -> dict | None:
         raise MetricsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(doc, dict):
         raise MetricsError(f"{path}: a pre-registration is a mapping with claims, seeds and margin")
+    variants = doc.get("variants")
+    if variants is not None and not (isinstance(variants, dict) and all(
+            isinstance(c, list) and all(isinstance(k, int) for k in c) for c in variants.values())):
+        raise MetricsError(f"{path}: key 'variants' is not a mapping of variant names to lists of claim numbers")
     for key, ok in (("claims", lambda v: isinstance(v, list) and all(isinstance(c, int) for c in v)),
                     ("seeds", lambda v: isinstance(v, list) and all(isinstance(s, int) for s in v)),
                     ("margin", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0)):

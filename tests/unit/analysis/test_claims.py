@@ -558,3 +558,13 @@ def test_the_committed_pre_registrations_load_and_a_bad_variants_key_is_named(tm
     bad.write_text("claims: [1]\nseeds: [0]\nmargin: 3.0\nvariants: {ssl: 9}\n")
     with pytest.raises(MetricsError, match="bad.yaml: key 'variants' is not a mapping of variant names to lists"):
         load_preregistration(str(bad))
+
+
+def test_the_catch_up_note_says_how_long_scratch_takes_to_reach_each_pre_training():
+    """Descriptive: against main's supervised pre-training scratch comes within the margin at
+    2x; against a self-supervised one 3 points further ahead, not within 4x."""
+    from rethink.analysis.claims import catch_up_note
+    st = ssl_study()
+    note = catch_up_note(frame(ssl_values((0.03,) * 5)), st, MARGIN / 100, "pretraining")
+    assert note.endswith("main: 2x; ssl: not within 4x.")
+    assert catch_up_note(frame(ssl_values((0.03,) * 5)), st, MARGIN / 100, "model") == ""

@@ -336,10 +336,11 @@ def catch_up(df: pd.DataFrame, study: Mapping, variant: str, margin: float) -> s
     return f"not within {scheds[-1]}"
 
 
-def catch_up_note(df: pd.DataFrame, study: Mapping, margin: float) -> str:
-    """How long scratch took to come within the margin of pretrained, per model variant and
-    for main (the paper: VGG-16 without norm 11x vs 9x; R50 GN about 3x-4x)."""
-    names = [n for n, v in study["variants"].items() if v.get("kind") == "model"]
+def catch_up_note(df: pd.DataFrame, study: Mapping, margin: float, kind: str = "model") -> str:
+    """How long scratch took to come within the margin of pretrained, for main and each
+    variant of `kind`: each other backbone (the paper: VGG-16 without norm 11x vs 9x; R50 GN
+    about 3x-4x), or each other pre-training, against the same scratch runs."""
+    names = [n for n, v in study["variants"].items() if v.get("kind") == kind]
     if not names:
         return ""
     parts = [f"{n}: {catch_up(df, study, n, margin)}" for n in [study["main"], *names]]
@@ -543,7 +544,8 @@ def main(argv=None) -> int:
                 raise MetricsError(f"{args.val_noise}: no 'summary' (write it with python -m rethink.evaluation.val_noise)")
         rows = evaluate(study, df, args.margin, reference, args.tolerance, prereg)
         md = to_markdown(rows, args.margin, study["seeds"], args.tolerance, study.get("pretrain"),
-                         notes={"model": catch_up_note(df, study, args.margin / 100.0)},
+                         notes={kind: catch_up_note(df, study, args.margin / 100.0, kind)
+                                for kind in ("pretraining", "model")},
                          prereg=prereg, prereg_path=args.preregistration, val_noise=val_noise)
         write_text(args.out_csv, to_csv(rows))
         write_text(args.out_md, md)

@@ -17,6 +17,7 @@ from rethink.data import imagenet as imagenet_layouts
 from rethink.data import writers
 from rethink.data.imagenet import check_imagenet
 from rethink.data.layout import DatasetError
+from rethink.engine import methods
 from rethink.engine.methods import transforms
 from rethink.engine.pretrain import lr_at
 from rethink.models.detector import build_body, build_classifier, build_mask_rcnn, load_backbone
@@ -186,6 +187,52 @@ def test_pretrain_curve_figure_draws_and_reports_the_last_quarters_gain(tmp_path
     assert out.stat().st_size > 1000 and (tmp_path / "c.pdf").exists()
     assert pretrain_curve.run_cli(pretrain_curve.main, ["--metrics", f"GN={tmp_path}/none.json", "--out-png",
                                                         str(out), "--out-pdf", str(out)]) == 2
+
+
+MAE_VIT = {**tiny()[1], "arch": "vit", "depth": 2, "width": 32, "vit": {**tiny()[1]["vit"], "pos_size": 32}}
+MAE_PRETRAIN = {**PRETRAIN, "method": "mae", "optimizer": "adamw", "lr": 0.0015, "weight_decay": 0.05,
+                "lr_schedule": "cosine", "lr_steps": None}
+
+
+@pytest.mark.slow
+def test_a_killed_mae_pretraining_resumes_its_mask_stream_to_the_same_encoder(imagenet, tmp_path):
+    straight, killed = tmp_path / "straight" / "backbone.pt", tmp_path / "killed" / "backbone.pt"
+    assert run(imagenet, straight, pretrain=MAE_PRETRAIN, model=MAE_VIT).returncode == 0
+    assert run(imagenet, killed, fault="pretrain:9", pretrain=MAE_PRETRAIN, model=MAE_VIT).returncode == -9
+    proc = run(imagenet, killed, pretrain=MAE_PRETRAIN, model=MAE_VIT)
+    assert proc.returncode == 0 and "at epoch 2" in proc.stdout, proc.stderr
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (straight, killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
+
+
+def mae_update(path, seed, model):
+    """The ViT's change from the init an MAE pre-training job draws."""
+    torch.manual_seed(seed)
+    init = methods.build("mae", model, 4)[1].state_dict()
+    w = torch.load(path, weights_only=True)["model"]
+    return torch.cat([(w[k] - init[k]).flatten().double() for k in w if w[k].is_floating_point()])
+
+
+@pytest.mark.slow
+def test_mae_in_two_processes_masks_as_one_process_does(imagenet, tmp_path):
+    """MAE's masks come from a stream of their own: two processes, each keeping its rows of
+    the global batch's masks, train as one process does (with whole-image crops and no flips,
+    as above), where ranks drawing one stream each would mask both halves alike."""
+    model = MAE_VIT
+    cfg = {**MAE_PRETRAIN, "epochs": 1, "warmup_epochs": 0, "crop_scale": [1.0, 1.0], "flip_prob": 0.0}
+    one, two, other = (tmp_path / n / "backbone.pt" for n in ("one", "two", "other"))
+    assert run(imagenet, one, pretrain=cfg, model=model).returncode == 0
+    proc = run(imagenet, two, pretrain=cfg, processes=2, model=model)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "global batch 8 = 2 x 4 images" in proc.stdout
+    assert run(imagenet, other, pretrain={**cfg, "seed": 1}, model=model).returncode == 0
+    a, b, c = mae_update(one, 0, model), mae_update(two, 0, model), mae_update(other, 1, model)
+    cos = torch.nn.functional.cosine_similarity
+    rel = float((b - a).norm() / a.norm())
+    print(f"\nMAE 2 vs 1 process: cosine {float(cos(a, b, dim=0)):.4f}, relative difference {rel:.3f}; "
+          f"other data: cosine {float(cos(a, c, dim=0)):.4f}")
+    assert float(cos(a, b, dim=0)) > 0.9999 and rel < 0.01
+    assert float(cos(a, c, dim=0)) < float(cos(a, b, dim=0)) - 0.1
 
 
 @pytest.mark.parametrize("method", ["simsiam", "mae"])

@@ -88,14 +88,16 @@ def build(method: str, model_cfg: dict, num_classes: int) -> tuple[nn.Module, nn
     return SimSiam(encoder, feature_dim(encoder)), encoder
 
 
-def loss(method: str, net: nn.Module, x, y: torch.Tensor, loss_fn) -> torch.Tensor:
+def loss(method: str, net: nn.Module, x, y: torch.Tensor, loss_fn, masks: torch.Generator | None = None,
+         rank: int = 0, ranks: int = 1) -> torch.Tensor:
     """One batch's loss: `x` the images (SimSiam: a pair of view batches), `y` the labels,
-    read by supervised training alone."""
+    read by supervised training alone; `masks` draws MAE's masks, for this rank's share of the
+    global batch (rethink.models.mae)."""
     if method == "supervised":
         return loss_fn(net(x), y)
     if method == "simsiam":
         return net(*x)
-    return net(x)
+    return net(x, masks, rank=rank, ranks=ranks)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

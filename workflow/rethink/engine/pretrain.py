@@ -127,6 +127,10 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         methods.knn_bank(train_set, size, val_resize), 256, num_workers=workers)
     model, encoder = methods.build(method, model_cfg, len(train_set.classes))
     model = model.to(device)
+    # MAE's masks from a stream of their own, the same on every rank (each keeps its rows of
+    # the global batch's): not from the global RNG, which the loader's transforms also draw
+    # from when they run in this process, so masks depend on neither workers nor processes
+    masks = torch.Generator(device).manual_seed(cfg["seed"]) if method == "mae" else None
     if cfg.get("bf16") and device.type != "cuda":
         print(f"bf16 autocast on {device}: numbers differ from fp32 runs, and on CPU it is usually "
               f"slower (see make bench, 'bf16 on CPU')", flush=True)
@@ -156,6 +160,8 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         gen.set_state(state["loader_rng"])
+        if masks is not None:
+            masks.set_state(state["mask_rng"])
         start, curve, seconds_before = state["epoch"], state["curve"], state["seconds"]
         print(f"resumed from {path} at epoch {start} (written by an earlier run of this job)", flush=True)
     print(f"{PRETRAIN_METHODS[method]} pre-training on {len(train_set)} images, {len(train_set.classes)} classes, "
@@ -171,7 +177,8 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
                 g["lr"] = lr_at(it, total, base_lr, warmup, cfg, per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("bf16"))):
                 x = [_to(v, device, channels_last) for v in x] if isinstance(x, list) else _to(x, device, channels_last)
-                loss = methods.loss(method, net, x, y.to(device, non_blocking=True), loss_fn)
+                loss = methods.loss(method, net, x, y.to(device, non_blocking=True), loss_fn,
+                                    masks, world.rank, world.size)
             summed = world.all_sum(loss.item())  # one sync and one all-reduce per step
             if not math.isfinite(summed):  # every rank stops together
                 raise FloatingPointError(f"pre-training loss is {loss.item()} at iteration {it} "
@@ -193,6 +200,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
             checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "epoch": epoch + 1, "rng": torch.get_rng_state(), "curve": curve,
                              "loader_rng": gen.get_state(), "lineage": lineage,
+                             **({"mask_rng": masks.get_state()} if masks is not None else {}),
                              "seconds": seconds_before + elapsed}, path)
             for older in states.glob("epoch_*.pt"):
                 if older != path:

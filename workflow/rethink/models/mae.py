@@ -45,15 +45,18 @@ class MAE(nn.Module):
         x = images.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The reconstruction loss of one batch (a scalar); `generator` draws the masks."""
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                rank: int = 0, ranks: int = 1) -> torch.Tensor:
+        """The reconstruction loss of one batch (a scalar); `generator` draws the masks. With
+        `ranks` processes each holding its share of a global batch, every rank draws the whole
+        global batch's noise and keeps its own rows: the masks one process would draw for it."""
         enc = self.encoder
         x = enc.patch_embed(images)
         b, d, h, w = x.shape
         x = x.flatten(2).transpose(1, 2) + enc.position(h, w)
         n = h * w
         keep = max(1, int(round(n * (1 - self.mask_ratio))))
-        order = torch.rand(b, n, generator=generator, device=images.device).argsort(1)
+        order = torch.rand(b * ranks, n, generator=generator, device=images.device)[rank * b:(rank + 1) * b].argsort(1)
         visible = order[:, :keep]
         x = enc.norm(enc.blocks(torch.gather(x, 1, visible[..., None].expand(-1, -1, d))))
         y = self.decoder_embed(x)

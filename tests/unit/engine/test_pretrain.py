@@ -189,6 +189,29 @@ def test_pretrain_curve_figure_draws_and_reports_the_last_quarters_gain(tmp_path
                                                         str(out), "--out-pdf", str(out)]) == 2
 
 
+def test_simsiam_syncs_its_heads_batchnorm_across_gpus_and_keeps_the_backbones_group_norm():
+    """The conversion alone (it needs no GPU; running SyncBatchNorm does)."""
+    cfg = {k: v for k, v in tiny()[1].items() if k != "vit"}
+    assert cfg["norm"] == "GN"
+
+    def kinds(net):
+        return [type(m).__name__ for m in net.modules() if "Norm" in type(m).__name__]
+
+    before = kinds(methods.build("simsiam", cfg, 4)[0])
+    on_gpus = kinds(methods.sync_batchnorm(methods.build("simsiam", cfg, 4)[0], cfg, "simsiam",
+                                           torch.device("cuda")))
+    assert "BatchNorm1d" in before and "SyncBatchNorm" not in before
+    assert on_gpus == [k.replace("BatchNorm1d", "SyncBatchNorm") for k in before]
+    assert on_gpus.count("GroupNorm") == before.count("GroupNorm") > 0
+    on_cpus = methods.sync_batchnorm(methods.build("simsiam", cfg, 4)[0], cfg, "simsiam", torch.device("cpu"))
+    assert kinds(on_cpus) == before
+    supervised = methods.build("supervised", cfg, 4)[0]
+    assert methods.sync_batchnorm(supervised, cfg, "supervised", torch.device("cuda")) is supervised
+    synced = {**cfg, "norm": "SyncBN"}
+    assert "SyncBatchNorm" in kinds(methods.sync_batchnorm(methods.build("supervised", synced, 4)[0], synced,
+                                                           "supervised", torch.device("cuda")))
+
+
 MAE_VIT = {**tiny()[1], "arch": "vit", "depth": 2, "width": 32, "vit": {**tiny()[1]["vit"], "pos_size": 32}}
 MAE_PRETRAIN = {**PRETRAIN, "method": "mae", "optimizer": "adamw", "lr": 0.0015, "weight_decay": 0.05,
                 "lr_schedule": "cosine", "lr_steps": None}

@@ -88,6 +88,16 @@ def build(method: str, model_cfg: dict, num_classes: int) -> tuple[nn.Module, nn
     return SimSiam(encoder, feature_dim(encoder)), encoder
 
 
+def sync_batchnorm(net: nn.Module, model_cfg: dict, method: str, device: torch.device) -> nn.Module:
+    """For several processes: BatchNorm over all ranks' images where the backbone asks for it
+    (norm: SyncBN) and in SimSiam's projector and predictor, as Chen and He train them (a GN
+    backbone keeps its GroupNorm). Torch syncs BatchNorm on GPUs alone: on CPU processes
+    SimSiam's heads keep per-rank statistics."""
+    if model_cfg["norm"] == "SyncBN" or (method == "simsiam" and device.type != "cpu"):
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
+
+
 def loss(method: str, net: nn.Module, x, y: torch.Tensor, loss_fn, masks: torch.Generator | None = None,
          rank: int = 0, ranks: int = 1) -> torch.Tensor:
     """One batch's loss: `x` the images (SimSiam: a pair of view batches), `y` the labels,

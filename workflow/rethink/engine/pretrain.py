@@ -139,8 +139,7 @@ def pretrain(imagenet, model_cfg, cfg, out, out_metrics, device, workers=0, worl
         model = model.to(memory_format=torch.channels_last)
     net = model
     if world.size > 1:  # gradients averaged over ranks: the global batch's, as one process
-        if model_cfg["norm"] == "SyncBN":
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = methods.sync_batchnorm(net, model_cfg, method, device)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         print(f"rank {world.rank}/{world.size}: global batch {bs} = {world.size} x {bs // world.size} "
               f"images, LR for the global batch", flush=True)

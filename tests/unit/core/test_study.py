@@ -422,12 +422,33 @@ def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
 def test_cost_plan_prices_a_self_supervised_pre_training_by_its_method():
     """SimSiam's two views cost two supervised epochs; MAE's quarter of the patches a third."""
     from rethink.core import cost_plan
-    hours = {}
+    images, hours = 10**9, {}  # ImageNet-scale counts, so the tiny model's hours read in tenths
     for method in ("supervised", "simsiam"):
         cfg = default_config(study={"pretrainings": [{"name": "p", "method": method, "seed": 1}]})
-        hours[method] = cost_plan.estimate(cfg)["stages"]["pretrain"]
-    syn = cfg["data"]["synthetic"]
-    one = cfg["pretrain"]["epochs"] * syn["classes"] * syn["cls_train_per_class"]  # images p sees
-    extra = cost_plan.ANCHORS["pretrain"] * one / 3600  # a second supervised pre-training's worth
+        hours[method] = cost_plan.estimate(cfg, imagenet_train=images)["stages"]["pretrain"]
+    key = study_config.pretraining_key(study_config.variants(cfg)["p"])
+    scale = cost_plan.relative_cost(study_config.pretrain_model_settings(cfg, key), False, cfg["pretrain"]["image_size"])
+    extra = cost_plan.ANCHORS["pretrain"] * cfg["pretrain"]["epochs"] * images * scale / 3600  # one more supervised
     assert hours["simsiam"]["images_seen"] == hours["supervised"]["images_seen"]
-    assert hours["simsiam"]["gpu_hours"] - hours["supervised"]["gpu_hours"] == pytest.approx(extra, abs=0.1)
+    assert extra > 10 and hours["simsiam"]["gpu_hours"] - hours["supervised"]["gpu_hours"] == pytest.approx(extra, abs=0.2)
+
+
+def test_cost_plan_prices_each_backbone_by_its_flops():
+    """Counted FLOPs match the published ones (ResNet-50 at 224: 4.1 GMACs; ViT-B/16: 17.6,
+    with a class token ours lacks); the COCO preset's R50 runs cost the anchors' rate, its
+    R101, VGG-16 and ViT-B runs more in that order, each row's hours its images times the rate."""
+    from rethink.core import cost_plan
+    cfg = cost_plan.merged_config([str(ROOT / "workflow/presets/coco.yaml")])
+    r50 = study_config.model_settings(cfg, False)
+    vitb = study_config.model_settings(cfg, False, variant=study_config.variants(cfg)["vitb"])
+    assert cost_plan.model_flops(r50, False) / 2 == pytest.approx(4.1e9, rel=0.02)  # 2 FLOPs a MAC
+    assert cost_plan.model_flops(vitb, False) / 2 == pytest.approx(17.6e9, rel=0.02)
+    plan = cost_plan.estimate(cfg)
+    rows = {r["variant"]: r for r in plan["variants"]}
+    assert rows["main"]["cost_vs_r50"] == rows["35k"]["cost_vs_r50"] == 1.0
+    assert 1.0 < rows["R101"]["cost_vs_r50"] < rows["VGG16"]["cost_vs_r50"] < rows["vitb"]["cost_vs_r50"]
+    assert rows["vitb_mae"]["cost_vs_r50"] == rows["vitb"]["cost_vs_r50"]  # the same detector
+    for r in rows.values():
+        rate = cost_plan.ANCHORS["detection_train"] * r["cost_vs_r50"]
+        assert r["gpu_hours"] == pytest.approx(r["images_seen"] * rate / 3600, abs=0.1)
+    assert plan["stages"]["train"]["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in rows.values()), abs=1)

@@ -36,3 +36,13 @@ def eval_settings(extra, batch_size=4, curve_images=None, backend="faster") -> l
     return ["--eval-settings", json.dumps({"in_training": True, "extra": extra, "extra_by_variant": {},
                                            "batch_size": batch_size, "backend": backend,
                                            "curve_images": curve_images})]
+
+
+def agreement(one, two, other, label: str) -> tuple[float, float, float]:
+    """How two processes' weight update `two` agrees with one process's `one`: (cosine,
+    relative difference, cosine of one with `other`, a run on other data), printed."""
+    import torch
+    cos = torch.nn.functional.cosine_similarity
+    same, rel, far = float(cos(one, two, dim=0)), float((two - one).norm() / one.norm()), float(cos(one, other, dim=0))
+    print(f"\n{label}2 vs 1 process: cosine {same:.4f}, relative difference {rel:.3f}; other data: cosine {far:.4f}")
+    return same, rel, far

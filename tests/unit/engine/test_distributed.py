@@ -19,7 +19,7 @@ from rethink.core.order import mix_seed
 from rethink.data import writers
 from rethink.engine import checkpoint
 from rethink.models.detector import build_mask_rcnn
-from tiny import eval_settings, tiny
+from tiny import agreement, eval_settings, tiny
 
 ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/bin:/bin"}
 ITERS = 3
@@ -65,12 +65,9 @@ def test_two_processes_match_one_with_the_same_global_batch(setup_run):
     one = update(root / "one.pt", model, train_cfg["seed"])
     two = update(root / "two.pt", model, train_cfg["seed"])
     other = update(root / "other.pt", model, train_cfg["seed"] + 1)
-    cos = torch.nn.functional.cosine_similarity
-    rel = float((two - one).norm() / one.norm())
-    print(f"\n2 vs 1 process: cosine {float(cos(one, two, dim=0)):.4f}, relative difference {rel:.3f}; "
-          f"other data: cosine {float(cos(one, other, dim=0)):.4f}")
-    assert float(cos(one, two, dim=0)) > 0.95 and rel < 0.30
-    assert float(cos(one, other, dim=0)) < float(cos(one, two, dim=0)) - 0.1
+    same, rel, far = agreement(one, two, other, "")
+    assert same > 0.95 and rel < 0.30
+    assert far < same - 0.1
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from rethink.engine import methods
 from rethink.engine.methods import transforms
 from rethink.engine.pretrain import lr_at
 from rethink.models.detector import build_body, build_classifier, build_mask_rcnn, load_backbone
-from tiny import tiny
+from tiny import agreement, tiny
 
 PRETRAIN = {"image_size": 32, "epochs": 3, "batch_size": 8, "lr": 0.4, "warmup_epochs": 1,
             "momentum": 0.9, "weight_decay": 0.0001, "label_smoothing": 0.0, "seed": 0,
@@ -166,13 +166,9 @@ def test_two_processes_match_one_with_the_same_global_batch(imagenet, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "global batch 8 = 2 x 4 images" in proc.stdout
     assert run(imagenet, other, pretrain={**cfg, "seed": 1}).returncode == 0
-    a, b, c = update(one, 0), update(two, 0), update(other, 1)
-    cos = torch.nn.functional.cosine_similarity
-    rel = float((b - a).norm() / a.norm())
-    print(f"\n2 vs 1 process: cosine {float(cos(a, b, dim=0)):.4f}, relative difference {rel:.3f}; "
-          f"other data: cosine {float(cos(a, c, dim=0)):.4f}")
-    assert float(cos(a, b, dim=0)) > 0.9999 and rel < 0.01  # detection's tolerance: > 0.95, < 0.30
-    assert float(cos(a, c, dim=0)) < float(cos(a, b, dim=0)) - 0.1
+    same, rel, far = agreement(update(one, 0), update(two, 0), update(other, 1), "")
+    assert same > 0.9999 and rel < 0.01  # detection's tolerance: > 0.95, < 0.30
+    assert far < same - 0.1
 
 
 def test_pretrain_curve_figure_draws_and_reports_the_last_quarters_gain(tmp_path):
@@ -249,13 +245,10 @@ def test_mae_in_two_processes_masks_as_one_process_does(imagenet, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "global batch 8 = 2 x 4 images" in proc.stdout
     assert run(imagenet, other, pretrain={**cfg, "seed": 1}, model=model).returncode == 0
-    a, b, c = mae_update(one, 0, model), mae_update(two, 0, model), mae_update(other, 1, model)
-    cos = torch.nn.functional.cosine_similarity
-    rel = float((b - a).norm() / a.norm())
-    print(f"\nMAE 2 vs 1 process: cosine {float(cos(a, b, dim=0)):.4f}, relative difference {rel:.3f}; "
-          f"other data: cosine {float(cos(a, c, dim=0)):.4f}")
-    assert float(cos(a, b, dim=0)) > 0.9999 and rel < 0.01
-    assert float(cos(a, c, dim=0)) < float(cos(a, b, dim=0)) - 0.1
+    same, rel, far = agreement(mae_update(one, 0, model), mae_update(two, 0, model),
+                               mae_update(other, 1, model), "MAE ")
+    assert same > 0.9999 and rel < 0.01
+    assert far < same - 0.1
 
 
 @pytest.mark.parametrize("method", ["simsiam", "mae"])

@@ -90,9 +90,9 @@ def build(method: str, model_cfg: dict, num_classes: int) -> tuple[nn.Module, nn
 
 def sync_batchnorm(net: nn.Module, model_cfg: dict, method: str, device: torch.device) -> nn.Module:
     """For several processes: BatchNorm over all ranks' images where the backbone asks for it
-    (norm: SyncBN) and in SimSiam's projector and predictor, as Chen and He train them (a GN
-    backbone keeps its GroupNorm). Torch syncs BatchNorm on GPUs alone: on CPU processes
-    SimSiam's heads keep per-rank statistics."""
+    (norm: SyncBN), and every BatchNorm of SimSiam's, as Chen and He sync them (its projector
+    and predictor's, a BN backbone's; a GN backbone keeps its GroupNorm). Torch syncs BatchNorm
+    on GPUs alone: on CPU processes SimSiam keeps per-rank statistics."""
     if model_cfg["norm"] == "SyncBN" or (method == "simsiam" and device.type != "cpu"):
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
     return net

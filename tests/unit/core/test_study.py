@@ -398,10 +398,11 @@ def test_cost_plan_counts_match_the_smoke_studys_plan_and_jobs(smoke):
 
 def test_cost_plan_cli_prints_the_presets_gpu_hours(capsys):
     from conftest import ROOT
-    from rethink.core import cost_plan
-    assert cost_plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
+    from rethink import plan
+    assert plan.main(["--configfile", str(ROOT / "workflow/presets/coco.yaml")]) == 0
     out = capsys.readouterr().out
     assert "pretrain" in out and "GPU-hours" in out and "forking the schedules saves" in out
+    assert "pretrain/GN_vitb: 300 epochs, supervised" in out and "x R50-FPN's FLOPs an image" in out
 
 
 def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
@@ -422,12 +423,13 @@ def test_shared_runs_refuses_a_record_that_is_no_scratch_run(tmp_path):
 def test_cost_plan_prices_a_self_supervised_pre_training_by_its_method():
     """SimSiam's two views cost two supervised epochs; MAE's quarter of the patches a third."""
     from rethink.core import cost_plan
+    from rethink.models.flops import relative_cost
     images, hours = 10**9, {}  # ImageNet-scale counts, so the tiny model's hours read in tenths
     for method in ("supervised", "simsiam"):
         cfg = default_config(study={"pretrainings": [{"name": "p", "method": method, "seed": 1}]})
-        hours[method] = cost_plan.estimate(cfg, imagenet_train=images)["stages"]["pretrain"]
+        hours[method] = cost_plan.estimate(cfg, imagenet_train=images, scale=relative_cost)["stages"]["pretrain"]
     key = study_config.pretraining_key(study_config.variants(cfg)["p"])
-    scale = cost_plan.relative_cost(study_config.pretrain_model_settings(cfg, key), False, cfg["pretrain"]["image_size"])
+    scale = relative_cost(study_config.pretrain_model_settings(cfg, key), False, cfg["pretrain"]["image_size"])
     extra = cost_plan.ANCHORS["pretrain"] * cfg["pretrain"]["epochs"] * images * scale / 3600  # one more supervised
     assert hours["simsiam"]["images_seen"] == hours["supervised"]["images_seen"]
     assert extra > 10 and hours["simsiam"]["gpu_hours"] - hours["supervised"]["gpu_hours"] == pytest.approx(extra, abs=0.2)
@@ -436,14 +438,16 @@ def test_cost_plan_prices_a_self_supervised_pre_training_by_its_method():
 def test_cost_plan_prices_each_backbone_by_its_flops():
     """Counted FLOPs match the published ones (ResNet-50 at 224: 4.1 GMACs; ViT-B/16: 17.6,
     with a class token ours lacks); the COCO preset's R50 runs cost the anchors' rate, its
-    R101, VGG-16 and ViT-B runs more in that order, each row's hours its images times the rate."""
+    R101, VGG-16 and ViT-B runs more in that order, each row's hours its images times the rate.
+    Unscaled (the Snakefile's summary, which loads no torch) it names what it priced as R50."""
     from rethink.core import cost_plan
+    from rethink.models.flops import model_flops, relative_cost
     cfg = cost_plan.merged_config([str(ROOT / "workflow/presets/coco.yaml")])
     r50 = study_config.model_settings(cfg, False)
     vitb = study_config.model_settings(cfg, False, variant=study_config.variants(cfg)["vitb"])
-    assert cost_plan.model_flops(r50, False) / 2 == pytest.approx(4.1e9, rel=0.02)  # 2 FLOPs a MAC
-    assert cost_plan.model_flops(vitb, False) / 2 == pytest.approx(17.6e9, rel=0.02)
-    plan = cost_plan.estimate(cfg)
+    assert model_flops(r50, False) / 2 == pytest.approx(4.1e9, rel=0.02)  # 2 FLOPs a multiply-add
+    assert model_flops(vitb, False) / 2 == pytest.approx(17.6e9, rel=0.02)
+    plan = cost_plan.estimate(cfg, scale=relative_cost)
     rows = {r["variant"]: r for r in plan["variants"]}
     assert rows["main"]["cost_vs_r50"] == rows["35k"]["cost_vs_r50"] == 1.0
     assert 1.0 < rows["R101"]["cost_vs_r50"] < rows["VGG16"]["cost_vs_r50"] < rows["vitb"]["cost_vs_r50"]
@@ -452,3 +456,9 @@ def test_cost_plan_prices_each_backbone_by_its_flops():
         rate = cost_plan.ANCHORS["detection_train"] * r["cost_vs_r50"]
         assert r["gpu_hours"] == pytest.approx(r["images_seen"] * rate / 3600, abs=0.1)
     assert plan["stages"]["train"]["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in rows.values()), abs=1)
+    unscaled = cost_plan.estimate(cfg)
+    assert {r["cost_vs_r50"] for r in unscaled["variants"]} == {1.0}
+    assert unscaled["total_gpu_hours"] < plan["total_gpu_hours"]
+    assert "vitb, keypoints" not in cost_plan.summary(unscaled)  # a head is no backbone of its own
+    assert "R101, VGG16, vitb priced as R50 here" in cost_plan.summary(unscaled)
+    assert "priced as R50 here" not in cost_plan.summary(plan)

@@ -102,7 +102,7 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     pre = cfg["pretrain"]
     norms = sorted({study_config.pretrain_norm(v.norm) for v in variants.values() if not v.own_pretraining})
     if pre["checkpoint"]:  # a given backbone stands in for main's norm's pre-training
-        norms = [n for n in norms if n != study_config.pretrain_norm(cfg["model"]["norm"])] or norms[1:]
+        norms = [n for n in norms if n != study_config.pretrain_norm(cfg["model"]["norm"])]
     # pretraining and model variants (and task or dataset ones with a backbone of their own)
     # pre-train their own backbones, each once
     own = sorted({study_config.pretraining_key(v) for v in variants.values() if v.own_pretraining})
@@ -132,7 +132,7 @@ def cost_plan(cfg: dict, seconds: dict, coco_train: int, coco_val: int, imagenet
     return {"stages": stages, "variants": rows, "pretrainings": pretrainings, "total_gpu_hours": round(sum(s["gpu_hours"] for s in stages.values()), 1),
             "gpu_hours_saved_by_forking": saved, "separate_iterations": detection["separate_iterations"],
             "seconds_per_image": seconds, "seeds": len(seeds), "inits": inits,
-            "own_backbones": own_backbones(cfg), "scaled": scale is not at_r50}
+            "own_backbones": own_backbones(variants), "scaled": scale is not at_r50}
 
 
 def estimate(cfg: dict, throughput=None, coco_train=None, imagenet_train=None, scale: Scale = at_r50) -> dict:
@@ -148,10 +148,10 @@ def estimate(cfg: dict, throughput=None, coco_train=None, imagenet_train=None, s
     return cost_plan(cfg, seconds, coco_train, coco_val, imagenet, voc, scale)
 
 
-def own_backbones(cfg: dict) -> list[str]:
+def own_backbones(variants: dict) -> list[str]:
     """The variants whose backbone is not main's (another arch, depth or width)."""
-    shape = ("arch", "depth", "width", "vit")
-    return [v.name for v in study_config.variants(cfg).values() if v.model and set(v.model) & set(shape)]
+    shape = {"arch", "depth", "width", "vit"}
+    return [v.name for v in variants.values() if v.model and set(v.model) & shape]
 
 
 def summary(plan: dict) -> str:
